@@ -59,6 +59,12 @@ impl PartyId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The party ID a card goes by in certificates: its card ID as 32 lowercase hex characters
+    /// (the RC's subject common name).
+    pub fn for_card(card_id: &CardId) -> PartyId {
+        PartyId(card_id.to_hex())
+    }
 }
 
 impl std::fmt::Display for PartyId {
