@@ -8,9 +8,11 @@
 //! 3. otherwise [`HostError::SealingKeyMissing`], whose message says how to give one.
 //!
 //! There is deliberately no third place such as a key file inside the card directory: a key
-//! stored next to the image it seals would make the sealing decorative. `cardwright card new`
-//! may create a key file with [`SealingKey::generate_file`] (mode 0600, never overwriting) when
-//! it is given a `--key-file` path that does not exist yet.
+//! stored with the image it seals would make the sealing decorative, and a key found by magic
+//! would hide which key is in use. `cardwright card new <dir>` without a key creates one with
+//! [`SealingKey::generate_file`] (mode 0600, never overwriting) at
+//! [`crate::CardDir::suggested_key_file`] — `<dir>.key`, beside the directory — and says so;
+//! every later command names it with `--key-file` or the environment variable.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -82,7 +84,14 @@ impl SealingKey {
 
     /// Reads the key from the environment variable `var`; `Ok(None)` if it is unset or empty.
     pub fn from_env(var: &str) -> Result<Option<Self>, HostError> {
-        match std::env::var(var) {
+        Self::from_env_value(var, std::env::var(var))
+    }
+
+    fn from_env_value(
+        var: &str,
+        value: Result<String, std::env::VarError>,
+    ) -> Result<Option<Self>, HostError> {
+        match value {
             Ok(text) if text.trim().is_empty() => Ok(None),
             Ok(text) => {
                 let text = Zeroizing::new(text);
@@ -99,14 +108,20 @@ impl SealingKey {
     /// The key to use: `key_file` if given, else [`SEALING_KEY_ENV`], else
     /// [`HostError::SealingKeyMissing`].
     pub fn resolve(key_file: Option<&Path>) -> Result<Self, HostError> {
-        Self::resolve_from(key_file, SEALING_KEY_ENV)
+        Self::resolve_with(key_file, SEALING_KEY_ENV, || std::env::var(SEALING_KEY_ENV))
     }
 
-    fn resolve_from(key_file: Option<&Path>, env_var: &'static str) -> Result<Self, HostError> {
+    /// [`SealingKey::resolve`] with the environment passed in (tests must not change the
+    /// process environment while other threads read it).
+    fn resolve_with(
+        key_file: Option<&Path>,
+        env_var: &'static str,
+        env_value: impl FnOnce() -> Result<String, std::env::VarError>,
+    ) -> Result<Self, HostError> {
         if let Some(path) = key_file {
             return Self::from_key_file(path);
         }
-        Self::from_env(env_var)?.ok_or(HostError::SealingKeyMissing { env_var })
+        Self::from_env_value(env_var, env_value())?.ok_or(HostError::SealingKeyMissing { env_var })
     }
 
     /// Creates a new key file at `path` with a fresh key from the operating system, mode 0600.
@@ -226,28 +241,35 @@ mod tests {
 
     #[test]
     fn resolve_prefers_the_file_then_the_environment_then_explains() {
-        const VAR: &str = "CARDWRIGHT_TEST_RESOLVE_KEY";
-        let err = SealingKey::resolve_from(None, VAR).unwrap_err();
+        use std::env::VarError;
+        const VAR: &str = "CARDWRIGHT_TEST_KEY";
+        let err = SealingKey::resolve_with(None, VAR, || Err(VarError::NotPresent)).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("--key-file") && msg.contains(VAR), "{msg}");
+        let err = SealingKey::resolve_with(None, VAR, || Ok(" \n".into())).unwrap_err();
+        assert!(matches!(err, HostError::SealingKeyMissing { .. }), "{err}");
 
         let other = "ff".repeat(32);
-        std::env::set_var(VAR, &other);
-        let from_env = SealingKey::resolve_from(None, VAR).unwrap();
+        let from_env = SealingKey::resolve_with(None, VAR, || Ok(other.clone())).unwrap();
         assert_eq!(
             from_env.check_value(),
             SealingKey::from_hex(&other, "t").unwrap().check_value()
+        );
+        let err = SealingKey::resolve_with(None, VAR, || Ok("abc".into())).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("environment variable CARDWRIGHT_TEST_KEY"),
+            "{err}"
         );
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k");
         write_mode(&path, HEX, 0o400);
-        let from_file = SealingKey::resolve_from(Some(&path), VAR).unwrap();
+        let from_file = SealingKey::resolve_with(Some(&path), VAR, || Ok(other.clone())).unwrap();
         assert_eq!(
             from_file.check_value(),
             SealingKey::from_hex(HEX, "t").unwrap().check_value()
         );
-        std::env::remove_var(VAR);
     }
 
     #[test]
