@@ -6,3 +6,4 @@ pub mod fault;
 pub mod tear;
 pub mod test_pki;
 pub mod transcript;
+pub mod world;

@@ -1,0 +1,16 @@
+//! The user's agent: how a terminal talks to a card. It is an untrusted relay (STYLE rule 7): it
+//! frames commands, follows GET RESPONSE and chaining, and turns status words into typed errors,
+//! but it never holds a secret in clear — everything it carries is signed or sealed end to end.
+//!
+//! - [`CardChannel`]: something that carries APDU bytes to a card (in-process here; PC/SC and
+//!   vpcd elsewhere).
+//! - [`CardClient`]: one typed method per card command of `docs/card-os.md`.
+//! - [`Personalisation`]: the issuer's personalisation record and its DGI encoding.
+
+mod channel;
+mod client;
+mod personalisation;
+
+pub use channel::{CardChannel, ChannelError, InProcessCard};
+pub use client::{meaning, CardClient, CardStatus, ClientError, IssuerCommandKind};
+pub use personalisation::Personalisation;
