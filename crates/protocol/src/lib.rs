@@ -1,1 +1,33 @@
-//! placeholder
+//! Every signed object exchanged between the card and the parties for registration (REG-2) and
+//! dual-consent storing (STO-1…7, REC-1), its DER codec (docs/protocol.asn), and the
+//! verification the card runs on them (and the servers reuse). Sans-IO: time enters as a
+//! [`UnixTime`] value, keys as arguments.
+
+mod codec;
+mod command;
+mod consent;
+mod error;
+mod field;
+mod record;
+mod registration;
+mod signed;
+mod storing;
+
+pub use codec::DerCodec;
+pub use command::{IssuerAction, IssuerCommand};
+pub use consent::{
+    verify_certified_data, verify_issuer_command, verify_listing, verify_receipt,
+    verify_storing_authorization, Authorized, CardContext, CertifiedBy, ConsentPath,
+};
+pub use error::{ConsentError, ProtocolError};
+pub use field::{Challenge, ItemId, ItemPrefix, Nonce, Operation, OperationSet, Policy};
+pub use record::{listing_digest, ListedItem, Listing, ListingBody, Receipt, ReceiptResult};
+pub use registration::{verify_registration_info, RegistrationInfo, UserInfo};
+pub use signed::{
+    Purpose, Signed, SignedObject, ECDSA_WITH_SHA256, MAX_CERTIFICATE_LEN, MAX_CHAIN_LEN,
+    MAX_SIGNATURE_LEN,
+};
+pub use storing::{CertifiedData, Delegation, PartyRole, Sa, SaBasis, Sar, Sdi};
+
+pub use crypto::Digest;
+pub use pki::{CardId, PartyId, Role, UnixTime};
