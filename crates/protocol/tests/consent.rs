@@ -10,7 +10,7 @@ use protocol::{
     Operation, OperationSet, PartyRole, ProtocolError, Purpose, SaBasis, Sdi, SignedObject,
 };
 
-fn refused(sa: &SignedObject, pki: &TestPki) -> ConsentError {
+fn refused(sa: &SignedObject, pki: &Fixture) -> ConsentError {
     verify_storing_authorization(sa, &pki.ctx(&[])).unwrap_err()
 }
 
@@ -24,7 +24,7 @@ fn reassemble(obj: &SignedObject, tbs: &[u8], signature: &[u8]) -> SignedObject 
 
 #[test]
 fn sto1_issuer_requests_provider_grants() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sdi = pki.sdi();
     let sa = pki.sto1(&sdi);
     let ok = verify_storing_authorization(&sa, &pki.ctx(&[])).unwrap();
@@ -41,7 +41,7 @@ fn sto1_issuer_requests_provider_grants() {
 
 #[test]
 fn sto2_provider_requests_issuer_grants() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sdi = pki.sdi();
     let ok = verify_storing_authorization(&pki.sto2(&sdi), &pki.ctx(&[])).unwrap();
     assert_eq!(ok.path, ConsentPath::ProviderRequested);
@@ -52,7 +52,7 @@ fn sto2_provider_requests_issuer_grants() {
 
 #[test]
 fn sto3_provider_alone_under_delegation() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sdi = pki.sdi();
     let ok =
         verify_storing_authorization(&pki.sto3(&pki.delegation(), &sdi), &pki.ctx(&[])).unwrap();
@@ -64,7 +64,7 @@ fn sto3_provider_alone_under_delegation() {
 
 #[test]
 fn sto3_delegation_for_any_card_of_the_issuer() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let mut delegation = pki.delegation();
     delegation.card_id = None;
     verify_storing_authorization(&pki.sto3(&delegation, &pki.sdi()), &pki.ctx(&[])).unwrap();
@@ -72,7 +72,7 @@ fn sto3_delegation_for_any_card_of_the_issuer() {
 
 #[test]
 fn sto6_delete_follows_the_same_paths() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let mut sdi = pki.sdi();
     sdi.operation = Operation::Delete;
     for sa in [
@@ -89,7 +89,7 @@ fn sto6_delete_follows_the_same_paths() {
 fn a_certificate_newer_than_the_floor_is_checked_at_the_objects_issue_time() {
     // The card's floor lags real time; provider-1 renewed its DPR after it. The SA, issued
     // after the renewal, is accepted; one that claims an issue time before the DPR existed is not.
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sdi = pki.sdi();
     let fresh_dpr = pki.reissued(
         &pki.data_registrar,
@@ -125,7 +125,7 @@ fn a_certificate_newer_than_the_floor_is_checked_at_the_objects_issue_time() {
 
 #[test]
 fn no_outstanding_challenge() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let mut ctx = pki.ctx(&[]);
     ctx.challenge = None;
     assert_eq!(
@@ -136,7 +136,7 @@ fn no_outstanding_challenge() {
 
 #[test]
 fn replayed_sa_answers_a_spent_challenge() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sa = pki.sto1(&pki.sdi());
     let mut ctx = pki.ctx(&[]);
     verify_storing_authorization(&sa, &ctx).unwrap();
@@ -150,7 +150,7 @@ fn replayed_sa_answers_a_spent_challenge() {
 
 #[test]
 fn sar_answering_another_challenge() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sa = pki.sto1_with(&pki.sdi(), |c| {
         c.sar.challenge = protocol::Challenge([0x02; 16])
     });
@@ -162,7 +162,7 @@ fn sar_answering_another_challenge() {
 
 #[test]
 fn expired_sa() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sa = pki.sto1_with(&pki.sdi(), |c| {
         c.sa.issued_at = at(-100);
         c.sa.not_after = at(-1);
@@ -179,7 +179,7 @@ fn expired_sa() {
 
 #[test]
 fn expired_sar() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sa = pki.sto1_with(&pki.sdi(), |c| {
         c.sar.issued_at = at(-100);
         c.sar.not_after = at(-1);
@@ -192,7 +192,7 @@ fn expired_sar() {
 
 #[test]
 fn issued_after_its_own_expiry() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sa = pki.sto1_with(&pki.sdi(), |c| {
         c.sa.issued_at = at(700);
         c.sa.not_after = at(600);
@@ -211,7 +211,7 @@ fn issued_after_its_own_expiry() {
 
 #[test]
 fn sa_for_another_card() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let mut sdi = pki.sdi();
     sdi.card_id = OTHER_CARD;
     assert_eq!(
@@ -226,7 +226,7 @@ fn sa_for_another_card() {
 
 #[test]
 fn sa_naming_this_card_over_an_sdi_for_another() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let mut sdi = pki.sdi();
     sdi.card_id = OTHER_CARD;
     let sa = pki.sto1_with(&sdi, |c| c.sa.card_id = CARD);
@@ -238,7 +238,7 @@ fn sa_naming_this_card_over_an_sdi_for_another() {
 
 #[test]
 fn sar_bound_to_another_rc() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sa = pki.sto1_with(&pki.sdi(), |c| {
         c.sar.rc_digest = crypto::sha256(b"another card's RC")
     });
@@ -255,7 +255,7 @@ fn sar_bound_to_another_rc() {
 
 #[test]
 fn altered_sdi_between_sar_and_sa() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sdi = pki.sdi();
     let mut bigger = sdi.clone();
     bigger.size = 10_000;
@@ -274,7 +274,7 @@ fn altered_sdi_between_sar_and_sa() {
 
 #[test]
 fn sa_declaring_a_wrong_sdi_digest() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sa = pki.sto1_with(&pki.sdi(), |c| {
         c.sa.sdi_digest = crypto::sha256(b"something else")
     });
@@ -286,7 +286,7 @@ fn sa_declaring_a_wrong_sdi_digest() {
 
 #[test]
 fn the_issuer_on_both_sides() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sa = pki.sto1_with(&pki.sdi(), |c| {
         c.sa.grantor_role = PartyRole::Issuer;
         c.sa.grantor = pki.issuer.id.clone();
@@ -303,7 +303,7 @@ fn the_issuer_on_both_sides() {
 
 #[test]
 fn the_provider_on_both_sides() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sa = pki.sto1_with(&pki.sdi(), |c| {
         c.sar.requester_role = PartyRole::Provider;
         c.sar.requester = pki.provider.id.clone();
@@ -322,7 +322,7 @@ fn the_provider_on_both_sides() {
 
 #[test]
 fn tampered_sa_bytes() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sdi = pki.sdi();
     let sa = pki.sto1(&sdi);
     let mut tbs = sa.tbs().to_vec();
@@ -341,7 +341,7 @@ fn tampered_sa_bytes() {
 
 #[test]
 fn tampered_signature() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sa = pki.sto1(&pki.sdi());
     let mut signature = sa.signature().to_vec();
     let last = signature.len() - 1;
@@ -357,7 +357,7 @@ fn tampered_signature() {
 
 #[test]
 fn tampered_sar_inside_a_validly_signed_sa() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sdi = pki.sdi();
     let sar = pki
         .sar(PartyRole::Issuer, &pki.issuer, &sdi)
@@ -390,8 +390,8 @@ fn tampered_sar_inside_a_validly_signed_sa() {
 
 #[test]
 fn signed_with_another_key_than_the_chain_certifies() {
-    let pki = TestPki::new();
-    let sa = pki.sto1_with(&pki.sdi(), |c| c.sa_key = &pki.provider2.key);
+    let pki = Fixture::new();
+    let sa = pki.sto1_with(&pki.sdi(), |c| c.sa_key = &pki.provider_2.key);
     assert!(matches!(
         refused(&sa, &pki),
         ConsentError::Object(ProtocolError::BadSignature { .. })
@@ -400,42 +400,42 @@ fn signed_with_another_key_than_the_chain_certifies() {
 
 #[test]
 fn sa_claiming_one_provider_signed_by_another() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sa = pki.sto1_with(&pki.sdi(), |c| {
-        c.sa_key = &pki.provider2.key;
-        c.sa_chain = pki.provider2.chain();
+        c.sa_key = &pki.provider_2.key;
+        c.sa_chain = pki.provider_2.chain();
     });
     assert_eq!(
         refused(&sa, &pki),
         ConsentError::WrongSigner {
             object: "Sa",
             expected: pki.provider.id.clone(),
-            found: pki.provider2.id.clone()
+            found: pki.provider_2.id.clone()
         }
     );
 }
 
 #[test]
 fn sa_by_a_provider_that_does_not_own_the_item() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sa = pki.sto1_with(&pki.sdi(), |c| {
-        c.sa.grantor = pki.provider2.id.clone();
-        c.sa_key = &pki.provider2.key;
-        c.sa_chain = pki.provider2.chain();
+        c.sa.grantor = pki.provider_2.id.clone();
+        c.sa_key = &pki.provider_2.key;
+        c.sa_chain = pki.provider_2.chain();
     });
     assert_eq!(
         refused(&sa, &pki),
         ConsentError::NotItemOwner {
             object: "Sa",
             owner: pki.provider.id.clone(),
-            found: pki.provider2.id.clone()
+            found: pki.provider_2.id.clone()
         }
     );
 }
 
 #[test]
 fn sar_by_another_issuer() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sa = pki.sto1_with(&pki.sdi(), |c| {
         c.sar.requester = pki.issuer2.id.clone();
         c.sar_key = &pki.issuer2.key;
@@ -453,7 +453,7 @@ fn sar_by_another_issuer() {
 
 #[test]
 fn provider_chain_from_a_rogue_root() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sa = pki.sto1_with(&pki.sdi(), |c| {
         c.sa_key = &pki.rogue_provider.key;
         c.sa_chain = pki.rogue_provider.chain();
@@ -467,7 +467,7 @@ fn provider_chain_from_a_rogue_root() {
 #[test]
 fn provider_certificate_presented_for_the_issuer_role() {
     // A provider claims to sign as an issuer: its DPR does not chain to the Issuer Registrar.
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sdi = pki.sdi();
     let sar = pki
         .sar(PartyRole::Provider, &pki.provider, &sdi)
@@ -491,8 +491,8 @@ fn provider_certificate_presented_for_the_issuer_role() {
 
 #[test]
 fn revoked_dpr() {
-    let pki = TestPki::new();
-    let crl = pki.data_crl(&[pki.provider.cert.serial()]);
+    let pki = Fixture::new();
+    let crl = pki.data_registrar_crl(&[pki.provider.cert.serial()]);
     let sa = pki.sto1(&pki.sdi());
     let crls = [crl];
     assert!(matches!(
@@ -506,7 +506,7 @@ fn revoked_dpr() {
 
 #[test]
 fn expired_irc() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let expired = pki.reissued(
         &pki.issuer_registrar,
         &pki.issuer,
@@ -526,7 +526,7 @@ fn expired_irc() {
 
 #[test]
 fn missing_chain() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sa = pki.sto1_with(&pki.sdi(), |c| c.sa_chain = Vec::new());
     assert_eq!(
         refused(&sa, &pki),
@@ -536,7 +536,7 @@ fn missing_chain() {
 
 #[test]
 fn garbage_in_the_chain() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sa = pki.sto1_with(&pki.sdi(), |c| c.sa_chain = vec![vec![0x30, 0x00]]);
     assert!(matches!(
         refused(&sa, &pki),
@@ -551,7 +551,7 @@ fn garbage_in_the_chain() {
 
 #[test]
 fn a_sar_presented_as_an_sa() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sar = pki
         .sar(PartyRole::Issuer, &pki.issuer, &pki.sdi())
         .sign(&pki.issuer.key, pki.issuer.chain());
@@ -566,7 +566,7 @@ fn a_sar_presented_as_an_sa() {
 
 #[test]
 fn an_sa_embedded_where_the_sar_belongs() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sdi = pki.sdi();
     let inner = pki.sto2(&sdi);
     let sa = pki
@@ -588,7 +588,7 @@ fn an_sa_embedded_where_the_sar_belongs() {
 
 #[test]
 fn a_sar_embedded_where_the_delegation_belongs() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sdi = pki.sdi();
     let sar = pki
         .sar(PartyRole::Issuer, &pki.issuer, &sdi)
@@ -613,7 +613,7 @@ fn a_sar_embedded_where_the_delegation_belongs() {
 // ---- refusals: STO-3 delegation scope ----
 
 fn sto3_refusal(
-    pki: &TestPki,
+    pki: &Fixture,
     edit: impl FnOnce(&mut protocol::Delegation, &mut Sdi),
 ) -> ConsentError {
     let mut delegation = pki.delegation();
@@ -624,15 +624,15 @@ fn sto3_refusal(
 
 #[test]
 fn delegation_for_another_provider() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let err = sto3_refusal(&pki, |d, _| {
-        d.provider = pki.provider2.id.clone();
-        d.provider_key_digest = pki.provider2.cert.digest();
+        d.provider = pki.provider_2.id.clone();
+        d.provider_key_digest = pki.provider_2.cert.digest();
     });
     assert_eq!(
         err,
         ConsentError::DelegationWrongProvider {
-            delegated: pki.provider2.id.clone(),
+            delegated: pki.provider_2.id.clone(),
             grantor: pki.provider.id.clone()
         }
     );
@@ -640,14 +640,14 @@ fn delegation_for_another_provider() {
 
 #[test]
 fn delegation_pinning_another_dpr() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let err = sto3_refusal(&pki, |d, _| {
-        d.provider_key_digest = pki.provider2.cert.digest()
+        d.provider_key_digest = pki.provider_2.cert.digest()
     });
     assert_eq!(
         err,
         ConsentError::DelegationKeyMismatch {
-            delegated: pki.provider2.cert.digest(),
+            delegated: pki.provider_2.cert.digest(),
             presented: pki.provider.cert.digest()
         }
     );
@@ -655,7 +655,7 @@ fn delegation_pinning_another_dpr() {
 
 #[test]
 fn delegation_without_the_operation() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let err = sto3_refusal(&pki, |d, sdi| {
         d.operations = OperationSet::STORE;
         sdi.operation = Operation::Delete;
@@ -670,7 +670,7 @@ fn delegation_without_the_operation() {
 
 #[test]
 fn delegation_too_small_for_the_item() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let err = sto3_refusal(&pki, |_, sdi| sdi.size = 1001);
     assert_eq!(
         err,
@@ -683,7 +683,7 @@ fn delegation_too_small_for_the_item() {
 
 #[test]
 fn item_outside_the_delegated_prefix() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let err = sto3_refusal(&pki, |_, sdi| {
         sdi.item_id = ItemId::new(&[0xB0, 0x01]).unwrap()
     });
@@ -698,7 +698,7 @@ fn item_outside_the_delegated_prefix() {
 
 #[test]
 fn delegation_for_another_card() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let err = sto3_refusal(&pki, |d, _| d.card_id = Some(OTHER_CARD));
     assert_eq!(
         err,
@@ -712,7 +712,7 @@ fn delegation_for_another_card() {
 
 #[test]
 fn expired_delegation() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let err = sto3_refusal(&pki, |d, _| d.not_after = at(-1));
     assert!(matches!(
         err,
@@ -725,7 +725,7 @@ fn expired_delegation() {
 
 #[test]
 fn delegation_by_another_issuer() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let mut delegation = pki.delegation();
     delegation.issuer = pki.issuer2.id.clone();
     let signed = delegation.sign(&pki.issuer2.key, pki.issuer2.chain());
@@ -750,10 +750,10 @@ fn delegation_by_another_issuer() {
 
 #[test]
 fn delegation_signed_by_a_provider() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let mut delegation = pki.delegation();
-    delegation.issuer = pki.provider2.id.clone();
-    let signed = delegation.sign(&pki.provider2.key, pki.provider2.chain());
+    delegation.issuer = pki.provider_2.id.clone();
+    let signed = delegation.sign(&pki.provider_2.key, pki.provider_2.chain());
     let sdi = pki.sdi();
     let sa = pki
         .sa(
@@ -774,7 +774,7 @@ fn delegation_signed_by_a_provider() {
 
 #[test]
 fn delegation_used_by_the_issuer_as_grantor() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let signed = pki.delegation().sign(&pki.issuer.key, pki.issuer.chain());
     let sdi = pki.sdi();
     let sa = pki
@@ -797,11 +797,52 @@ fn delegation_used_by_the_issuer_as_grantor() {
 
 #[test]
 fn sa_body_round_trips_through_der() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sa = pki.sto3(&pki.delegation(), &pki.sdi());
     let again = SignedObject::from_der(&sa.to_der()).unwrap();
     assert_eq!(again, sa);
     let body: protocol::Sa = sa.body_unverified().unwrap();
     assert_eq!(protocol::Sa::from_der(&body.to_der()).unwrap(), body);
     assert_eq!(<protocol::Sa as DerCodec>::NAME, "Sa");
+}
+
+#[test]
+fn provider_chain_from_a_lookalike_root() {
+    // A root with the Data Registrar's name but another key certifies a "provider-1".
+    let pki = Fixture::new();
+    let sa = pki.sto1_with(&pki.sdi(), |c| {
+        c.sa_key = &pki.impostor.key;
+        c.sa_chain = pki.impostor.chain();
+    });
+    assert!(matches!(
+        refused(&sa, &pki),
+        ConsentError::Certificate { object: "Sa", .. }
+    ));
+}
+
+#[test]
+fn expired_dpr() {
+    let pki = Fixture::new();
+    let expired = pki.expired_provider();
+    let sa = pki.sto1_with(&pki.sdi(), |c| c.sa_chain = expired.chain());
+    assert!(matches!(
+        refused(&sa, &pki),
+        ConsentError::Certificate {
+            object: "Sa",
+            source: PkiError::CertificateExpired { .. }
+        }
+    ));
+}
+
+#[test]
+fn revoked_irc() {
+    let pki = Fixture::new();
+    let crls = [pki.issuer_registrar_crl(&[pki.issuer.cert.serial()])];
+    assert!(matches!(
+        verify_storing_authorization(&pki.sto2(&pki.sdi()), &pki.ctx(&crls)),
+        Err(ConsentError::Certificate {
+            object: "Sa",
+            source: PkiError::CertificateRevoked { serial: 10, .. }
+        })
+    ));
 }

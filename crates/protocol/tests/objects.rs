@@ -16,7 +16,7 @@ use protocol::{
 
 #[test]
 fn sdci_by_the_owner() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sdi = pki.sdi();
     let sdci = CertifiedData::for_sdi(&sdi).sign(&pki.provider.key, pki.provider.chain());
     assert_eq!(
@@ -27,7 +27,7 @@ fn sdci_by_the_owner() {
 
 #[test]
 fn sdci_prime_by_the_data_registrar_with_or_without_its_certificate() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sdi = pki.sdi();
     let body = CertifiedData::for_sdi(&sdi);
     let bare = body.sign_as_registrar(&pki.data_registrar.key);
@@ -51,14 +51,14 @@ fn sdci_prime_by_the_data_registrar_with_or_without_its_certificate() {
 
 #[test]
 fn sdci_prime_with_another_chain_or_key() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sdi = pki.sdi();
     let body = CertifiedData::for_sdi(&sdi);
     let foreign = SignedObject::sign(
         Purpose::RegistrarCertifiedData,
         &body.to_der(),
-        &pki.rogue_root.key,
-        pki.rogue_root.chain(),
+        &pki.rogue_data_root.key,
+        pki.rogue_data_root.chain(),
     )
     .unwrap();
     assert_eq!(
@@ -67,7 +67,7 @@ fn sdci_prime_with_another_chain_or_key() {
             object: "CertifiedData"
         })
     );
-    let rogue = body.sign_as_registrar(&pki.rogue_root.key);
+    let rogue = body.sign_as_registrar(&pki.rogue_data_root.key);
     assert_eq!(
         verify_certified_data(&rogue, &sdi, &sdi.data_digest, &pki.ctx(&[])),
         Err(ConsentError::Object(ProtocolError::BadSignature {
@@ -78,25 +78,25 @@ fn sdci_prime_with_another_chain_or_key() {
 
 #[test]
 fn sdci_by_another_provider() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sdi = pki.sdi();
-    let sdci = CertifiedData::for_sdi(&sdi).sign(&pki.provider2.key, pki.provider2.chain());
+    let sdci = CertifiedData::for_sdi(&sdi).sign(&pki.provider_2.key, pki.provider_2.chain());
     assert_eq!(
         verify_certified_data(&sdci, &sdi, &sdi.data_digest, &pki.ctx(&[])),
         Err(ConsentError::NotItemOwner {
             object: "CertifiedData",
             owner: pki.provider.id.clone(),
-            found: pki.provider2.id.clone()
+            found: pki.provider_2.id.clone()
         })
     );
 }
 
 #[test]
 fn sdci_by_a_revoked_provider() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sdi = pki.sdi();
     let sdci = CertifiedData::for_sdi(&sdi).sign(&pki.provider.key, pki.provider.chain());
-    let crls = [pki.data_crl(&[pki.provider.cert.serial()])];
+    let crls = [pki.data_registrar_crl(&[pki.provider.cert.serial()])];
     assert!(matches!(
         verify_certified_data(&sdci, &sdi, &sdi.data_digest, &pki.ctx(&crls)),
         Err(ConsentError::Certificate {
@@ -108,7 +108,7 @@ fn sdci_by_a_revoked_provider() {
 
 #[test]
 fn data_that_does_not_match() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sdi = pki.sdi();
     let sdci = CertifiedData::for_sdi(&sdi).sign(&pki.provider.key, pki.provider.chain());
     let other = crypto::sha256(b"other data");
@@ -138,7 +138,7 @@ fn data_that_does_not_match() {
 
 #[test]
 fn sdci_for_another_sdi() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sdi = pki.sdi();
     let mut newer = sdi.clone();
     newer.version = 2;
@@ -155,7 +155,7 @@ fn sdci_for_another_sdi() {
 
 #[test]
 fn sdci_with_a_wrong_purpose() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let sdi = pki.sdi();
     let body = CertifiedData::for_sdi(&sdi).to_der();
     let as_receipt = SignedObject::sign(
@@ -188,14 +188,14 @@ fn command() -> IssuerCommand {
 
 #[test]
 fn issuer_command_accepted() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let signed = command().sign(&pki.issuer.key, pki.issuer.chain());
     assert_eq!(verify_issuer_command(&signed, &pki.ctx(&[])), Ok(command()));
 }
 
 #[test]
 fn issuer_command_refusals() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let ctx = pki.ctx(&[]);
     let sign = |c: IssuerCommand| c.sign(&pki.issuer.key, pki.issuer.chain());
 
@@ -265,7 +265,7 @@ fn issuer_command_refusals() {
 
 // ---- registration information ----
 
-fn registration(pki: &TestPki) -> RegistrationInfo {
+fn registration(pki: &Fixture) -> RegistrationInfo {
     RegistrationInfo {
         card_id: CARD,
         public_key: pki.card_key.verifying_key(),
@@ -276,7 +276,7 @@ fn registration(pki: &TestPki) -> RegistrationInfo {
 
 #[test]
 fn registration_proves_possession() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let signed = registration(&pki).sign(&pki.card_key);
     assert_eq!(
         verify_registration_info(&signed, &CHALLENGE),
@@ -288,7 +288,7 @@ fn registration_proves_possession() {
 
 #[test]
 fn registration_refusals() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     // A terminal substitutes its own key: the signature is not by the key in the body.
     let mut substituted = registration(&pki);
     substituted.public_key = key(77).verifying_key();
@@ -309,14 +309,14 @@ fn registration_refusals() {
 
 // ---- receipts and listings ----
 
-fn items(pki: &TestPki) -> Vec<ListedItem> {
+fn items(pki: &Fixture) -> Vec<ListedItem> {
     vec![
         ListedItem {
             item_id: ItemId::new(&[0xA0, 0x02]).unwrap(),
             version: 3,
             size: 10,
             data_digest: crypto::sha256(b"b"),
-            owner: pki.provider2.id.clone(),
+            owner: pki.provider_2.id.clone(),
             policy: Policy::NOT_DELETABLE,
         },
         ListedItem {
@@ -330,7 +330,7 @@ fn items(pki: &TestPki) -> Vec<ListedItem> {
     ]
 }
 
-fn receipt(pki: &TestPki) -> Receipt {
+fn receipt(pki: &Fixture) -> Receipt {
     Receipt {
         card_id: CARD,
         counter: 7,
@@ -345,14 +345,14 @@ fn receipt(pki: &TestPki) -> Receipt {
 
 #[test]
 fn receipt_verified_with_the_rc() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let signed = receipt(&pki).sign(&pki.card_key);
     assert_eq!(verify_receipt(&signed, &pki.rc), Ok(receipt(&pki)));
 }
 
 #[test]
 fn receipt_refusals() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let by_other_key = receipt(&pki).sign(&key(78));
     assert_eq!(
         verify_receipt(&by_other_key, &pki.rc),
@@ -390,7 +390,7 @@ fn receipt_refusals() {
 
 #[test]
 fn listing_agrees_with_the_receipt_digest() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let nonce = Nonce::new(b"party nonce").unwrap();
     let listing = Listing {
         card_id: CARD,
@@ -423,7 +423,7 @@ fn listing_agrees_with_the_receipt_digest() {
 
 #[test]
 fn listing_contents_are_canonical() {
-    let pki = TestPki::new();
+    let pki = Fixture::new();
     let mut twice = items(&pki);
     twice.push(items(&pki)[0].clone());
     assert!(matches!(

@@ -1,23 +1,23 @@
-//! A small seeded test PKI and builders for the signed objects of one store, shared by the
-//! verification tests. Insecure by construction (seeded keys): tests only.
-//!
-//! It mirrors the shape of `testkit::test_pki::TestPki` (roots, "issuer-1" with its IRC,
-//! "provider-1"/"provider-2" with DPRs, a rogue root, NOW) so the tests can move to it once
-//! testkit builds against this crate.
+//! The test fixture of the verification tests: testkit's [`TestPki`] (seed 1) plus what these
+//! tests need beyond it — a second legitimate issuer, a lookalike root that shares the Data
+//! Registrar's name, a card with its RC — and builders for the signed objects of one store.
+//! Insecure by construction (seeded keys): tests only.
 
 #![allow(dead_code)] // each test binary uses a different part
 
+use std::ops::Deref;
+
 use crypto::{InsecureSeededRng, SigningKey};
 use pki::{
-    issue, issue_crl, issue_root, CardId, Certificate, CertificateRequest, Crl, PartyId, Role,
-    UnixTime,
+    issue, issue_root, CardId, Certificate, CertificateRequest, Crl, PartyId, Role, UnixTime,
 };
 use protocol::{
     CardContext, Challenge, Delegation, ItemId, ItemPrefix, Operation, OperationSet, PartyRole,
     Policy, Sa, SaBasis, Sar, Sdi, SignedObject, UserInfo,
 };
+pub use testkit::test_pki::{TestParty, TestPki};
 
-pub const NOW: UnixTime = UnixTime(1_800_000_000);
+pub const NOW: UnixTime = TestPki::NOW;
 pub const DAY: i64 = 86_400;
 pub const CHALLENGE: Challenge = Challenge([0xC4; 16]);
 pub const CARD: CardId = CardId([0x11; 16]);
@@ -35,48 +35,19 @@ pub fn at(offset: i64) -> UnixTime {
     UnixTime(NOW.0.checked_add_signed(offset).unwrap())
 }
 
-/// A party: its ID, key and certificate.
-pub struct Party {
-    pub id: PartyId,
-    pub key: SigningKey,
-    pub cert: Certificate,
+/// A signer chain of one certificate.
+pub trait Chain {
+    fn chain(&self) -> Vec<Vec<u8>>;
 }
 
-impl Party {
-    pub fn chain(&self) -> Vec<Vec<u8>> {
+impl Chain for TestParty {
+    fn chain(&self) -> Vec<Vec<u8>> {
         vec![self.cert.der().to_vec()]
     }
 }
 
-pub struct TestPki {
-    pub issuer_registrar: Party,
-    pub data_registrar: Party,
-    /// The card's issuer.
-    pub issuer: Party,
-    /// Another properly certified issuer (not the card's).
-    pub issuer2: Party,
-    pub provider: Party,
-    pub provider2: Party,
-    /// A root nobody trusts, with the Data Registrar's name, and a "provider-1" under it.
-    pub rogue_root: Party,
-    pub rogue_provider: Party,
-    pub card_key: SigningKey,
-    pub user_info: UserInfo,
-    pub rc: Certificate,
-}
-
-fn root(role: Role, name: &str, seed: u64) -> Party {
-    let key = key(seed);
-    let cert = issue_root(role, &id(name), &key, 1, at(-365 * DAY), at(3650 * DAY)).unwrap();
-    Party {
-        id: id(name),
-        key,
-        cert,
-    }
-}
-
 pub fn party_cert(
-    parent: &Party,
+    parent: &TestParty,
     role: Role,
     name: &str,
     key: &SigningKey,
@@ -95,7 +66,7 @@ pub fn party_cert(
     issue(&request, &parent.cert, &parent.key).unwrap()
 }
 
-fn party(parent: &Party, role: Role, name: &str, seed: u64, serial: u64) -> Party {
+fn party(parent: &TestParty, role: Role, name: &str, seed: u64, serial: u64) -> TestParty {
     let key = key(seed);
     let cert = party_cert(
         parent,
@@ -103,46 +74,64 @@ fn party(parent: &Party, role: Role, name: &str, seed: u64, serial: u64) -> Part
         name,
         &key,
         serial,
-        at(-30 * DAY),
-        at(365 * DAY),
+        TestPki::NOT_BEFORE,
+        TestPki::NOT_AFTER,
     );
-    Party {
+    TestParty {
         id: id(name),
         key,
         cert,
     }
 }
 
-impl TestPki {
-    pub fn new() -> TestPki {
-        let issuer_registrar = root(Role::IssuerRegistrar, "issuer-registrar", 1);
-        let data_registrar = root(Role::DataRegistrar, "data-registrar", 2);
-        let issuer = party(&issuer_registrar, Role::Issuer, "issuer-1", 3, 10);
-        let issuer2 = party(&issuer_registrar, Role::Issuer, "issuer-2", 4, 11);
-        let provider = party(&data_registrar, Role::Provider, "provider-1", 5, 20);
-        let provider2 = party(&data_registrar, Role::Provider, "provider-2", 6, 21);
-        let rogue_root = root(Role::DataRegistrar, "data-registrar", 7);
-        let rogue_provider = party(&rogue_root, Role::Provider, "provider-1", 8, 20);
+pub struct Fixture {
+    pub pki: TestPki,
+    /// Another properly certified issuer (not the card's).
+    pub issuer2: TestParty,
+    /// A root nobody trusts that carries the Data Registrar's name, and a "provider-1" under it.
+    pub lookalike_root: TestParty,
+    pub impostor: TestParty,
+    pub card_key: SigningKey,
+    pub user_info: UserInfo,
+    /// The card's RC, by issuer-1.
+    pub rc: Certificate,
+}
+
+impl Deref for Fixture {
+    type Target = TestPki;
+
+    fn deref(&self) -> &TestPki {
+        &self.pki
+    }
+}
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        let pki = TestPki::new(1);
+        let issuer2 = party(&pki.issuer_registrar, Role::Issuer, "issuer-2", 4, 11);
+        let lookalike_key = key(7);
+        let lookalike_root = TestParty {
+            id: id("data-registrar"),
+            cert: issue_root(
+                Role::DataRegistrar,
+                &id("data-registrar"),
+                &lookalike_key,
+                2,
+                TestPki::NOT_BEFORE,
+                TestPki::NOT_AFTER,
+            )
+            .unwrap(),
+            key: lookalike_key,
+        };
+        let impostor = party(&lookalike_root, Role::Provider, "provider-1", 8, 20);
         let card_key = key(9);
         let user_info = UserInfo::new("alice", "Alice Example", "alice@example.org").unwrap();
-        let request = CertificateRequest::card(
-            CARD,
-            card_key.verifying_key(),
-            user_info.digest(),
-            100,
-            at(-DAY),
-            at(365 * DAY),
-        );
-        let rc = issue(&request, &issuer.cert, &issuer.key).unwrap();
-        TestPki {
-            issuer_registrar,
-            data_registrar,
-            issuer,
+        let rc = pki.issue_card_rc(CARD, card_key.verifying_key(), user_info.digest());
+        Fixture {
+            pki,
             issuer2,
-            provider,
-            provider2,
-            rogue_root,
-            rogue_provider,
+            lookalike_root,
+            impostor,
             card_key,
             user_info,
             rc,
@@ -163,24 +152,11 @@ impl TestPki {
         }
     }
 
-    /// The Data Registrar's CRL revoking `serials`.
-    pub fn data_crl(&self, serials: &[u64]) -> Crl {
-        issue_crl(
-            &self.data_registrar.cert,
-            &self.data_registrar.key,
-            1,
-            at(-DAY),
-            at(30 * DAY),
-            serials,
-        )
-        .unwrap()
-    }
-
     /// `party`'s certificate re-issued by `parent` with the validity given.
     pub fn reissued(
         &self,
-        parent: &Party,
-        party: &Party,
+        parent: &TestParty,
+        party: &TestParty,
         role: Role,
         not_before: UnixTime,
         not_after: UnixTime,
@@ -212,7 +188,7 @@ impl TestPki {
         }
     }
 
-    pub fn sar(&self, role: PartyRole, requester: &Party, sdi: &Sdi) -> Sar {
+    pub fn sar(&self, role: PartyRole, requester: &TestParty, sdi: &Sdi) -> Sar {
         Sar {
             requester_role: role,
             requester: requester.id.clone(),
@@ -224,7 +200,7 @@ impl TestPki {
         }
     }
 
-    pub fn sa(&self, basis: SaBasis, role: PartyRole, grantor: &Party, sdi: &Sdi) -> Sa {
+    pub fn sa(&self, basis: SaBasis, role: PartyRole, grantor: &TestParty, sdi: &Sdi) -> Sa {
         Sa::new(
             basis,
             role,
@@ -313,9 +289,9 @@ pub struct Sto1<'a> {
     pub sa_chain: Vec<Vec<u8>>,
 }
 
-impl Default for TestPki {
+impl Default for Fixture {
     fn default() -> Self {
-        TestPki::new()
+        Fixture::new()
     }
 }
 
