@@ -300,6 +300,22 @@ impl FaultNvm {
         self.device.borrow().plan
     }
 
+    /// A handle on this same device that outlives handing the device to a card, so a test can
+    /// [`FaultNvm::arm`] its plan after setting the card up.
+    pub fn handle(&self) -> FaultNvm {
+        self.share()
+    }
+
+    /// Restarts the write count here and installs `plan`: writes before this call (a test's
+    /// setup, such as verifying the PIN before the command under test) are neither counted nor
+    /// faulted.
+    pub fn arm(&self, plan: FaultPlan) {
+        let mut d = self.device.borrow_mut();
+        d.plan = plan;
+        d.trace.clear();
+        d.syncs = 0;
+    }
+
     /// Every write since power-on, in order, including a torn one; not the ones refused after
     /// the power was lost.
     pub fn writes(&self) -> Vec<NvmWrite> {
