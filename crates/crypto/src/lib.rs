@@ -33,6 +33,8 @@ pub enum CryptoError {
     MalformedSignature { len: usize },
     #[error("signature does not verify")]
     BadSignature,
+    #[error("signature is the high-S twin of a valid one (not canonical)")]
+    NonCanonicalSignature,
     #[error("ciphertext is malformed or was not made for this key and context")]
     OpenFailed,
     #[error("PKCS#8 key could not be read")]
@@ -229,9 +231,11 @@ impl SigningKey {
         VerifyingKey(*self.0.verifying_key())
     }
 
-    /// ECDSA P-256 with SHA-256 over `message`, deterministic (RFC 6979).
+    /// ECDSA P-256 with SHA-256 over `message`, deterministic (RFC 6979), with `s` in the lower
+    /// half of the group order (the canonical twin; see [`VerifyingKey::verify_canonical`]).
     pub fn sign(&self, message: &[u8]) -> Signature {
         let sig: p256::ecdsa::Signature = self.0.sign(message);
+        let sig = sig.normalize_s().unwrap_or(sig);
         Signature(sig.to_der().as_bytes().to_vec())
     }
 
@@ -270,17 +274,38 @@ impl VerifyingKey {
         self.0.to_encoded_point(false).as_bytes().to_vec()
     }
 
-    /// Verifies a DER ECDSA P-256/SHA-256 signature over `message`.
+    /// Verifies a DER ECDSA P-256/SHA-256 signature over `message`, accepting either `s` of the
+    /// pair (X.509 signatures made by other implementations may use either).
     pub fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), CryptoError> {
-        let sig = p256::ecdsa::Signature::from_der(&signature.0).map_err(|_| {
-            CryptoError::MalformedSignature {
-                len: signature.0.len(),
-            }
-        })?;
+        let sig = parse_signature(signature)?;
         self.0
             .verify(message, &sig)
             .map_err(|_| CryptoError::BadSignature)
     }
+
+    /// Verifies like [`VerifyingKey::verify`] but accepts only the low-`s` form. ECDSA
+    /// signatures come in pairs (`s` and `n − s`): a relay could swap one for the other and
+    /// change a signed object's bytes, and so every digest over it, without the key. Signed
+    /// protocol objects are checked with this, so each has exactly one valid encoding.
+    pub fn verify_canonical(
+        &self,
+        message: &[u8],
+        signature: &Signature,
+    ) -> Result<(), CryptoError> {
+        let sig = parse_signature(signature)?;
+        if sig.normalize_s().is_some() {
+            return Err(CryptoError::NonCanonicalSignature);
+        }
+        self.0
+            .verify(message, &sig)
+            .map_err(|_| CryptoError::BadSignature)
+    }
+}
+
+fn parse_signature(signature: &Signature) -> Result<p256::ecdsa::Signature, CryptoError> {
+    p256::ecdsa::Signature::from_der(&signature.0).map_err(|_| CryptoError::MalformedSignature {
+        len: signature.0.len(),
+    })
 }
 
 /// A DER-encoded ECDSA signature (`Ecdsa-Sig-Value`, RFC 3279).
@@ -474,6 +499,28 @@ mod tests {
         assert_eq!(k2.verifying_key(), k.verifying_key());
         let k3 = SigningKey::from_pkcs8_der(&k.to_pkcs8_der()).unwrap();
         assert_eq!(k3.verifying_key(), k.verifying_key());
+    }
+
+    #[test]
+    fn signatures_are_low_s_and_the_high_s_twin_is_refused_where_canonical() {
+        let mut rng = InsecureSeededRng::insecure_seeded_for_tests(5);
+        for i in 0..32u8 {
+            let k = SigningKey::generate(&mut rng);
+            let msg = [i; 7];
+            let sig = k.sign(&msg);
+            let parsed = p256::ecdsa::Signature::from_der(&sig.0).unwrap();
+            assert!(parsed.normalize_s().is_none(), "our signatures are low-S");
+            k.verifying_key().verify_canonical(&msg, &sig).unwrap();
+            // The twin (r, n - s) verifies leniently but not canonically.
+            let (r, s) = parsed.split_scalars();
+            let twin = p256::ecdsa::Signature::from_scalars(r, -*s).unwrap();
+            let twin = Signature(twin.to_der().as_bytes().to_vec());
+            k.verifying_key().verify(&msg, &twin).unwrap();
+            assert_eq!(
+                k.verifying_key().verify_canonical(&msg, &twin),
+                Err(CryptoError::NonCanonicalSignature)
+            );
+        }
     }
 
     #[test]

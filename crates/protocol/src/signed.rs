@@ -183,7 +183,7 @@ impl SignedObject {
                 oid: self.algorithm.to_string(),
             });
         }
-        key.verify(&self.tbs, &Signature(self.signature.clone()))
+        key.verify_canonical(&self.tbs, &Signature(self.signature.clone()))
             .map_err(|_| ProtocolError::BadSignature {
                 purpose: self.purpose,
             })?;

@@ -397,6 +397,8 @@ pub fn meaning(status: Status) -> &'static str {
         0x6D00 => "instruction not supported",
         0x6E00 => "class not supported",
         s if s & 0xFFF0 == 0x63C0 => "wrong PIN",
+        s if s & 0xFF00 == 0x6100 => "more response data: send GET RESPONSE",
+        s if s & 0xFF00 == 0x6C00 => "wrong Le: resend with the Le in SW2",
         _ => "unknown status",
     }
 }

@@ -458,6 +458,59 @@ fn spaced_hex(bytes: &[u8]) -> String {
         .join(" ")
 }
 
+/// Records an APDU session on any [`terminal::CardChannel`] in this module's transcript format,
+/// so a deterministic scenario can be kept as a readable golden file and replayed by [`run`].
+pub struct Recorder<C: terminal::CardChannel> {
+    inner: C,
+    text: String,
+}
+
+impl<C: terminal::CardChannel> Recorder<C> {
+    pub fn new(inner: C) -> Self {
+        Recorder {
+            inner,
+            text: String::new(),
+        }
+    }
+
+    /// Adds a `# comment` line before the next exchange.
+    pub fn note(&mut self, comment: &str) {
+        for line in comment.lines() {
+            self.text.push_str("# ");
+            self.text.push_str(line);
+            self.text.push('\n');
+        }
+    }
+
+    /// The transcript so far.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn inner_mut(&mut self) -> &mut C {
+        &mut self.inner
+    }
+}
+
+impl<C: terminal::CardChannel> terminal::CardChannel for Recorder<C> {
+    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, terminal::ChannelError> {
+        let response = self.inner.transmit(command)?;
+        self.text.push_str(">> ");
+        self.text.push_str(&hex::encode_upper(command));
+        self.text.push_str("\n<< ");
+        if response.len() > 2 {
+            self.text
+                .push_str(&hex::encode_upper(&response[..response.len() - 2]));
+            self.text.push(' ');
+        }
+        self.text.push_str(&hex::encode_upper(
+            &response[response.len().saturating_sub(2)..],
+        ));
+        self.text.push('\n');
+        Ok(response)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
