@@ -30,7 +30,6 @@ const MAX_ITEM_SIZE: u32 = 32 * 1024;
 /// power loss drops it and the terminal starts again with a fresh challenge).
 pub struct LoadSession {
     authorized: Authorized,
-    certified: bool,
     next_block: u8,
     hasher: Sha256Hasher,
     data: Vec<u8>,
@@ -564,18 +563,11 @@ fn register_complete<N: Nvm>(card: &mut Card<N>, cmd: &Command) -> Result<Vec<u8
     let rc = Certificate::from_der(rc_der).map_err(|_| Refusal::WrongData)?;
     let irc = Certificate::from_der(irc_der).map_err(|_| Refusal::WrongData)?;
     let s = &card.state;
-    let anchor = s
-        .issuer_anchor
-        .as_deref()
-        .map(Certificate::from_der)
-        .transpose()
-        .map_err(|_| Refusal::MemoryFailure)?
-        .ok_or(Refusal::ConditionsNotSatisfied)?;
-    let crls = held_crls(s)?;
+    let h = held(s)?;
     let verified = pki::verify_chain(
         &[rc.clone(), irc.clone()],
-        &[anchor],
-        &crls,
+        &[h.issuer_anchor],
+        &h.crls,
         s.time_floor,
         Role::Card,
     )
@@ -616,55 +608,58 @@ fn held_crls(s: &PersistentState) -> Result<Vec<Crl>, Refusal> {
 // ---------------------------------------------------------------------------------------------
 // Storing and deleting under dual consent (STO-1…6)
 
+/// What the card holds for verifying signed objects, parsed once per command.
 struct Held {
-    rc: Certificate,
+    card_id: CardId,
+    issuer: PartyId,
+    time_floor: UnixTime,
+    rc: Option<Certificate>,
     issuer_anchor: Certificate,
     data_anchor: Certificate,
     crls: Vec<Crl>,
 }
 
 fn held(s: &PersistentState) -> Result<Held, Refusal> {
-    let reg = s
-        .registration
-        .as_ref()
-        .ok_or(Refusal::ConditionsNotSatisfied)?;
-    let parse = |d: &Option<Vec<u8>>| {
-        d.as_deref()
-            .map(Certificate::from_der)
-            .transpose()
-            .map_err(|_| Refusal::MemoryFailure)?
-            .ok_or(Refusal::ConditionsNotSatisfied)
-    };
+    // Invariant: personalisation stored valid certificates; a parse failure here is NVM damage.
+    let parse = |d: &[u8]| Certificate::from_der(d).map_err(|_| Refusal::MemoryFailure);
+    let missing = Refusal::ConditionsNotSatisfied;
     Ok(Held {
-        rc: Certificate::from_der(&reg.rc_der).map_err(|_| Refusal::MemoryFailure)?,
-        issuer_anchor: parse(&s.issuer_anchor)?,
-        data_anchor: parse(&s.data_anchor)?,
+        card_id: s.card_id.ok_or(missing)?,
+        issuer: s.issuer_id.clone().ok_or(missing)?,
+        time_floor: s.time_floor,
+        rc: s
+            .registration
+            .as_ref()
+            .map(|r| parse(&r.rc_der))
+            .transpose()?,
+        issuer_anchor: parse(s.issuer_anchor.as_deref().ok_or(missing)?)?,
+        data_anchor: parse(s.data_anchor.as_deref().ok_or(missing)?)?,
         crls: held_crls(s)?,
     })
+}
+
+impl Held {
+    fn context(&self, challenge: Option<Challenge>) -> CardContext<'_> {
+        CardContext {
+            card_id: self.card_id,
+            rc: self.rc.as_ref(),
+            issuer: &self.issuer,
+            issuer_anchor: &self.issuer_anchor,
+            data_anchor: &self.data_anchor,
+            crls: &self.crls,
+            time_floor: self.time_floor,
+            challenge,
+        }
+    }
 }
 
 /// Verifies an SA against everything the card holds, consuming the outstanding challenge
 /// whatever the outcome (a challenge answers one attempt, no more).
 fn authorize<N: Nvm>(card: &mut Card<N>, sa_der: &[u8]) -> Result<Authorized, Refusal> {
     let challenge = card.ram.challenge.take();
-    let s = &card.state;
-    let h = held(s)?;
-    let card_id = s.card_id.ok_or(Refusal::ConditionsNotSatisfied)?;
-    let issuer = s
-        .issuer_id
-        .as_ref()
-        .ok_or(Refusal::ConditionsNotSatisfied)?;
+    let h = held(&card.state)?;
     let sa = SignedObject::from_der(sa_der).map_err(|_| Refusal::WrongData)?;
-    let ctx = CardContext {
-        card_id,
-        rc: &h.rc,
-        issuer,
-        issuer_anchor: &h.issuer_anchor,
-        data_anchor: &h.data_anchor,
-        crls: &h.crls,
-        time_floor: s.time_floor,
-        challenge,
-    };
+    let ctx = h.context(challenge);
     protocol::verify_storing_authorization(&sa, &ctx)
         .map_err(|e| diagnose(&mut card.ram.diagnostic, e))
 }
@@ -701,36 +696,24 @@ fn install<N: Nvm>(card: &mut Card<N>, cmd: &Command) -> Result<Vec<u8>, Refusal
     if sdi.size > s.free() + reclaimed {
         return Err(Refusal::NotEnoughMemory);
     }
-    let certified = match tlv::find(&tlvs, TAG_CERTIFIED_DATA) {
+    match tlv::find(&tlvs, TAG_CERTIFIED_DATA) {
         Some(der) => {
             let sdci = SignedObject::from_der(der).map_err(|_| Refusal::WrongData)?;
             let h = held(s)?;
-            let ctx_issuer = s
-                .issuer_id
-                .as_ref()
-                .ok_or(Refusal::ConditionsNotSatisfied)?;
-            let ctx = CardContext {
-                card_id: s.card_id.ok_or(Refusal::ConditionsNotSatisfied)?,
-                rc: &h.rc,
-                issuer: ctx_issuer,
-                issuer_anchor: &h.issuer_anchor,
-                data_anchor: &h.data_anchor,
-                crls: &h.crls,
-                time_floor: s.time_floor,
-                challenge: None,
-            };
+            let mut ctx = h.context(None);
+            // The provider's DPR may be newer than the floor; the issuer-signed time of this
+            // very authorization is one the card is about to accept.
+            ctx.time_floor = ctx.time_floor.max(authorized.newest_issued_at);
             protocol::verify_certified_data(&sdci, sdi, &sdi.data_digest, &ctx)
                 .map_err(|e| diagnose(&mut card.ram.diagnostic, e))?;
-            true
         }
         None if sdi.policy.contains(Policy::CERTIFIED_DATA_REQUIRED) => {
             return Err(Refusal::SecurityNotSatisfied)
         }
-        None => false,
-    };
+        None => {}
+    }
     card.ram.load = Some(LoadSession {
         authorized,
-        certified,
         next_block: 0,
         hasher: Sha256Hasher::new(),
         data: Vec::new(),
@@ -776,7 +759,6 @@ fn load<N: Nvm>(card: &mut Card<N>, cmd: &Command) -> Result<Vec<u8>, Refusal> {
     if session.data.len() != size || digest != sdi.data_digest {
         return Err(Refusal::WrongData);
     }
-    let _ = session.certified;
     let mut next = card.state.clone();
     next.items.retain(|i| i.item_id != sdi.item_id);
     next.items.push(Item {
@@ -947,22 +929,10 @@ fn issuer_command<N: Nvm>(
     let obj =
         SignedObject::from_der(tlv::find(&tlvs, TAG_ISSUER_COMMAND).ok_or(Refusal::WrongData)?)
             .map_err(|_| Refusal::WrongData)?;
-    let s = &card.state;
-    // Issuer commands are verified in the card's registered context (its RC binds the issuer).
-    let h = held(s)?;
-    let ctx = CardContext {
-        card_id: s.card_id.ok_or(Refusal::ConditionsNotSatisfied)?,
-        rc: &h.rc,
-        issuer: s
-            .issuer_id
-            .as_ref()
-            .ok_or(Refusal::ConditionsNotSatisfied)?,
-        issuer_anchor: &h.issuer_anchor,
-        data_anchor: &h.data_anchor,
-        crls: &h.crls,
-        time_floor: s.time_floor,
-        challenge,
-    };
+    // Issuer commands work before registration too (an issuer may unblock or terminate a
+    // personalised card): the context then has no RC, which they do not need.
+    let h = held(&card.state)?;
+    let ctx = h.context(challenge);
     let command = protocol::verify_issuer_command(&obj, &ctx)
         .map_err(|e| diagnose(&mut card.ram.diagnostic, e))?;
     Ok((command.action, command.issued_at))

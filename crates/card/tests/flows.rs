@@ -680,6 +680,40 @@ fn lock_unlock_and_terminate_by_the_issuer() {
 }
 
 #[test]
+fn issuer_commands_work_before_registration() {
+    let w = World::new(30);
+    let mut c = w.personalised();
+    for _ in 0..PIN_TRY_LIMIT {
+        let _ = c.verify_pin("0000");
+    }
+    assert_eq!(
+        status_of(c.verify_pin(PIN)),
+        Status::AUTHENTICATION_METHOD_BLOCKED
+    );
+    let ch = challenge(&mut c);
+    c.reset_retry_counter(&w.issuer_command(IssuerAction::UnblockPin, ch))
+        .unwrap();
+    c.verify_pin(PIN).unwrap();
+    // A command for another card (another world's issuer command) is refused.
+    let other = World::new(31);
+    let ch = challenge(&mut c);
+    assert_eq!(
+        status_of(c.set_status(
+            IssuerCommandKind::Terminate,
+            &other.issuer_command(IssuerAction::Terminate, ch)
+        )),
+        Status::REFERENCE_DATA_NOT_USABLE
+    );
+    let ch = challenge(&mut c);
+    c.set_status(
+        IssuerCommandKind::Terminate,
+        &w.issuer_command(IssuerAction::Terminate, ch),
+    )
+    .unwrap();
+    assert_terminated(&w, c);
+}
+
+#[test]
 fn tamper_erases_keys_and_terminates() {
     let w = World::new(27);
     let (mut c, _rc) = w.registered();

@@ -27,8 +27,9 @@ use pki::{CardId, Certificate, Crl, PartyId, Role, UnixTime, VerifiedChain};
 #[derive(Debug, Clone, Copy)]
 pub struct CardContext<'a> {
     pub card_id: CardId,
-    /// The card's own registration certificate (RC).
-    pub rc: &'a Certificate,
+    /// The card's own registration certificate (RC); `None` before registration (issuer
+    /// commands are still verifiable then; storing authorizations are not).
+    pub rc: Option<&'a Certificate>,
     /// The card's issuer (the RC's issuer, the subject of the issuer's IRC).
     pub issuer: &'a PartyId,
     /// The Issuer Registrar root: anchor for issuers' IRCs.
@@ -174,7 +175,7 @@ fn verify_request(
         });
     }
     check_party("Sar", sar.requester_role, &sar.requester, &sar.sdi, ctx)?;
-    let rc_digest = ctx.rc.digest();
+    let rc_digest = ctx.rc.ok_or(ConsentError::NotRegistered)?.digest();
     if sar.rc_digest != rc_digest {
         return Err(ConsentError::RcMismatch {
             expected: rc_digest,

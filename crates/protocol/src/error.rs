@@ -94,6 +94,9 @@ pub enum ConsentError {
         expected: CardId,
         found: CardId,
     },
+    /// The card holds no registration certificate yet, so no request can be bound to it.
+    #[error("the card is not registered: no RC to bind the request to")]
+    NotRegistered,
     /// The request names a registration certificate other than the card's.
     #[error("request binds RC digest {found:?}, the card's RC has {expected:?}")]
     RcMismatch { expected: Digest, found: Digest },

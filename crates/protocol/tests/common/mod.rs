@@ -142,7 +142,7 @@ impl Fixture {
     pub fn ctx<'a>(&'a self, crls: &'a [Crl]) -> CardContext<'a> {
         CardContext {
             card_id: CARD,
-            rc: &self.rc,
+            rc: Some(&self.rc),
             issuer: &self.issuer.id,
             issuer_anchor: &self.issuer_registrar.cert,
             data_anchor: &self.data_registrar.cert,
