@@ -664,9 +664,16 @@ fn authorize<N: Nvm>(card: &mut Card<N>, sa_der: &[u8]) -> Result<Authorized, Re
         .map_err(|e| diagnose(&mut card.ram.diagnostic, e))
 }
 
-fn install<N: Nvm>(card: &mut Card<N>, cmd: &Command) -> Result<Vec<u8>, Refusal> {
-    // INSTALL [for load] (P1 = 02).
-    if cmd.p1 != 0x02 || cmd.p2 != 0x00 {
+/// The common front of INSTALL and DELETE: P1/P2, life cycle, the holder's PIN, then the SA
+/// (tag DF50) verified for `operation`. Drops any pending load session. Returns the
+/// authorization and the parsed data field.
+fn storing_request<N: Nvm>(
+    card: &mut Card<N>,
+    cmd: &Command,
+    p1p2: [u8; 2],
+    operation: Operation,
+) -> Result<(Authorized, Vec<tlv::Tlv>), Refusal> {
+    if [cmd.p1, cmd.p2] != p1p2 {
         return Err(Refusal::WrongP1P2);
     }
     if card.state.life_cycle != LifeCycle::InUse {
@@ -677,10 +684,16 @@ fn install<N: Nvm>(card: &mut Card<N>, cmd: &Command) -> Result<Vec<u8>, Refusal
     let tlvs = tlv::parse_all(&cmd.data).map_err(|_| Refusal::WrongData)?;
     let sa = tlv::find(&tlvs, TAG_AUTHORIZATION).ok_or(Refusal::WrongData)?;
     let authorized = authorize(card, sa)?;
-    let sdi = &authorized.sdi;
-    if sdi.operation != Operation::Store {
+    if authorized.sdi.operation != operation {
         return Err(Refusal::WrongData);
     }
+    Ok((authorized, tlvs))
+}
+
+fn install<N: Nvm>(card: &mut Card<N>, cmd: &Command) -> Result<Vec<u8>, Refusal> {
+    // INSTALL [for load] (P1 = 02).
+    let (authorized, tlvs) = storing_request(card, cmd, [0x02, 0x00], Operation::Store)?;
+    let sdi = &authorized.sdi;
     if sdi.size > MAX_ITEM_SIZE {
         return Err(Refusal::NotEnoughMemory);
     }
@@ -774,21 +787,8 @@ fn load<N: Nvm>(card: &mut Card<N>, cmd: &Command) -> Result<Vec<u8>, Refusal> {
 }
 
 fn delete<N: Nvm>(card: &mut Card<N>, cmd: &Command) -> Result<Vec<u8>, Refusal> {
-    if cmd.p1 != 0x00 || cmd.p2 != 0x00 {
-        return Err(Refusal::WrongP1P2);
-    }
-    if card.state.life_cycle != LifeCycle::InUse {
-        return Err(Refusal::ConditionsNotSatisfied);
-    }
-    require_pin(card)?;
-    card.ram.load = None;
-    let tlvs = tlv::parse_all(&cmd.data).map_err(|_| Refusal::WrongData)?;
-    let sa = tlv::find(&tlvs, TAG_AUTHORIZATION).ok_or(Refusal::WrongData)?;
-    let authorized = authorize(card, sa)?;
+    let (authorized, _) = storing_request(card, cmd, [0x00, 0x00], Operation::Delete)?;
     let sdi = &authorized.sdi;
-    if sdi.operation != Operation::Delete {
-        return Err(Refusal::WrongData);
-    }
     let item = card
         .state
         .items

@@ -214,15 +214,7 @@ fn every_writing_command_is_all_or_nothing() {
     let personalised = nvm_bytes(w.personalised());
     // A CRL after personalisation.
     let crl = w.pki.data_registrar_crl(&[w.pki.provider_2.cert.serial()]);
-    let mut crl_dgi = vec![0x02, 0x01];
-    let len = crl.der().len();
-    if len < 0xFF {
-        crl_dgi.push(len as u8);
-    } else {
-        crl_dgi.push(0xFF);
-        crl_dgi.extend((len as u16).to_be_bytes());
-    }
-    crl_dgi.extend_from_slice(crl.der());
+    let crl_dgi = terminal::dgi(DGI_CRL, crl.der());
     reports.push(tear(TearCase {
         name: "STORE DATA (CRL)",
         pre: personalised.clone(),

@@ -13,4 +13,4 @@ mod personalisation;
 
 pub use channel::{CardChannel, ChannelError, InProcessCard};
 pub use client::{meaning, CardClient, CardStatus, ClientError, IssuerCommandKind};
-pub use personalisation::Personalisation;
+pub use personalisation::{dgi, Personalisation};

@@ -23,7 +23,7 @@ pub struct Personalisation {
 }
 
 /// One DGI (GP CS §11.11.2.2): 2-byte DGI, length (1 byte, or FF + 2 bytes), value.
-pub(crate) fn dgi(tag: u16, value: &[u8]) -> Vec<u8> {
+pub fn dgi(tag: u16, value: &[u8]) -> Vec<u8> {
     let mut out = tag.to_be_bytes().to_vec();
     if value.len() < 0xFF {
         out.push(value.len() as u8);
