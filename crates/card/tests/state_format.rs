@@ -1,0 +1,526 @@
+//! The card's persisted state format (STYLE rule 4: "a versioned format with golden files").
+//!
+//! Golden images in `tests/golden/state-v1-<name>.bin` pin format version 1 byte for byte: the
+//! same deterministic states must encode to exactly those bytes, and the golden bytes must
+//! decode and re-encode unchanged (cards in the field hold such images). The decoder must refuse
+//! everything that is not exactly one well-formed image, and never panic.
+//!
+//! A missing or different golden file fails the test. Rewrite the files only for an intended
+//! format change — which also bumps `STATE_FORMAT_VERSION` and decides what happens to version 1
+//! images — with:
+//!
+//! ```text
+//! CARDWRIGHT_BLESS=1 cargo test -p card --test state_format
+//! ```
+
+use std::path::PathBuf;
+
+use card::nvm::MemNvm;
+use card::state::{
+    CardKeyEntry, Item, KeyVersion, PinRecord, Registration, SkEntry, StateError,
+    STATE_FORMAT_VERSION,
+};
+use card::store::Store;
+use card::{Card, LifeCycle, PersistentState};
+use crypto::{sha256, Digest, SigningKey, SymmetricKey};
+use pki::{CardId, PartyId, UnixTime};
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::sample::{select, Index};
+use proptest::test_runner::{Config, RngSeed, TestRunner};
+use protocol::{Challenge, ItemId, Operation, Policy};
+use testkit::world::{Path, TestClient, World};
+
+/// Seed of the world the golden states are built in. Changing it changes every golden file.
+const GOLDEN_SEED: u64 = 0x57A7_E001;
+const BLESS_VAR: &str = "CARDWRIGHT_BLESS";
+
+/// The golden states, by name: `(name, state image)`.
+fn golden_states() -> Vec<(&'static str, Vec<u8>)> {
+    let w = World::new(GOLDEN_SEED);
+    vec![
+        ("manufactured", w.blank_card().image().to_vec()),
+        ("personalised", image_of(w.personalised())),
+        ("registered-two-items", registered_two_items(&w)),
+        ("tampered-by-hand", tampered_by_hand().encode()),
+    ]
+}
+
+fn image_of(c: TestClient) -> Vec<u8> {
+    c.into_channel().into_card().image().to_vec()
+}
+
+/// A registered card holding a revocation list and two items stored on two consent paths, one
+/// of them with a policy.
+fn registered_two_items(w: &World) -> Vec<u8> {
+    let (mut c, rc) = w.registered();
+    c.load_crl(&w.pki.issuer_registrar_crl(&[]))
+        .expect("the Issuer Registrar's CRL loads");
+    let mut store = |item: &[u8], version: u32, data: &[u8], policy: Policy, path: Path| {
+        let sdi = w.sdi_with(
+            Operation::Store,
+            item,
+            version,
+            data,
+            &w.pki.provider.id,
+            policy,
+        );
+        let challenge = Challenge(c.get_challenge().expect("challenge"));
+        let sa = w.sa(path, &sdi, challenge, &rc);
+        c.store(&sa, None, data).expect("store");
+    };
+    store(
+        b"ticket-1",
+        1,
+        b"row 7 seat 12",
+        Policy::NONE,
+        Path::ViaIssuer,
+    );
+    store(
+        b"badge-2",
+        3,
+        b"staff badge, level 2",
+        Policy::NOT_DELETABLE,
+        Path::ViaProvider,
+    );
+    image_of(c)
+}
+
+/// A state built field by field, independent of the test world: what a tampered card keeps
+/// (terminated, keys erased, PIN blocked) with every list non-empty.
+fn tampered_by_hand() -> PersistentState {
+    let id = |s: &str| PartyId::new(s).expect("party id");
+    PersistentState {
+        life_cycle: LifeCycle::Terminated,
+        receipt_counter: 0x0102_0304_0506_0708,
+        time_floor: UnixTime(1_800_000_000),
+        pin: Some(PinRecord {
+            salt: [0xA5; 16],
+            mac: [0x3C; 32],
+            try_limit: 5,
+            tries_left: 0,
+        }),
+        card_id: Some(CardId(*b"HANDMADE-CARD-01")),
+        issuer_id: Some(id("issuer-9")),
+        capacity: 70_000,
+        sk: None,
+        card_key: None,
+        issuer_authenticator: b"authenticator".to_vec(),
+        issuer_anchor: Some(vec![0x30, 0x03, 0x02, 0x01, 0x01]),
+        data_anchor: Some(Vec::new()),
+        registration: Some(Registration {
+            rc_der: vec![0x30, 0x00],
+            irc_der: vec![0xFF; 300],
+        }),
+        crls: vec![vec![0x30, 0x01, 0x00], Vec::new()],
+        items: vec![
+            Item {
+                item_id: ItemId::new(b"a").expect("item id"),
+                version: 0,
+                owner: id("provider-9"),
+                policy: Policy::NONE,
+                digest: sha256(b""),
+                data: Vec::new(),
+            },
+            Item {
+                item_id: ItemId::new(&[0xFF; 16]).expect("item id"),
+                version: u32::MAX,
+                owner: id("p"),
+                policy: Policy::KNOWN,
+                digest: Digest([0x77; 32]),
+                data: vec![0xEE; 300],
+            },
+        ],
+    }
+}
+
+fn golden_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(format!("state-v{STATE_FORMAT_VERSION}-{name}.bin"))
+}
+
+fn blessing() -> bool {
+    std::env::var(BLESS_VAR).is_ok_and(|v| v == "1")
+}
+
+/// Every field of a state as text (keys as hex: these are test keys), to say which fields
+/// differ when bytes do.
+fn fields(s: &PersistentState) -> Vec<(&'static str, String)> {
+    vec![
+        ("life_cycle", format!("{:?}", s.life_cycle)),
+        ("receipt_counter", s.receipt_counter.to_string()),
+        ("time_floor", s.time_floor.0.to_string()),
+        ("pin", format!("{:?}", s.pin)),
+        ("card_id", format!("{:?}", s.card_id.map(|c| c.0))),
+        ("issuer_id", format!("{:?}", s.issuer_id)),
+        ("capacity", s.capacity.to_string()),
+        (
+            "sk",
+            format!(
+                "{:?}",
+                s.sk.as_ref()
+                    .map(|k| (k.version, hex::encode(k.key.expose_bytes())))
+            ),
+        ),
+        (
+            "card_key",
+            format!(
+                "{:?}",
+                s.card_key
+                    .as_ref()
+                    .map(|k| (k.version, hex::encode(*k.key.to_scalar_bytes())))
+            ),
+        ),
+        ("issuer_authenticator", hex::encode(&s.issuer_authenticator)),
+        (
+            "issuer_anchor",
+            format!("{:?}", s.issuer_anchor.as_ref().map(hex::encode)),
+        ),
+        (
+            "data_anchor",
+            format!("{:?}", s.data_anchor.as_ref().map(hex::encode)),
+        ),
+        ("registration", format!("{:?}", s.registration)),
+        ("crls", format!("{:?}", s.crls)),
+        ("items", format!("{:?}", s.items)),
+    ]
+}
+
+fn differing_fields(a: &PersistentState, b: &PersistentState) -> Vec<&'static str> {
+    fields(a)
+        .into_iter()
+        .zip(fields(b))
+        .filter(|((_, x), (_, y))| x != y)
+        .map(|((name, _), _)| name)
+        .collect()
+}
+
+fn decode(bytes: &[u8]) -> PersistentState {
+    PersistentState::decode(bytes).unwrap_or_else(|e| panic!("image does not decode: {e}"))
+}
+
+#[test]
+fn the_format_version_is_pinned() {
+    // A new version needs new golden files, and a decision about the version 1 images that
+    // cards already hold (today the decoder reads exactly one version).
+    assert_eq!(
+        STATE_FORMAT_VERSION, 1,
+        "state format version changed: add state-v{STATE_FORMAT_VERSION}-*.bin goldens \
+         ({BLESS_VAR}=1) and decide how version 1 images are read"
+    );
+}
+
+#[test]
+fn current_encoding_matches_the_golden_files() {
+    let bless = blessing();
+    let mut problems = Vec::new();
+    for (name, current) in golden_states() {
+        let path = golden_path(name);
+        if bless {
+            std::fs::create_dir_all(path.parent().expect("golden dir")).expect("create dir");
+            std::fs::write(&path, &current).expect("write golden file");
+            eprintln!("blessed {} ({} bytes)", path.display(), current.len());
+            continue;
+        }
+        let golden = match std::fs::read(&path) {
+            Ok(g) => g,
+            Err(e) => {
+                problems.push(format!(
+                    "{}: missing ({e}). Golden files are committed, never created by a normal \
+                     run; if this is a new state, create it with `{BLESS_VAR}=1 cargo test -p \
+                     card --test state_format` and commit it.",
+                    path.display()
+                ));
+                continue;
+            }
+        };
+        // The golden image is readable by this build and re-encodes to itself.
+        let decoded = match PersistentState::decode(&golden) {
+            Ok(s) => s,
+            Err(e) => {
+                problems.push(format!(
+                    "{}: this build cannot read the golden image: {e}",
+                    path.display()
+                ));
+                continue;
+            }
+        };
+        if decoded.encode() != golden {
+            problems.push(format!(
+                "{}: the golden image decodes but re-encodes differently",
+                path.display()
+            ));
+        }
+        if current != golden {
+            let at = current
+                .iter()
+                .zip(&golden)
+                .position(|(a, b)| a != b)
+                .unwrap_or(current.len().min(golden.len()));
+            let fields = differing_fields(&decode(&current), &decoded);
+            let cause = if fields.is_empty() {
+                "same field values, different bytes: the ENCODING changed (a format change \
+                 needs a new STATE_FORMAT_VERSION)"
+                    .to_string()
+            } else {
+                format!(
+                    "field values differ ({}): the state the test builds changed (test world, \
+                     card behaviour) or the decoder reads the fields differently",
+                    fields.join(", ")
+                )
+            };
+            problems.push(format!(
+                "{}: current encoding ({} bytes) differs from the golden image ({} bytes) \
+                 first at byte {at}; {cause}",
+                path.display(),
+                current.len(),
+                golden.len()
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "persisted state format check failed:\n- {}\n(if and only if the change is intended: \
+         {BLESS_VAR}=1 cargo test -p card --test state_format, then commit tests/golden/)",
+        problems.join("\n- ")
+    );
+}
+
+#[test]
+fn manufactured_golden_is_the_factory_state() {
+    let w = World::new(GOLDEN_SEED);
+    assert_eq!(
+        w.blank_card().image(),
+        PersistentState::manufactured().encode(),
+        "a blank card holds exactly PersistentState::manufactured()"
+    );
+}
+
+#[test]
+fn golden_states_are_deterministic() {
+    // The golden comparison is only meaningful if building the states twice gives the same
+    // bytes (seeded RNG, RFC 6979 signatures, fixed times).
+    assert_eq!(golden_states(), golden_states());
+}
+
+#[test]
+fn golden_states_have_the_expected_shape() {
+    let states = golden_states();
+    let by_name = |n: &str| decode(&states.iter().find(|(name, _)| *name == n).expect(n).1);
+    assert_eq!(by_name("manufactured").life_cycle, LifeCycle::Manufactured);
+    let p = by_name("personalised");
+    assert_eq!(p.life_cycle, LifeCycle::Personalised);
+    assert!(p.pin.is_some() && p.sk.is_some() && p.card_key.is_none());
+    let r = by_name("registered-two-items");
+    assert_eq!(r.life_cycle, LifeCycle::InUse);
+    assert!(r.registration.is_some() && r.card_key.is_some());
+    assert_eq!(r.items.len(), 2);
+    assert_eq!(r.crls.len(), 1);
+    assert_eq!(r.receipt_counter, 2);
+    let t = by_name("tampered-by-hand");
+    assert_eq!(t.life_cycle, LifeCycle::Terminated);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Round trip and refusals
+
+#[test]
+fn decode_of_encode_re_encodes_identically() {
+    for (name, image) in golden_states() {
+        let s = decode(&image);
+        assert_eq!(s.encode(), image, "{name}: encode(decode(image)) == image");
+        let again = decode(&s.encode());
+        assert!(
+            differing_fields(&s, &again).is_empty(),
+            "{name}: decode(encode(s)) == s"
+        );
+    }
+    // A state with keys present (the World states above hold `Sk` and the card key; this one
+    // pins that keys survive exactly).
+    let mut s = tampered_by_hand();
+    s.sk = Some(SkEntry {
+        version: KeyVersion(0x7F),
+        key: SymmetricKey::from_bytes(&[0x42; 32]).expect("key"),
+    });
+    s.card_key = Some(CardKeyEntry {
+        version: KeyVersion(1),
+        key: SigningKey::from_scalar_bytes(&[0x24; 32]).expect("scalar"),
+    });
+    let again = decode(&s.encode());
+    assert!(differing_fields(&s, &again).is_empty());
+    assert_eq!(again.encode(), s.encode());
+}
+
+#[test]
+fn decode_rejects_trailing_bytes() {
+    for (name, image) in golden_states() {
+        for extra in [&[0x00][..], &[0xFF], &[0u8; 16]] {
+            let mut long = image.clone();
+            long.extend_from_slice(extra);
+            assert_eq!(
+                PersistentState::decode(&long).err(),
+                Some(StateError::TrailingBytes {
+                    at: image.len(),
+                    len: long.len()
+                }),
+                "{name} + {} trailing bytes",
+                extra.len()
+            );
+        }
+    }
+}
+
+#[test]
+fn decode_rejects_every_truncation() {
+    for (name, image) in golden_states() {
+        for n in 0..image.len() {
+            match PersistentState::decode(&image[..n]) {
+                Err(StateError::Truncated { at }) => {
+                    assert!(at <= n, "{name}[..{n}]: truncation reported at {at}")
+                }
+                other => panic!(
+                    "{name}[..{n}] of {}: expected Truncated, got {:?}",
+                    image.len(),
+                    other.map(|_| "a decoded state")
+                ),
+            }
+        }
+    }
+}
+
+#[test]
+fn decode_rejects_an_unknown_version() {
+    for (name, image) in golden_states() {
+        for v in (0..=u8::MAX).filter(|v| *v != STATE_FORMAT_VERSION) {
+            let mut bad = image.clone();
+            bad[0] = v;
+            assert_eq!(
+                PersistentState::decode(&bad).err(),
+                Some(StateError::UnknownVersion { found: v }),
+                "{name} with version byte {v:#04x}"
+            );
+        }
+    }
+}
+
+#[test]
+fn decode_rejects_a_bad_life_cycle_byte() {
+    let valid = [
+        LifeCycle::Manufactured,
+        LifeCycle::Personalised,
+        LifeCycle::InUse,
+        LifeCycle::Locked,
+        LifeCycle::Terminated,
+    ];
+    for (name, image) in golden_states() {
+        for b in 0..=u8::MAX {
+            let mut bad = image.clone();
+            bad[1] = b;
+            let r = PersistentState::decode(&bad);
+            match valid.iter().find(|lc| lc.gp_code() == b) {
+                Some(lc) => assert_eq!(
+                    r.map(|s| s.life_cycle).ok(),
+                    Some(*lc),
+                    "{name} with life cycle {b:#04x}"
+                ),
+                None => assert_eq!(
+                    r.err(),
+                    Some(StateError::Corrupt {
+                        field: "life cycle",
+                        offset: 1
+                    }),
+                    "{name} with life cycle {b:#04x}"
+                ),
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Never panics
+
+fn runner(seed: u64) -> TestRunner {
+    TestRunner::new(Config {
+        cases: 512,
+        rng_seed: RngSeed::Fixed(seed),
+        failure_persistence: None,
+        ..Config::default()
+    })
+}
+
+/// If `bytes` decode, the state re-encodes to an image that decodes to the same state (the
+/// decoder may accept non-canonical flag bytes, but what it reads is stable).
+fn check_decode(bytes: &[u8]) -> Result<(), TestCaseError> {
+    if let Ok(s) = PersistentState::decode(bytes) {
+        let image = s.encode();
+        let again = PersistentState::decode(&image)
+            .map_err(|e| TestCaseError::fail(format!("re-encoded image does not decode: {e}")))?;
+        prop_assert!(differing_fields(&s, &again).is_empty());
+        prop_assert_eq!(again.encode(), image);
+    }
+    Ok(())
+}
+
+#[test]
+fn decode_never_panics_on_arbitrary_bytes() {
+    // Plain random bytes stop at the version byte; with a valid header they go further.
+    let strategy = prop_oneof![
+        vec(any::<u8>(), 0..4096),
+        (
+            select(vec![0x01u8, 0x07, 0x0F, 0x7F, 0xFF]),
+            vec(any::<u8>(), 0..4096)
+        )
+            .prop_map(|(lc, rest)| {
+                let mut v = vec![STATE_FORMAT_VERSION, lc];
+                v.extend(rest);
+                v
+            }),
+    ];
+    if let Err(e) = runner(0x57A7_0001).run(&strategy, |bytes| check_decode(&bytes)) {
+        panic!("{e}");
+    }
+}
+
+#[test]
+fn decode_never_panics_on_mutated_golden_images() {
+    let images: Vec<Vec<u8>> = golden_states().into_iter().map(|(_, i)| i).collect();
+    let strategy = (
+        any::<Index>(),
+        vec((any::<Index>(), any::<u8>()), 1..=3),
+        any::<Index>(),
+    );
+    let result = runner(0x57A7_0002).run(&strategy, |(which, edits, cut)| {
+        let mut image = images[which.index(images.len())].clone();
+        for (at, b) in &edits {
+            let i = at.index(image.len());
+            image[i] = *b;
+        }
+        check_decode(&image)?;
+        // And the mutated image cut short somewhere.
+        let n = cut.index(image.len());
+        prop_assert!(PersistentState::decode(&image[..n]).is_err());
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+#[test]
+fn a_golden_image_boots_as_a_card() {
+    // The image is what the store hands to `Card::boot`: a store holding the registered golden
+    // image boots as a card in that state.
+    let (_, image) = golden_states()
+        .into_iter()
+        .find(|(n, _)| *n == "registered-two-items")
+        .expect("registered state");
+    let capacity = 16 * 1024;
+    let nvm = MemNvm::new(Store::<MemNvm>::nvm_size_for(capacity));
+    let mut store = Store::format(nvm, capacity).expect("format a store");
+    store.commit(&image).expect("commit the golden image");
+    let card = Card::boot(store.into_nvm()).expect("boots from the golden image");
+    assert_eq!(card.image(), image.as_slice());
+    assert_eq!(card.info().items, 2);
+    assert_eq!(card.info().life_cycle, LifeCycle::InUse);
+}
