@@ -477,7 +477,8 @@ fn generate_key_pair<N: Nvm>(
     cmd: &Command,
     rng: &mut dyn Rng,
 ) -> Result<Vec<u8>, Refusal> {
-    if cmd.p1 != 0x80 && cmd.p1 != 0x00 {
+    // P1 = 00 or 80 (generate), P2 = 00 (the card's one key reference) — ISO 7816-8 §5.1.
+    if !matches!(cmd.p1, 0x00 | 0x80) || cmd.p2 != 0x00 {
         return Err(Refusal::WrongP1P2);
     }
     if card.state.life_cycle != LifeCycle::Personalised || card.state.registration.is_some() {
@@ -969,8 +970,11 @@ fn set_status<N: Nvm>(card: &mut Card<N>, cmd: &Command) -> Result<Vec<u8>, Refu
 /// The tamper signal (CARD-5, seed 001 claims 17–19): erase `Sk` and every private key, and
 /// terminate. On a physical card a sensor raises it; here it is a command so it can be tested.
 fn tamper<N: Nvm>(card: &mut Card<N>, cmd: &Command) -> Result<Vec<u8>, Refusal> {
-    if cmd.p1 != 0 || cmd.p2 != 0 || !cmd.data.is_empty() {
+    if cmd.p1 != 0 || cmd.p2 != 0 {
         return Err(Refusal::WrongP1P2);
+    }
+    if !cmd.data.is_empty() {
+        return Err(Refusal::WrongLength);
     }
     let mut next = card.state.clone();
     next.sk = None;

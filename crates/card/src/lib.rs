@@ -48,6 +48,32 @@ pub const DEFAULT_IMAGE_CAPACITY: usize = 96 * 1024;
 
 use wire::{INS_GET_RESPONSE, INS_SELECT};
 
+/// The class byte's verdict (ISO 7816-4 §5.4.1): logical channels and secure messaging are not
+/// offered, and only the first interindustry class (`0X`/`1X`) and its GlobalPlatform
+/// proprietary twin (`8X`/`9X`, GP CS §11.1.4) are understood.
+fn class_refusal(cla: u8) -> Option<Status> {
+    match cla {
+        // First interindustry coding, and GP's proprietary classes that reuse it: b2-b1 the
+        // logical channel, b4-b3 secure messaging, b5 chaining.
+        0x00..=0x1F | 0x80..=0x9F => {
+            if cla & 0x03 != 0 {
+                Some(Status::LOGICAL_CHANNEL_NOT_SUPPORTED)
+            } else if cla & 0x0C != 0 {
+                Some(Status::SECURE_MESSAGING_NOT_SUPPORTED)
+            } else {
+                None
+            }
+        }
+        // Further interindustry coding: b6 secure messaging, b4-b1 logical channels 4 to 19.
+        0x40..=0x7F | 0xC0..=0xFE if cla & 0x20 != 0 => {
+            Some(Status::SECURE_MESSAGING_NOT_SUPPORTED)
+        }
+        0x40..=0x7F | 0xC0..=0xFE => Some(Status::LOGICAL_CHANNEL_NOT_SUPPORTED),
+        // RFU (2X, 3X), other proprietary classes (AX, BX) and the invalid FF.
+        _ => Some(Status::CLA_NOT_SUPPORTED),
+    }
+}
+
 /// Why the card could not be brought up or formatted (the host's view; never sent on the wire).
 #[derive(Debug, thiserror::Error)]
 pub enum CardError {
@@ -181,15 +207,9 @@ impl<N: nvm::Nvm> Card<N> {
                 return Response::status(Status::WRONG_LENGTH);
             }
         };
-        // Logical channels and secure messaging are not offered (ISO 7816-4 §5.4.1).
-        if cmd.cla == 0xFF {
-            return Response::status(Status::CLA_NOT_SUPPORTED);
-        }
-        if cmd.cla & 0x03 != 0 {
-            return Response::status(Status::LOGICAL_CHANNEL_NOT_SUPPORTED);
-        }
-        if cmd.cla & 0x0C != 0 {
-            return Response::status(Status::SECURE_MESSAGING_NOT_SUPPORTED);
+        if let Some(refusal) = class_refusal(cmd.cla) {
+            self.ram.responses.clear();
+            return Response::status(refusal);
         }
         if cmd.ins == INS_GET_RESPONSE && cmd.cla & 0x80 == 0 && !cmd.is_chained() {
             return self.ram.responses.get_response(cmd.le);

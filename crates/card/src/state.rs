@@ -242,26 +242,40 @@ impl PersistentState {
             field: "life cycle",
             offset: 1,
         })?;
-        let has_pin = r.u8()?;
+        let has_pin = r.flag("PIN presence")?;
         let tries_left = r.u8()?;
         let try_limit = r.u8()?;
         let salt: [u8; 16] = r.array()?;
         let mac: [u8; 32] = r.array()?;
-        let pin = (has_pin == 1).then_some(PinRecord {
-            salt,
-            mac,
-            try_limit,
-            tries_left,
-        });
+        let pin = if has_pin {
+            if tries_left > try_limit || try_limit == 0 {
+                return Err(r.corrupt("PIN try counter"));
+            }
+            Some(PinRecord {
+                salt,
+                mac,
+                try_limit,
+                tries_left,
+            })
+        } else {
+            r.expect_zero("absent PIN", &[&[tries_left, try_limit], &salt, &mac])?;
+            None
+        };
         let receipt_counter = r.u64()?;
         let time_floor = UnixTime(r.u64()?);
         let capacity = r.u32()?;
-        let has_id = r.u8()?;
+        let has_id = r.flag("card ID presence")?;
         let id: [u8; 16] = r.array()?;
-        let card_id = (has_id == 1).then_some(CardId(id));
+        let card_id = if has_id {
+            Some(CardId(id))
+        } else {
+            r.expect_zero("absent card ID", &[&id])?;
+            None
+        };
         let sk_version = r.u8()?;
         let sk_bytes: [u8; 32] = r.array()?;
         let sk = if sk_version == 0 {
+            r.expect_zero("absent Sk", &[&sk_bytes])?;
             None
         } else {
             Some(SkEntry {
@@ -272,6 +286,7 @@ impl PersistentState {
         let key_version = r.u8()?;
         let scalar: [u8; 32] = r.array()?;
         let card_key = if key_version == 0 {
+            r.expect_zero("absent card key", &[&scalar])?;
             None
         } else {
             Some(CardKeyEntry {
@@ -291,9 +306,9 @@ impl PersistentState {
         let issuer_authenticator = r.bytes()?;
         let issuer_anchor = r.opt_bytes()?;
         let data_anchor = r.opt_bytes()?;
-        let registration = match r.u8()? {
-            0 => None,
-            _ => Some(Registration {
+        let registration = match r.flag("registration presence")? {
+            false => None,
+            true => Some(Registration {
                 rc_der: r.bytes()?,
                 irc_der: r.bytes()?,
             }),
@@ -452,10 +467,28 @@ impl Reader<'_> {
         Ok(self.take(n)?.to_vec())
     }
     fn opt_bytes(&mut self) -> Result<Option<Vec<u8>>, StateError> {
+        match self.flag("option tag")? {
+            false => Ok(None),
+            true => Ok(Some(self.bytes()?)),
+        }
+    }
+    /// A presence byte: exactly 0 or 1 (anything else is damage, never "absent").
+    fn flag(&mut self, field: &'static str) -> Result<bool, StateError> {
         match self.u8()? {
-            0 => Ok(None),
-            1 => Ok(Some(self.bytes()?)),
-            _ => Err(self.corrupt("option tag")),
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(StateError::Corrupt {
+                field,
+                offset: self.at - 1,
+            }),
+        }
+    }
+    /// The padding behind an absent fixed-size field must be zero: one state, one encoding.
+    fn expect_zero(&self, field: &'static str, parts: &[&[u8]]) -> Result<(), StateError> {
+        if parts.iter().all(|p| p.iter().all(|b| *b == 0)) {
+            Ok(())
+        } else {
+            Err(self.corrupt(field))
         }
     }
 }

@@ -524,3 +524,31 @@ fn a_golden_image_boots_as_a_card() {
     assert_eq!(card.info().items, 2);
     assert_eq!(card.info().life_cycle, LifeCycle::InUse);
 }
+
+/// One state, one encoding: a presence byte other than 0/1, or non-zero padding behind an
+/// absent fixed-size field, is damage and is refused (a corrupted flag must never silently drop
+/// the PIN or a key).
+#[test]
+fn decode_rejects_non_canonical_presence_and_padding() {
+    let manufactured = PersistentState::manufactured().encode();
+    // Layout of the fixed header (state.rs): version, life cycle, PIN presence at 2, tries 3,
+    // limit 4, salt 5..21, MAC 21..53, receipt counter, time floor, capacity, card ID presence
+    // at 73, card ID 74..90, Sk version 90, Sk 91..123, card key version 123, key 124..156.
+    for (offset, what) in [(2, "PIN presence 2"), (73, "card ID presence 2")] {
+        let mut bad = manufactured.clone();
+        bad[offset] = 2;
+        assert!(PersistentState::decode(&bad).is_err(), "{what} accepted");
+    }
+    for (offset, what) in [
+        (3, "tries behind an absent PIN"),
+        (30, "MAC byte behind an absent PIN"),
+        (80, "card ID byte behind an absent ID"),
+        (100, "Sk byte behind an absent Sk"),
+        (140, "key byte behind an absent card key"),
+    ] {
+        let mut bad = manufactured.clone();
+        bad[offset] = 0x5A;
+        assert!(PersistentState::decode(&bad).is_err(), "{what} accepted");
+    }
+    assert!(PersistentState::decode(&manufactured).is_ok());
+}
