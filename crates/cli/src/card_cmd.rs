@@ -71,6 +71,12 @@ fn new(dir: &Path, key: KeyArgs, image_kib: usize) -> anyhow::Result<()> {
     if !(4..=4096).contains(&image_kib) {
         bail!("--image-kib must be between 4 and 4096 (got {image_kib})");
     }
+    if CardDir::nvm_path(dir).exists() {
+        bail!(
+            "a card already exists in {}; choose another directory",
+            dir.display()
+        );
+    }
     let (sealing, where_from) = match (&key.key_file, std::env::var_os(SEALING_KEY_ENV)) {
         (Some(path), _) if path.exists() => (SealingKey::from_key_file(path)?, None),
         (Some(path), _) => (SealingKey::generate_file(path)?, Some(path.clone())),
