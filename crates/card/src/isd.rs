@@ -148,6 +148,9 @@ fn get_data<N: Nvm>(card: &mut Card<N>, cmd: &Command) -> Result<Vec<u8>, Refusa
             .ok_or(Refusal::ReferencedDataNotFound)?
             .rc_der
             .clone(),
+        TAG_ISSUER_AUTHENTICATOR if !s.issuer_authenticator.is_empty() => {
+            s.issuer_authenticator.clone()
+        }
         TAG_IRC => s
             .registration
             .as_ref()

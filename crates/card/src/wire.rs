@@ -31,6 +31,7 @@ pub const TAG_CARD_STATUS: u16 = 0xDF30; // proprietary: life cycle, capacity, c
 pub const TAG_RC: u16 = 0xDF31; // proprietary: the registration certificate
 pub const TAG_CARD_PUBLIC_KEY: u16 = 0xDF32; // proprietary: the card's public key (SEC1)
 pub const TAG_IRC: u16 = 0xDF33; // proprietary: the issuer's certificate the card accepted
+pub const TAG_ISSUER_AUTHENTICATOR: u16 = 0xDF34; // proprietary: UPD-1, read by the terminal
 
 // Data-field tags of proprietary TLVs.
 pub const TAG_USER_INFO: u32 = 0xDF40;

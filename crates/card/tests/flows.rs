@@ -84,6 +84,10 @@ fn personalisation_moves_the_card_to_personalised() {
     assert_eq!(s.free, CAPACITY);
     assert_eq!(s.pin_tries_left, PIN_TRY_LIMIT);
     assert_eq!(c.card_id().unwrap(), w.card_id);
+    assert_eq!(
+        c.get_data(0xDF34).unwrap(),
+        w.personalisation().issuer_authenticator
+    );
     // Personalisation data cannot be written again.
     assert_eq!(
         status_of(c.personalise(&w.personalisation())),
