@@ -1,0 +1,254 @@
+//! Test support for server crates (not for production): a fresh PostgreSQL database per test
+//! from `TEST_POSTGRES_URL`, and a minimal HTTP/1.1 client for API tests on port 0 (one
+//! request per connection, no pooling, no redirects: just enough to see status, headers and
+//! body exactly as a client would).
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+
+use sqlx::{Connection, Executor, PgConnection};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The environment variable naming an administrative PostgreSQL URL for tests
+/// (`scripts/test.sh` starts a private cluster and sets it).
+pub const TEST_POSTGRES_URL: &str = "TEST_POSTGRES_URL";
+
+/// A database created for one test on the cluster of `TEST_POSTGRES_URL`.
+#[derive(Debug)]
+pub struct PostgresForTests {
+    /// URL of the new database.
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+/// Creates an empty database with a random name for test `label`, or — when
+/// `TEST_POSTGRES_URL` is not set — says on the real stderr (past the test harness's capture)
+/// that the test is skipped and returns `None`. Under `CI` a missing URL is a failure: CI must
+/// run the PostgreSQL tests.
+pub async fn fresh_postgres_for_tests(label: &str) -> Option<PostgresForTests> {
+    let Ok(admin_url) = std::env::var(TEST_POSTGRES_URL) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{TEST_POSTGRES_URL} is not set under CI: the PostgreSQL tests must run (scripts/test.sh sets it)"
+        );
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED on PostgreSQL: {label} ({TEST_POSTGRES_URL} is not set; scripts/test.sh sets it)"
+        );
+        return None;
+    };
+    let mut suffix = [0u8; 6];
+    crypto::Rng::fill(&mut crypto::OsRng, &mut suffix);
+    let name = format!("cwtest_{}_{}", sanitize(label), hex::encode(suffix));
+    let mut admin = PgConnection::connect(&admin_url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {TEST_POSTGRES_URL}: {e}"));
+    admin
+        .execute(format!("CREATE DATABASE \"{name}\"").as_str())
+        .await
+        .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
+    let _ = admin.close().await;
+    Some(PostgresForTests {
+        url: with_database(&admin_url, &name),
+        admin_url,
+        name,
+    })
+}
+
+impl PostgresForTests {
+    /// Drops the database (after the test closed its pools); failures only warn, the cluster
+    /// is private and thrown away after the run.
+    pub async fn drop_database(self) {
+        if let Ok(mut admin) = PgConnection::connect(&self.admin_url).await {
+            let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
+            if let Err(e) = admin.execute(sql.as_str()).await {
+                let _ = writeln!(std::io::stderr(), "could not drop {}: {e}", self.name);
+            }
+            let _ = admin.close().await;
+        }
+    }
+}
+
+fn sanitize(label: &str) -> String {
+    label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect()
+}
+
+/// `url` with its database (the path) replaced by `database`, query string kept.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let (scheme, rest) = base.split_once("://").unwrap_or(("postgres", base));
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let mut out = format!("{scheme}://{authority}/{database}");
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+/// A response as the test client received it.
+#[derive(Debug, Clone)]
+pub struct ResponseForTests {
+    pub status: u16,
+    /// Header names in lowercase.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl ResponseForTests {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON; panics (with the body) when it is not.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("response body is not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// Sends one HTTP/1.1 request to `addr` over plain TCP and reads the whole response.
+/// `headers` are added as given; a `body` is sent with `Content-Length` (and no content type
+/// unless `headers` has one).
+pub async fn request_for_tests(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> std::io::Result<ResponseForTests> {
+    let mut stream = TcpStream::connect(addr).await?;
+    let raw = send_raw(&mut stream, addr, method, path, headers, body).await?;
+    parse_response(&raw)
+}
+
+/// Writes the request to any stream (plain or TLS) and reads until the server closes.
+pub async fn send_raw<S>(
+    stream: &mut S,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> std::io::Result<Vec<u8>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if let Some(body) = body {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    if let Some(body) = body {
+        stream.write_all(body).await?;
+    }
+    stream.flush().await?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await?;
+    Ok(raw)
+}
+
+/// Parses a complete HTTP/1.1 response (Content-Length, chunked, or read-to-close bodies).
+pub fn parse_response(raw: &[u8]) -> std::io::Result<ResponseForTests> {
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| bad("no end of headers"))?;
+    let head = std::str::from_utf8(&raw[..split]).map_err(|_| bad("headers not UTF-8"))?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().ok_or_else(|| bad("no status line"))?;
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("bad status line"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let rest = &raw[split + 4..];
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked {
+        decode_chunked(rest).ok_or_else(|| bad("bad chunked body"))?
+    } else {
+        rest.to_vec()
+    };
+    Ok(ResponseForTests {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn decode_chunked(mut data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&data[..line_end]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(data.get(..size)?);
+        data = data.get(size + 2..)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_the_database_of_a_url() {
+        assert_eq!(
+            with_database("postgres://cw@127.0.0.1:5432/postgres", "x"),
+            "postgres://cw@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://cw@h?sslmode=disable", "x"),
+            "postgres://cw@h/x?sslmode=disable"
+        );
+    }
+
+    #[test]
+    fn parses_chunked_and_plain_responses() {
+        let r = parse_response(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"abcde"[..]));
+        let r = parse_response(b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\n{}").unwrap();
+        assert_eq!((r.status, r.text().as_str()), (404, "{}"));
+        assert_eq!(r.header("Content-Length"), Some("2"));
+    }
+}
