@@ -21,6 +21,9 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 
+# Property tests draw from a fixed seed, so a run is reproducible (override to explore).
+export PROPTEST_RNG_SEED="${PROPTEST_RNG_SEED:-20261122}"
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 cargo test --workspace --all-features
