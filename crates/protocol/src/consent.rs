@@ -269,8 +269,13 @@ pub fn verify_certified_data(
     check_card("Sdi", sdi.card_id, ctx)?;
     let (body, certified_by) = match sdci.purpose() {
         Purpose::CertifiedData => {
-            let chain =
-                verify_signer_chain(sdci, OBJECT, PartyRole::Provider, ctx.time_floor, ctx)?;
+            let chain = verify_signer_chain(
+                sdci,
+                OBJECT,
+                PartyRole::Provider,
+                ctx.time_floor,
+                ctx.trust(),
+            )?;
             if chain.leaf_subject != sdi.owner {
                 return Err(ConsentError::NotItemOwner {
                     object: OBJECT,
@@ -401,7 +406,8 @@ pub fn verify_listing(
     Ok(body)
 }
 
-fn rc_card_id(rc: &Certificate, object: &'static str) -> Result<CardId, ConsentError> {
+/// The card ID `rc` certifies, refusing a certificate that is not a card's RC.
+pub(crate) fn rc_card_id(rc: &Certificate, object: &'static str) -> Result<CardId, ConsentError> {
     match rc.card_id() {
         Some(card_id) if rc.role() == Role::Card => Ok(card_id),
         _ => Err(ConsentError::Certificate {
@@ -415,14 +421,28 @@ fn rc_card_id(rc: &Certificate, object: &'static str) -> Result<CardId, ConsentE
     }
 }
 
-/// Opens a signed `T` whose signer is identified by the body itself: reads the claimed role,
-/// party and issue time from the unverified body (`claim`), verifies the chain for that role at
-/// `max(time_floor, issued_at)`, checks that the leaf is the claimed party, then verifies the
-/// purpose and the signature and decodes the body.
+/// Opens a signed `T` whose signer is identified by the body itself, as the card does: the
+/// chain is verified at `max(time_floor, issued_at)` (see [`open_certified`]).
 fn open_signed<T: Signed>(
     object: &SignedObject,
     name: &'static str,
     ctx: &CardContext<'_>,
+    claim: impl FnOnce(&T) -> (PartyRole, PartyId, UnixTime),
+) -> Result<(T, VerifiedChain), ConsentError> {
+    open_certified(object, name, ctx.trust(), |claimed: &T| {
+        let (role, party, issued_at) = claim(claimed);
+        (role, party, ctx.time_floor.max(issued_at))
+    })
+}
+
+/// Opens a signed `T` whose signer is identified by the body itself: checks the purpose, reads
+/// the claimed role, party and the time to check the chain at from the unverified body
+/// (`claim`), verifies the chain to the anchor of that role at that time, checks that the leaf
+/// is the claimed party, then verifies the signature and decodes the body.
+pub(crate) fn open_certified<T: Signed>(
+    object: &SignedObject,
+    name: &'static str,
+    trust: Trust<'_>,
     claim: impl FnOnce(&T) -> (PartyRole, PartyId, UnixTime),
 ) -> Result<(T, VerifiedChain), ConsentError> {
     if object.purpose() != T::PURPOSE {
@@ -433,9 +453,8 @@ fn open_signed<T: Signed>(
         .into());
     }
     let claimed: T = object.body_unverified()?;
-    let (role, party, issued_at) = claim(&claimed);
-    let at = ctx.time_floor.max(issued_at);
-    let chain = verify_signer_chain(object, name, role, at, ctx)?;
+    let (role, party, at) = claim(&claimed);
+    let chain = verify_signer_chain(object, name, role, at, trust)?;
     if chain.leaf_subject != party {
         return Err(ConsentError::WrongSigner {
             object: name,
@@ -447,13 +466,35 @@ fn open_signed<T: Signed>(
     Ok((body, chain))
 }
 
-/// Parses the object's signer chain and verifies it to the anchor of `role` at `at`.
+/// Whom a verifier trusts for party signatures: the two registrar roots and the revocation
+/// lists it holds. The card takes them from its [`CardContext`]; a server from its
+/// configuration (see `crate::api_request`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Trust<'a> {
+    pub(crate) issuer_anchor: &'a Certificate,
+    pub(crate) data_anchor: &'a Certificate,
+    pub(crate) crls: &'a [Crl],
+}
+
+impl CardContext<'_> {
+    fn trust(&self) -> Trust<'_> {
+        Trust {
+            issuer_anchor: self.issuer_anchor,
+            data_anchor: self.data_anchor,
+            crls: self.crls,
+        }
+    }
+}
+
+/// Parses the object's signer chain and verifies it to the anchor of `role` at `at`: the
+/// Issuer Registrar for an issuer's IRC, the Data Registrar for a provider's DPR, with the
+/// verifier's CRLs, the leaf in the certificate role of `role`.
 fn verify_signer_chain(
     object: &SignedObject,
     name: &'static str,
     role: PartyRole,
     at: UnixTime,
-    ctx: &CardContext<'_>,
+    trust: Trust<'_>,
 ) -> Result<VerifiedChain, ConsentError> {
     if object.signer_chain().is_empty() {
         return Err(ConsentError::MissingChain { object: name });
@@ -469,13 +510,13 @@ fn verify_signer_chain(
         .collect::<Result<Vec<_>, _>>()
         .map_err(refused)?;
     let anchor = match role {
-        PartyRole::Issuer => ctx.issuer_anchor,
-        PartyRole::Provider => ctx.data_anchor,
+        PartyRole::Issuer => trust.issuer_anchor,
+        PartyRole::Provider => trust.data_anchor,
     };
     pki::verify_chain(
         &chain,
         slice::from_ref(anchor),
-        ctx.crls,
+        trust.crls,
         at,
         role.certificate_role(),
     )

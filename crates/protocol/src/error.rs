@@ -165,4 +165,60 @@ pub enum ConsentError {
     /// STO-3: the item is larger than the delegation allows.
     #[error("item size {size} exceeds the delegated maximum {max}")]
     ItemTooLarge { size: u32, max: u32 },
+    /// SEC-3: the party request was signed for another HTTP method than the one received.
+    #[error("request is signed for method {found:?}, the server received {expected:?}")]
+    MethodMismatch { expected: String, found: String },
+    /// SEC-3: the party request was signed for another request target than the one received.
+    #[error("request is signed for path {found:?}, the server received {expected:?}")]
+    PathMismatch { expected: String, found: String },
+    /// SEC-3: the body received is not the body the party request was signed over.
+    #[error(
+        "request is signed over body digest {found:?}, the body received hashes to {expected:?}"
+    )]
+    BodyDigestMismatch { expected: Digest, found: Digest },
+    /// SEC-3: the party request is addressed to another party than this server's.
+    #[error("request is addressed to {found}, this server is {expected}")]
+    WrongAudience { expected: PartyId, found: PartyId },
+    /// SEC-3: the party request's `issued_at` is further from the server's clock than allowed.
+    #[error(
+        "request issued at {issued_at} is more than {max_skew_s} s from the server's time {now}"
+    )]
+    RequestStale {
+        issued_at: UnixTime,
+        now: UnixTime,
+        max_skew_s: u64,
+    },
+    /// REC-1: a party's ledger is broken at entry `index` (0-based); the entries before it hold.
+    #[error("ledger broken at entry {index}: {reason}")]
+    LedgerBroken { index: usize, reason: LedgerBreak },
+}
+
+/// Why one entry of a party's ledger (REC-1) does not continue the entries before it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerBreak {
+    /// The entry is malformed, has another purpose, or is not signed by the party's key.
+    #[error("the entry is refused: {0}")]
+    Entry(#[source] ProtocolError),
+    /// The entry names another party than the ledger's first entry.
+    #[error("the entry is {found}'s, the ledger is {expected}'s")]
+    WrongParty { expected: PartyId, found: PartyId },
+    /// The entry names another card than the RC the ledger is checked with.
+    #[error("the entry is for card {found}, the ledger is card {expected}'s")]
+    WrongCard { expected: CardId, found: CardId },
+    /// `seq` does not continue 0, 1, 2…: an entry is missing, repeated or moved.
+    #[error("the entry has seq {found}, expected {expected}")]
+    Sequence { expected: u64, found: u64 },
+    /// `prev` is not the digest of the previous entry (or zero for the first).
+    #[error("the entry's prev is {found:?}, expected {expected:?}")]
+    Prev { expected: Digest, found: Digest },
+    /// The embedded receipt is malformed, has another purpose, or is not signed by the RC's key.
+    #[error("the embedded receipt is refused: {0}")]
+    Receipt(#[source] ProtocolError),
+    /// The embedded receipt, signed by the card, names another card than its RC (a card fault).
+    #[error("the embedded receipt is for card {found}, the RC is card {expected}'s")]
+    ReceiptWrongCard { expected: CardId, found: CardId },
+    /// The receipt's counter does not exceed the previous entry's: a receipt recorded twice or
+    /// out of order (gaps are allowed: a party does not see every receipt of a card).
+    #[error("receipt counter {found} does not exceed the previous entry's {previous}")]
+    CounterNotIncreasing { previous: u64, found: u64 },
 }

@@ -356,7 +356,11 @@ pub(crate) fn operations(
 }
 
 /// Re-labels a field error raised by a value type's constructor with the object it was found in.
-fn rename(error: ProtocolError, object: &'static str, field: &'static str) -> ProtocolError {
+pub(crate) fn rename(
+    error: ProtocolError,
+    object: &'static str,
+    field: &'static str,
+) -> ProtocolError {
     match error {
         ProtocolError::InvalidField { reason, .. } => ProtocolError::InvalidField {
             object,

@@ -39,6 +39,10 @@ pub enum Purpose {
     Listing = 7,
     /// CARD-3/4: an issuer's order to its card (unblock PIN, lock, unlock, terminate).
     IssuerCommand = 8,
+    /// SEC-1, SEC-3: a party authenticates one HTTP request to another party's server.
+    ApiRequest = 9,
+    /// REC-1: an issuer's or provider's hash-chained ledger entry for one card receipt.
+    LedgerEntry = 10,
 }
 
 /// The most certificates a signer chain may carry (leaf first): what `pki` will verify. Our

@@ -11,10 +11,10 @@ use proptest::prelude::*;
 use crypto::{Digest, InsecureSeededRng, SigningKey};
 use pki::{CardId, PartyId, UnixTime};
 use protocol::{
-    CertifiedData, Challenge, Delegation, DerCodec, IssuerAction, IssuerCommand, ItemId,
-    ItemPrefix, ListedItem, Listing, ListingBody, Nonce, Operation, OperationSet, PartyRole,
-    Policy, Purpose, Receipt, ReceiptResult, RegistrationInfo, Sa, SaBasis, Sar, Sdi, SignedObject,
-    UserInfo,
+    ApiRequest, CertifiedData, Challenge, Delegation, DerCodec, HttpMethod, IssuerAction,
+    IssuerCommand, ItemId, ItemPrefix, LedgerEntry, ListedItem, Listing, ListingBody, Nonce,
+    Operation, OperationSet, PartyRole, Policy, Purpose, Receipt, ReceiptResult, RegistrationInfo,
+    RequestPath, Sa, SaBasis, Sar, Sdi, SignedObject, UserInfo,
 };
 
 // ---- strategies ----
@@ -82,6 +82,8 @@ fn purpose() -> impl Strategy<Value = Purpose> {
         Just(Purpose::Receipt),
         Just(Purpose::Listing),
         Just(Purpose::IssuerCommand),
+        Just(Purpose::ApiRequest),
+        Just(Purpose::LedgerEntry),
     ]
 }
 
@@ -362,6 +364,64 @@ fn issuer_command() -> impl Strategy<Value = IssuerCommand> {
         )
 }
 
+fn http_method() -> impl Strategy<Value = HttpMethod> {
+    "[A-Z]{1,10}".prop_map(|m| HttpMethod::new(&m).unwrap())
+}
+
+fn request_path() -> impl Strategy<Value = RequestPath> {
+    "/[!-~]{0,511}".prop_map(|p| RequestPath::new(&p).unwrap())
+}
+
+fn api_request() -> impl Strategy<Value = ApiRequest> {
+    (
+        http_method(),
+        request_path(),
+        digest(),
+        party(),
+        role(),
+        party(),
+        time(),
+        challenge(),
+    )
+        .prop_map(
+            |(method, path, body_digest, audience, caller_role, caller, issued_at, nonce)| {
+                ApiRequest {
+                    method,
+                    path,
+                    body_digest,
+                    audience,
+                    caller_role,
+                    caller,
+                    issued_at,
+                    nonce,
+                }
+            },
+        )
+}
+
+fn ledger_entry() -> impl Strategy<Value = LedgerEntry> {
+    (
+        party(),
+        card_id(),
+        any::<u64>(),
+        digest(),
+        signed_object(),
+        digest(),
+        time(),
+    )
+        .prop_map(
+            |(party, card_id, seq, prev, receipt, view_digest, recorded_at)| LedgerEntry {
+                party,
+                card_id,
+                seq,
+                prev,
+                receipt,
+                view_digest,
+                recorded_at,
+            },
+        )
+}
+
 // ---- the properties, for every type ----
 
 /// Whatever decodes re-encodes to the same bytes: decoding is injective on canonical DER and
@@ -449,6 +509,8 @@ codec_properties!(listing_body_codec, ListingBody, listing_body(), 64);
 codec_properties!(listing_codec, Listing, listing(), 64);
 codec_properties!(issuer_command_codec, IssuerCommand, issuer_command(), 128);
 codec_properties!(signed_object_codec, SignedObject, signed_object(), 32);
+codec_properties!(api_request_codec, ApiRequest, api_request(), 128);
+codec_properties!(ledger_entry_codec, LedgerEntry, ledger_entry(), 32);
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
@@ -505,6 +567,73 @@ fn fixed_sdi_der() -> Vec<u8> {
 fn sdi_known_answer() {
     assert_eq!(fixed_sdi().to_der(), fixed_sdi_der());
     assert_eq!(Sdi::from_der(&fixed_sdi_der()), Ok(fixed_sdi()));
+}
+
+fn fixed_api_request() -> ApiRequest {
+    ApiRequest {
+        method: HttpMethod::new("GET").unwrap(),
+        path: RequestPath::new("/v1").unwrap(),
+        body_digest: Digest([0xBB; 32]),
+        audience: PartyId::new("issuer-1").unwrap(),
+        caller_role: PartyRole::Provider,
+        caller: PartyId::new("provider-1").unwrap(),
+        issued_at: UnixTime(1_800_000_000),
+        nonce: Challenge([0x4E; 16]),
+    }
+}
+
+/// docs/protocol.asn, `ApiRequest`, written out by hand.
+fn fixed_api_request_der() -> Vec<u8> {
+    let mut der = hex::decode("305d").unwrap();
+    der.extend(hex::decode("0c03").unwrap());
+    der.extend(b"GET"); // method
+    der.extend(hex::decode("0c03").unwrap());
+    der.extend(b"/v1"); // path
+    der.extend(hex::decode("0420").unwrap());
+    der.extend([0xBB; 32]); // bodyDigest
+    der.extend(hex::decode("0c08").unwrap());
+    der.extend(b"issuer-1"); // audience
+    der.extend(hex::decode("0a0101").unwrap()); // callerRole provider
+    der.extend(hex::decode("0c0a").unwrap());
+    der.extend(b"provider-1"); // caller
+    der.extend(hex::decode("02046b49d200").unwrap()); // issuedAt 1_800_000_000
+    der.extend(hex::decode("0410").unwrap());
+    der.extend([0x4E; 16]); // nonce
+    der
+}
+
+#[test]
+fn api_request_known_answer_and_field_constraints() {
+    let good = fixed_api_request_der();
+    assert_eq!(fixed_api_request().to_der(), good);
+    assert_eq!(ApiRequest::from_der(&good), Ok(fixed_api_request()));
+    let replaced = |from: &[u8], to: &[u8]| {
+        let at = good.windows(from.len()).position(|w| w == from).unwrap();
+        let mut der = good.clone();
+        der[at..at + from.len()].copy_from_slice(to);
+        ApiRequest::from_der(&der)
+    };
+    // Well-formed DER whose strings break HttpMethod / RequestPath.
+    for (from, to, field) in [
+        (&b"GET"[..], &b"get"[..], "method"),
+        (b"GET", b"G T", "method"),
+        (b"/v1", b"v1/", "path"),
+        (b"/v1", b"/ 1", "path"),
+    ] {
+        assert!(
+            matches!(
+                replaced(from, to),
+                Err(protocol::ProtocolError::InvalidField { object: "ApiRequest", field: f, .. }) if f == field
+            ),
+            "{:?}",
+            String::from_utf8_lossy(to)
+        );
+    }
+    // callerRole 2 is not in the ENUMERATED.
+    assert!(matches!(
+        replaced(&[0x0a, 0x01, 0x01], &[0x0a, 0x01, 0x02]),
+        Err(protocol::ProtocolError::Malformed { .. })
+    ));
 }
 
 #[test]
@@ -637,6 +766,25 @@ fn bounds_of_the_value_types() {
     assert!(OperationSet::from_slice(&[]).is_err());
     assert!(OperationSet::from_slice(&[Operation::Delete, Operation::Store]).is_err());
     assert!(OperationSet::from_slice(&[Operation::Store, Operation::Store]).is_err());
+    assert!(HttpMethod::new("POST").is_ok());
+    assert!(HttpMethod::new("ABCDEFGHIJ").is_ok());
+    for bad in ["", "post", "ABCDEFGHIJK", "GE T", "GET\n", "MÉTHOD"] {
+        assert!(HttpMethod::new(bad).is_err(), "{bad:?}");
+    }
+    assert!(RequestPath::new("/").is_ok());
+    assert!(RequestPath::new("/v1/cards/ab?x=1&y=%20").is_ok());
+    assert!(RequestPath::new(&format!("/{}", "a".repeat(511))).is_ok());
+    for bad in [
+        String::new(),
+        "v1/cards".to_string(),
+        "/v1 /cards".to_string(),
+        "/v1/\tcards".to_string(),
+        "/é".to_string(),
+        "/\u{7f}".to_string(),
+        format!("/{}", "a".repeat(512)),
+    ] {
+        assert!(RequestPath::new(&bad).is_err(), "{bad:?}");
+    }
     assert_eq!(
         protocol::MAX_CHAIN_LEN,
         3,
@@ -660,7 +808,11 @@ fn every_type_is_in_the_asn1_module() {
         <ListingBody as DerCodec>::NAME,
         <Listing as DerCodec>::NAME,
         <IssuerCommand as DerCodec>::NAME,
+        <ApiRequest as DerCodec>::NAME,
+        <LedgerEntry as DerCodec>::NAME,
         <SignedObject as DerCodec>::NAME,
+        "HttpMethod",
+        "RequestPath",
         "ToBeSigned",
         "Purpose",
     ] {
