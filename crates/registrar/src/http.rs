@@ -1,0 +1,388 @@
+//! The registrar's HTTP API: JSON request/response types (DER as lowercase hex), handlers that
+//! extract → call the service → respond, the route table, and the one table from
+//! [`ServiceError`] to HTTP status and code. `docs/parties.md` and `GET /openapi.json` describe
+//! it.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRef, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, MethodRouter};
+use axum::Json;
+use crypto::VerifyingKey;
+use pki::{PartyId, Role, UnixTime};
+use serde::{Deserialize, Serialize};
+use server_kit::{ApiError, ApiJson, ApiPath, ApiQuery, Counter, Db, Metrics, Operator};
+
+use crate::service::{Registrar, RevocationReason, RevocationResult, ServiceError};
+use crate::store::{CertificateRecord, CrlRecord, RevocationRecord};
+
+/// What every handler gets.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub registrar: Arc<Registrar>,
+    pub db: Db,
+    pub issued: Counter,
+    pub revoked: Counter,
+}
+
+impl AppState {
+    pub fn new(registrar: Arc<Registrar>, db: Db, metrics: &Metrics) -> AppState {
+        AppState {
+            registrar,
+            db,
+            issued: metrics.counter(
+                "registrar_certificates_issued_total",
+                "Certificates (IRC or DPR) issued.",
+            ),
+            revoked: metrics.counter(
+                "registrar_revocations_total",
+                "Certificates revoked (repeated requests not counted).",
+            ),
+        }
+    }
+}
+
+impl FromRef<AppState> for Db {
+    fn from_ref(state: &AppState) -> Db {
+        state.db.clone()
+    }
+}
+
+/// The registrar's routes (method, path template, handler): the router is built from this
+/// table and the OpenAPI test checks the document against it.
+pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
+    vec![
+        (Method::GET, "/v1/root", get(root)),
+        (Method::POST, "/v1/certificates", post(issue)),
+        (Method::GET, "/v1/certificates", get(list)),
+        (Method::GET, "/v1/certificates/{serial}", get(certificate)),
+        (Method::POST, "/v1/revocations", post(revoke)),
+        (Method::GET, "/v1/crl", get(crl)),
+        (Method::GET, "/openapi.json", get(openapi)),
+    ]
+}
+
+/// The one table from service errors to HTTP.
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> ApiError {
+        match error {
+            ServiceError::UnknownCertificate { .. } => {
+                ApiError::not_found("unknown_certificate", error.to_string())
+            }
+            ServiceError::InvalidNotAfter { .. } => {
+                ApiError::bad_request("invalid_not_after", error.to_string())
+            }
+            ServiceError::SubjectIsRegistrar { .. } => {
+                ApiError::bad_request("invalid_subject", error.to_string())
+            }
+            ServiceError::Store(_)
+            | ServiceError::Pki(_)
+            | ServiceError::IdentityMismatch { .. }
+            | ServiceError::RootKeyMismatch { .. } => ApiError::internal(error),
+        }
+    }
+}
+
+// ---- API types --------------------------------------------------------------------------
+
+/// `GET /v1/root`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RootResponse {
+    pub party_id: String,
+    /// `issuer_registrar` or `data_registrar`.
+    pub role: String,
+    pub serial: u64,
+    pub not_before: u64,
+    pub not_after: u64,
+    /// DER, hex.
+    pub certificate: String,
+    pub pem: String,
+}
+
+/// `POST /v1/certificates`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct IssueRequest {
+    /// The issuer's or provider's party ID.
+    pub subject: String,
+    /// Its P-256 public key, SEC1 (uncompressed or compressed), hex.
+    pub public_key: String,
+    /// Unix seconds; default: three years from now (capped at the root's end).
+    #[serde(default)]
+    pub not_after: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RevocationBody {
+    pub reason: String,
+    pub revoked_at: u64,
+}
+
+/// A certificate issued here.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CertificateResponse {
+    pub serial: u64,
+    pub subject: String,
+    /// `issuer` (IRC) or `provider` (DPR).
+    pub role: String,
+    pub not_before: u64,
+    pub not_after: u64,
+    pub issued_at: u64,
+    /// DER, hex.
+    pub certificate: String,
+    pub pem: String,
+    pub revocation: Option<RevocationBody>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CertificateList {
+    pub certificates: Vec<CertificateResponse>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    pub subject: Option<String>,
+}
+
+/// `POST /v1/revocations`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequest {
+    pub serial: u64,
+    /// One of `unspecified`, `key_compromise`, `affiliation_changed`, `superseded`,
+    /// `cessation_of_operation`.
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RevokeResponse {
+    pub serial: u64,
+    pub reason: String,
+    pub revoked_at: u64,
+    /// False when the certificate had been revoked before (the original reason and time are
+    /// reported).
+    pub newly_revoked: bool,
+    /// A CRL number that lists the certificate.
+    pub crl_number: u64,
+}
+
+/// `GET /v1/crl`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CrlResponse {
+    pub number: u64,
+    pub this_update: u64,
+    pub next_update: u64,
+    /// DER, hex.
+    pub crl: String,
+    pub pem: String,
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Issuer => "issuer",
+        Role::Provider => "provider",
+        Role::IssuerRegistrar => "issuer_registrar",
+        Role::DataRegistrar => "data_registrar",
+        Role::Card => "card",
+    }
+}
+
+/// Stored DER is re-parsed for its PEM: one PEM writer (pki's), and a corrupt row shows up as
+/// a logged 500 instead of being served.
+fn certificate_response(c: &CertificateRecord) -> Result<CertificateResponse, ApiError> {
+    let pem = pki::Certificate::from_der(&c.der)
+        .map_err(|e| ApiError::internal(format!("stored certificate {}: {e}", c.serial)))?
+        .to_pem();
+    Ok(CertificateResponse {
+        serial: c.serial,
+        subject: c.subject.to_string(),
+        role: role_name(c.role).to_string(),
+        not_before: c.not_before.0,
+        not_after: c.not_after.0,
+        issued_at: c.issued_at.0,
+        certificate: hex::encode(&c.der),
+        pem,
+        revocation: c.revocation.map(|r: RevocationRecord| RevocationBody {
+            reason: r.reason.as_str().to_string(),
+            revoked_at: r.revoked_at.0,
+        }),
+    })
+}
+
+fn crl_response(c: &CrlRecord) -> Result<CrlResponse, ApiError> {
+    let pem = pki::Crl::from_der(&c.der)
+        .map_err(|e| ApiError::internal(format!("stored CRL {}: {e}", c.number)))?
+        .to_pem();
+    Ok(CrlResponse {
+        number: c.number,
+        this_update: c.this_update.0,
+        next_update: c.next_update.0,
+        crl: hex::encode(&c.der),
+        pem,
+    })
+}
+
+// ---- parsing request fields ---------------------------------------------------------------
+
+fn parse_subject(text: &str) -> Result<PartyId, ApiError> {
+    PartyId::new(text).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_subject",
+            format!("subject {text:?} is not a party ID (1..=64 of [A-Za-z0-9._-])"),
+        )
+    })
+}
+
+fn parse_public_key(text: &str) -> Result<VerifyingKey, ApiError> {
+    let bytes = hex::decode(text).map_err(|e| {
+        ApiError::bad_request("invalid_public_key", format!("public_key is not hex: {e}"))
+    })?;
+    VerifyingKey::from_sec1(&bytes)
+        .map_err(|e| ApiError::bad_request("invalid_public_key", format!("public_key: {e}")))
+}
+
+fn parse_serial(text: &str) -> Result<u64, ApiError> {
+    text.parse::<u64>()
+        .ok()
+        .filter(|s| *s > 0 && text.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_serial",
+                format!("serial {text:?} is not a positive decimal integer"),
+            )
+        })
+}
+
+fn parse_reason(text: &str) -> Result<RevocationReason, ApiError> {
+    RevocationReason::parse(text).ok_or_else(|| {
+        let known: Vec<&str> = RevocationReason::ALL.iter().map(|r| r.as_str()).collect();
+        ApiError::bad_request(
+            "invalid_reason",
+            format!("reason {text:?} is not one of {}", known.join(", ")),
+        )
+    })
+}
+
+// ---- handlers ------------------------------------------------------------------------------
+
+async fn root(State(state): State<AppState>) -> Json<RootResponse> {
+    let registrar = &state.registrar;
+    let root = registrar.root();
+    Json(RootResponse {
+        party_id: registrar.party_id().to_string(),
+        role: registrar.role().as_str().to_string(),
+        serial: root.serial(),
+        not_before: root.not_before().0,
+        not_after: root.not_after().0,
+        certificate: hex::encode(root.der()),
+        pem: root.to_pem(),
+    })
+}
+
+async fn issue(
+    State(state): State<AppState>,
+    operator: Operator,
+    ApiJson(request): ApiJson<IssueRequest>,
+) -> Result<Response, ApiError> {
+    let subject = parse_subject(&request.subject)?;
+    let public_key = parse_public_key(&request.public_key)?;
+    let record = state
+        .registrar
+        .issue(subject, public_key, request.not_after.map(UnixTime))
+        .await?;
+    state.issued.increment();
+    tracing::info!(
+        operator = %operator.name,
+        serial = record.serial,
+        subject = %record.subject,
+        not_after = record.not_after.0,
+        "certificate issued"
+    );
+    Ok((StatusCode::CREATED, Json(certificate_response(&record)?)).into_response())
+}
+
+async fn certificate(
+    State(state): State<AppState>,
+    ApiPath(serial): ApiPath<String>,
+) -> Result<Json<CertificateResponse>, ApiError> {
+    let serial = parse_serial(&serial)?;
+    let record = state.registrar.certificate(serial).await?;
+    Ok(Json(certificate_response(&record)?))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<CertificateList>, ApiError> {
+    let subject = query.subject.as_deref().map(parse_subject).transpose()?;
+    let records = state.registrar.certificates(subject.as_ref()).await?;
+    Ok(Json(CertificateList {
+        certificates: records
+            .iter()
+            .map(certificate_response)
+            .collect::<Result<_, _>>()?,
+    }))
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    operator: Operator,
+    ApiJson(request): ApiJson<RevokeRequest>,
+) -> Result<Response, ApiError> {
+    let reason = parse_reason(&request.reason)?;
+    let result: RevocationResult = state.registrar.revoke(request.serial, reason).await?;
+    let status = if result.newly_revoked {
+        state.revoked.increment();
+        tracing::info!(
+            operator = %operator.name,
+            serial = result.serial,
+            reason = reason.as_str(),
+            crl_number = result.crl_number,
+            "certificate revoked"
+        );
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(RevokeResponse {
+            serial: result.serial,
+            reason: result.revocation.reason.as_str().to_string(),
+            revoked_at: result.revocation.revoked_at.0,
+            newly_revoked: result.newly_revoked,
+            crl_number: result.crl_number,
+        }),
+    )
+        .into_response())
+}
+
+async fn crl(State(state): State<AppState>) -> Result<Json<CrlResponse>, ApiError> {
+    let crl = state.registrar.crl().await?;
+    Ok(Json(crl_response(&crl)?))
+}
+
+async fn openapi() -> Json<serde_json::Value> {
+    Json(crate::openapi::document())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serials_are_positive_decimals() {
+        assert_eq!(parse_serial("42").unwrap(), 42);
+        for bad in ["0", "-1", "+1", "x", "", "18446744073709551616", "0x10"] {
+            assert_eq!(
+                parse_serial(bad).unwrap_err().code,
+                "invalid_serial",
+                "{bad}"
+            );
+        }
+    }
+}
