@@ -94,19 +94,33 @@ pub struct MigrationSet {
     pub postgres: &'static [Migration],
 }
 
-/// server-kit's own schema: the `operators` table (see `operator.rs`).
+/// server-kit's own schema: operators (`operator.rs`) and party request nonces (`party.rs`).
 const KIT_MIGRATIONS: MigrationSet = MigrationSet {
     component: "server-kit",
-    sqlite: &[Migration {
-        version: 1,
-        description: "operators",
-        sql: include_str!("../migrations/sqlite/0001_operators.sql"),
-    }],
-    postgres: &[Migration {
-        version: 1,
-        description: "operators",
-        sql: include_str!("../migrations/postgres/0001_operators.sql"),
-    }],
+    sqlite: &[
+        Migration {
+            version: 1,
+            description: "operators",
+            sql: include_str!("../migrations/sqlite/0001_operators.sql"),
+        },
+        Migration {
+            version: 2,
+            description: "party request nonces",
+            sql: include_str!("../migrations/sqlite/0002_party_request_nonces.sql"),
+        },
+    ],
+    postgres: &[
+        Migration {
+            version: 1,
+            description: "operators",
+            sql: include_str!("../migrations/postgres/0001_operators.sql"),
+        },
+        Migration {
+            version: 2,
+            description: "party request nonces",
+            sql: include_str!("../migrations/postgres/0002_party_request_nonces.sql"),
+        },
+    ],
 };
 
 const CREATE_SCHEMA_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

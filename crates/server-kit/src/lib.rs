@@ -1,9 +1,9 @@
 //! What every cardwright server shares (docs/parties.md): the database ([`Db`]: SQLite or
 //! PostgreSQL from one URL, migrations per backend), errors as HTTP ([`ApiError`], one JSON
 //! shape), the kit's routes and layers ([`finish`]: `/health`, `/metrics`, request ids, request
-//! spans, opaque 5xx), operator tokens ([`Operator`]), JSON logs ([`init_logging`]), the
-//! listener with optional TLS ([`bind`], [`TlsFiles`]), clocks and key files. It knows no
-//! party's domain.
+//! spans, opaque 5xx), operator tokens ([`Operator`]), party request authentication
+//! ([`PartyRequest`]), JSON logs ([`init_logging`]), the listener with optional TLS ([`bind`],
+//! [`TlsFiles`]), clocks and key files. It knows no party's domain.
 
 mod clock;
 mod db;
@@ -12,6 +12,7 @@ mod key_file;
 mod listener;
 mod metrics;
 mod operator;
+mod party;
 mod router;
 pub mod testing;
 
@@ -25,6 +26,7 @@ pub use key_file::{load_or_generate_key, KeyOrigin};
 pub use listener::{bind, shutdown_signal, BoundListener, TlsFiles};
 pub use metrics::{Counter, Metrics, UNMATCHED_ROUTE};
 pub use operator::{Operator, OperatorRecord, OperatorToken};
+pub use party::{PartyRequest, PartyTrust, MAX_PARTY_REQUEST_BODY, PARTY_REQUEST_HEADER};
 pub use router::{finish, Kit, KIT_ROUTES, REQUEST_ID_HEADER};
 
 /// What can go wrong setting a server up outside the database.
