@@ -22,6 +22,24 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The advisory lock key migrations take on PostgreSQL ("cwmigr" in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x6377_6d69_6772;
 
+/// Runs `$body` with `$pool` bound to the SQLite or the PostgreSQL pool of a [`Db`], so one
+/// piece of code serves both backends; each expansion is type-checked against its own driver.
+/// Write the SQL in the dialect both share: `$1, $2, …` parameters (sqlx binds them by number on
+/// SQLite too), `RETURNING`, `ON CONFLICT DO NOTHING`.
+///
+/// ```text
+/// let n: i64 = on_pool!(&db, |pool| sqlx::query_scalar("SELECT $1").bind(1i64).fetch_one(pool).await?);
+/// ```
+#[macro_export]
+macro_rules! on_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::Db::Sqlite($pool) => $body,
+            $crate::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
 /// An open database: SQLite (one file, WAL, foreign keys on) or PostgreSQL. Cloning is cheap
 /// (the pools are reference-counted). Store modules match on it and use the typed pool.
 #[derive(Debug, Clone)]
@@ -192,10 +210,10 @@ impl Db {
 
     /// A trivial query: is the database answering?
     pub async fn ping(&self) -> Result<(), DbError> {
-        match self {
-            Db::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop)?,
-            Db::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop)?,
-        }
+        on_pool!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(drop)?);
         Ok(())
     }
 
@@ -211,10 +229,7 @@ impl Db {
 
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
-        match self {
-            Db::Sqlite(pool) => pool.close().await,
-            Db::Postgres(pool) => pool.close().await,
-        }
+        on_pool!(self, |pool| pool.close().await)
     }
 }
 

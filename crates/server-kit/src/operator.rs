@@ -8,7 +8,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use sqlx::Row;
 
-use crate::{ApiError, Db, DbError};
+use crate::{on_pool, ApiError, Db, DbError};
 
 const TOKEN_PREFIX: &str = "cwo_";
 const TOKEN_RANDOM_LEN: usize = 16;
@@ -86,17 +86,8 @@ impl Db {
     ) -> Result<OperatorToken, DbError> {
         let token = OperatorToken::generate(rng);
         let digest = token.digest_hex();
-        let result = match self {
-            Db::Sqlite(pool) => sqlx::query(
-                "INSERT INTO operators (name, token_sha256, created_at) VALUES (?, ?, ?)",
-            )
-            .bind(name)
-            .bind(&digest)
-            .bind(to_db_time(now))
-            .execute(pool)
-            .await
-            .map(drop),
-            Db::Postgres(pool) => sqlx::query(
+        let result = on_pool!(self, |pool| {
+            sqlx::query(
                 "INSERT INTO operators (name, token_sha256, created_at) VALUES ($1, $2, $3)",
             )
             .bind(name)
@@ -104,8 +95,8 @@ impl Db {
             .bind(to_db_time(now))
             .execute(pool)
             .await
-            .map(drop),
-        };
+            .map(drop)
+        });
         match result {
             Ok(_) => Ok(token),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
@@ -120,24 +111,16 @@ impl Db {
     /// Disables operator `name` from `now` on; its token then gets 403 `forbidden`. Returns
     /// whether such an operator exists.
     pub async fn disable_operator(&self, name: &str, now: pki::UnixTime) -> Result<bool, DbError> {
-        let done = match self {
-            Db::Sqlite(pool) => sqlx::query(
-                "UPDATE operators SET disabled_at = COALESCE(disabled_at, ?) WHERE name = ?",
-            )
-            .bind(to_db_time(now))
-            .bind(name)
-            .execute(pool)
-            .await?
-            .rows_affected(),
-            Db::Postgres(pool) => sqlx::query(
+        let done = on_pool!(self, |pool| {
+            sqlx::query(
                 "UPDATE operators SET disabled_at = COALESCE(disabled_at, $1) WHERE name = $2",
             )
             .bind(to_db_time(now))
             .bind(name)
             .execute(pool)
             .await?
-            .rows_affected(),
-        };
+            .rows_affected()
+        });
         Ok(done > 0)
     }
 
@@ -147,26 +130,15 @@ impl Db {
         token: &OperatorToken,
     ) -> Result<Option<OperatorRecord>, DbError> {
         let digest = token.digest_hex();
-        let row = match self {
-            Db::Sqlite(pool) => sqlx::query(
-                "SELECT name, created_at, disabled_at FROM operators WHERE token_sha256 = ?",
-            )
-            .bind(&digest)
-            .fetch_optional(pool)
-            .await?
-            .map(|r| {
-                Ok::<_, sqlx::Error>(record_from(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
-            }),
-            Db::Postgres(pool) => sqlx::query(
+        let row = on_pool!(self, |pool| {
+            sqlx::query(
                 "SELECT name, created_at, disabled_at FROM operators WHERE token_sha256 = $1",
             )
             .bind(&digest)
             .fetch_optional(pool)
             .await?
-            .map(|r| {
-                Ok::<_, sqlx::Error>(record_from(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
-            }),
-        };
+            .map(|r| Ok::<_, sqlx::Error>(record_from(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        });
         Ok(row.transpose()?)
     }
 }

@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use pki::{Certificate, Crl, PartyId, UnixTime};
 use protocol::{verify_api_request, ApiRequest, ConsentError, ExpectedRequest, SignedObject};
 
-use crate::{ApiError, Clock, Db, DbError};
+use crate::{on_pool, ApiError, Clock, Db, DbError};
 
 /// The header carrying the signed request.
 pub const PARTY_REQUEST_HEADER: &str = "cardwright-request";
@@ -77,28 +77,16 @@ impl Db {
         const PURGE: &str = "DELETE FROM party_request_nonces WHERE expires_at < $1";
         const INSERT: &str = "INSERT INTO party_request_nonces (caller, nonce, expires_at) \
                               VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
-        let inserted = match self {
-            Db::Sqlite(pool) => {
-                sqlx::query(PURGE).bind(now).execute(pool).await?;
-                sqlx::query(INSERT)
-                    .bind(caller.as_str())
-                    .bind(&nonce)
-                    .bind(expires_at)
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            }
-            Db::Postgres(pool) => {
-                sqlx::query(PURGE).bind(now).execute(pool).await?;
-                sqlx::query(INSERT)
-                    .bind(caller.as_str())
-                    .bind(&nonce)
-                    .bind(expires_at)
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            }
-        };
+        let inserted = on_pool!(self, |pool| {
+            sqlx::query(PURGE).bind(now).execute(pool).await?;
+            sqlx::query(INSERT)
+                .bind(caller.as_str())
+                .bind(&nonce)
+                .bind(expires_at)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
         Ok(inserted == 1)
     }
 }

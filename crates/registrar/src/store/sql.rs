@@ -1,6 +1,7 @@
 //! [`Store`] on SQLite and PostgreSQL with one set of SQL: every statement here is valid in
 //! both dialects (`$n` parameters, `RETURNING`, `ON CONFLICT DO NOTHING`), so one body serves
-//! both pools (`on_pool!` expands it once per backend, each type-checked against its driver).
+//! both pools (`server_kit::on_pool!` expands it once per backend, each type-checked against
+//! its driver).
 //! Only the migrations differ (BLOB vs BYTEA).
 //!
 //! Concurrency: a writer's first statement updates a single-row counter (`serial_counter`,
@@ -12,7 +13,7 @@
 
 use async_trait::async_trait;
 use pki::{PartyId, Role, UnixTime};
-use server_kit::{Db, MigrationSet};
+use server_kit::{on_pool, Db, MigrationSet};
 use sqlx::Row;
 
 use super::{
@@ -35,16 +36,6 @@ pub const MIGRATIONS: MigrationSet = MigrationSet {
         sql: include_str!("../../migrations/postgres/0001_registrar.sql"),
     }],
 };
-
-/// Runs `$body` with `$pool` bound to the SQLite or the PostgreSQL pool.
-macro_rules! on_pool {
-    ($db:expr, |$pool:ident| $body:expr) => {
-        match $db {
-            Db::Sqlite($pool) => $body,
-            Db::Postgres($pool) => $body,
-        }
-    };
-}
 
 /// The registrar's store on an open, migrated [`Db`].
 #[derive(Debug, Clone)]
