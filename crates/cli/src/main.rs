@@ -3,6 +3,7 @@
 mod bench;
 mod card_cmd;
 mod demo;
+mod registrar_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +26,9 @@ enum Top {
     /// Measure throughput next to the bound that limits it.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// An issuer registrar or a data registrar (REG-1).
+    #[command(subcommand)]
+    Registrar(registrar_cmd::RegistrarCommand),
     /// Walk a card through personalisation, registration, every storing path, deletion and
     /// refusals, with in-process parties and a sealed card image in a fresh data directory.
     Demo(demo::DemoArgs),
@@ -35,5 +39,6 @@ fn main() -> anyhow::Result<()> {
         Top::Card(c) => card_cmd::run(c),
         Top::Bench(b) => bench::run(b),
         Top::Demo(d) => demo::run(d),
+        Top::Registrar(r) => registrar_cmd::run(r),
     }
 }
