@@ -1,0 +1,582 @@
+//! The provider's HTTP API: JSON request/response types (DER, digests, IDs and data as
+//! lowercase hex), handlers that extract → call the service → respond, the route table, and
+//! the one table from [`ServiceError`] to HTTP status and code. `docs/parties.md` and
+//! `GET /openapi.json` describe it.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRef, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, MethodRouter};
+use axum::Json;
+use crypto::Digest;
+use pki::{CardId, Certificate};
+use protocol::{Challenge, DerCodec, ItemId, Policy, Sdi, SignedObject};
+use serde::{Deserialize, Serialize};
+use server_kit::{ApiError, ApiJson, ApiPath, ApiQuery, Counter, Db, Metrics, Operator};
+
+use crate::service::{Provider, ServiceError};
+use crate::store::{ItemRecord, ViewItem};
+
+/// What every handler gets.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub provider: Arc<Provider>,
+    pub db: Db,
+    pub authorizations: Counter,
+    pub receipts: Counter,
+}
+
+impl AppState {
+    pub fn new(provider: Arc<Provider>, db: Db, metrics: &Metrics) -> AppState {
+        AppState {
+            provider,
+            db,
+            authorizations: metrics.counter(
+                "provider_authorizations_signed_total",
+                "SAs and SARs signed (STO-1, STO-2, STO-3).",
+            ),
+            receipts: metrics.counter(
+                "provider_receipts_recorded_total",
+                "Card receipts recorded in a ledger (repeats not counted).",
+            ),
+        }
+    }
+}
+
+impl FromRef<AppState> for Db {
+    fn from_ref(state: &AppState) -> Db {
+        state.db.clone()
+    }
+}
+
+/// The provider's routes (method, path template, handler): the router is built from this
+/// table and the OpenAPI test checks the document against it.
+pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
+    vec![
+        (Method::POST, "/v1/items", post(publish)),
+        (Method::GET, "/v1/items", get(list_items)),
+        (Method::GET, "/v1/items/{id}", get(item)),
+        (Method::GET, "/v1/items/{id}/data", get(data)),
+        (Method::GET, "/v1/items/{id}/certified", get(certified)),
+        (Method::POST, "/v1/authorizations/grant", post(grant)),
+        (Method::POST, "/v1/authorizations/request", post(request)),
+        (Method::POST, "/v1/authorizations/alone", post(alone)),
+        (Method::POST, "/v1/receipts", post(receipt)),
+        (Method::GET, "/v1/cards/{id}/contents", get(contents)),
+        (Method::GET, "/v1/cards/{id}/ledger", get(ledger)),
+        (Method::GET, "/v1/members", get(members)),
+        (Method::GET, "/openapi.json", get(openapi)),
+    ]
+}
+
+fn unprocessable(code: &'static str, message: String) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+}
+
+/// The one table from service errors to HTTP.
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> ApiError {
+        let message = error.to_string();
+        match error {
+            ServiceError::UnknownItem { .. } => ApiError::not_found("unknown_item", message),
+            ServiceError::UnknownCard { .. } => ApiError::not_found("unknown_card", message),
+            ServiceError::ItemVersionExists { .. } => {
+                ApiError::conflict("item_version_exists", message)
+            }
+            ServiceError::DataTooLarge { .. } => ApiError::bad_request("invalid_data", message),
+            ServiceError::WrongPurpose { .. } => ApiError::bad_request("wrong_purpose", message),
+            ServiceError::SdiMismatch { .. } => unprocessable("sdi_mismatch", message),
+            ServiceError::WrongRequesterRole { .. } => {
+                unprocessable("wrong_requester_role", message)
+            }
+            ServiceError::Untrusted { .. } => unprocessable("untrusted_signer", message),
+            ServiceError::Expired { .. } => unprocessable("expired", message),
+            ServiceError::Replayed { .. } => ApiError::conflict("authorization_replayed", message),
+            ServiceError::DelegationRefused { .. } => unprocessable("delegation_refused", message),
+            ServiceError::CardNotAuthorized { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "card_not_authorized", message)
+            }
+            ServiceError::UntrustedRc { .. } => unprocessable("untrusted_rc", message),
+            ServiceError::InvalidReceipt { .. } => unprocessable("invalid_receipt", message),
+            ServiceError::UnknownAuthorization { .. } => {
+                unprocessable("unknown_authorization", message)
+            }
+            ServiceError::CounterNotIncreasing { .. } => {
+                ApiError::conflict("counter_not_increasing", message)
+            }
+            ServiceError::RcMismatch { .. } => ApiError::conflict("rc_mismatch", message),
+            ServiceError::Configuration { .. } | ServiceError::Store(_) => {
+                ApiError::internal(error)
+            }
+        }
+    }
+}
+
+// ---- API types --------------------------------------------------------------------------
+
+/// `POST /v1/items`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PublishRequest {
+    /// 1..=16 bytes, hex.
+    pub item_id: String,
+    pub version: u32,
+    /// The item's bytes, hex (as every binary value in the API).
+    pub data: String,
+    /// Policy bits (protocol::Policy): 1 certified data required, 2 not deletable, 4 delete
+    /// when disabled. Default 0.
+    #[serde(default)]
+    pub policy: u32,
+}
+
+/// One catalog item version.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ItemResponse {
+    pub item_id: String,
+    pub version: u32,
+    pub size: u32,
+    /// SHA-256 of the data, hex.
+    pub data_digest: String,
+    pub policy: u32,
+    pub published_at: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ItemList {
+    pub items: Vec<ItemResponse>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct VersionQuery {
+    #[serde(default)]
+    pub version: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DataQuery {
+    /// The card the data is for, 32 hex digits.
+    pub card: String,
+    #[serde(default)]
+    pub version: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CertifiedQuery {
+    pub card: String,
+    /// The SDI's DER, hex.
+    pub sdi: String,
+}
+
+/// `GET /v1/items/{id}/data` and `…/certified`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DataResponse {
+    #[serde(flatten)]
+    pub item: ItemResponse,
+    /// Hex.
+    pub data: String,
+    /// The SDCI (hex DER SignedObject) on `…/certified`, absent on `…/data`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sdci: Option<String>,
+}
+
+/// `POST /v1/authorizations/grant`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRequest {
+    /// The issuer's SAR, hex DER SignedObject.
+    pub sar: String,
+}
+
+/// `POST /v1/authorizations/request`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RequestRequest {
+    pub card_id: String,
+    /// SHA-256 of the card's RC DER, hex.
+    pub rc_digest: String,
+    /// DER, hex.
+    pub sdi: String,
+    /// The card's 16-byte challenge, hex.
+    pub challenge: String,
+}
+
+/// `POST /v1/authorizations/alone`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AloneRequest {
+    /// The issuer's delegation, hex DER SignedObject.
+    pub delegation: String,
+    pub sdi: String,
+    pub challenge: String,
+}
+
+/// A signed authorization (`sa` or `sar`), hex DER SignedObject.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuthorizationResponse {
+    /// `sa` or `sar`.
+    pub kind: String,
+    pub object: String,
+}
+
+/// `POST /v1/receipts`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptRequest {
+    /// The card's receipt, hex DER SignedObject.
+    pub receipt: String,
+    /// The card's RC, hex DER.
+    pub rc: String,
+    /// The IRC of the issuer that signed the RC, hex DER.
+    pub irc: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReceiptResponse {
+    pub card_id: String,
+    pub seq: u64,
+    pub counter: u64,
+    /// The ledger entry, hex DER SignedObject.
+    pub entry: String,
+    /// False when this receipt had been recorded before (the original entry is returned).
+    pub newly_recorded: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ViewItemResponse {
+    pub item_id: String,
+    pub version: u32,
+    pub size: u32,
+    pub data_digest: String,
+    pub policy: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContentsResponse {
+    pub card_id: String,
+    pub items: Vec<ViewItemResponse>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LedgerEntryResponse {
+    pub seq: u64,
+    pub counter: u64,
+    pub entry: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LedgerResponse {
+    pub card_id: String,
+    /// The RC the receipts verify under, hex DER.
+    pub rc: String,
+    pub entries: Vec<LedgerEntryResponse>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MembersQuery {
+    pub item: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Member {
+    pub card_id: String,
+    pub version: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MembersResponse {
+    pub item_id: String,
+    pub cards: Vec<Member>,
+}
+
+fn item_response(item: &ItemRecord) -> ItemResponse {
+    ItemResponse {
+        item_id: hex::encode(item.item_id.as_bytes()),
+        version: item.version,
+        size: item.size,
+        data_digest: hex::encode(item.data_digest.0),
+        policy: item.policy.bits(),
+        published_at: item.published_at.0,
+    }
+}
+
+fn view_item_response(item: &ViewItem) -> ViewItemResponse {
+    ViewItemResponse {
+        item_id: hex::encode(item.item_id.as_bytes()),
+        version: item.version,
+        size: item.size,
+        data_digest: hex::encode(item.data_digest.0),
+        policy: item.policy.bits(),
+    }
+}
+
+// ---- parsing request fields ---------------------------------------------------------------
+
+fn hex_field(code: &'static str, field: &str, text: &str) -> Result<Vec<u8>, ApiError> {
+    hex::decode(text).map_err(|e| ApiError::bad_request(code, format!("{field} is not hex: {e}")))
+}
+
+fn parse_item_id(text: &str) -> Result<ItemId, ApiError> {
+    let bytes = hex_field("invalid_item_id", "item ID", text)?;
+    ItemId::new(&bytes).map_err(|e| ApiError::bad_request("invalid_item_id", e.to_string()))
+}
+
+fn parse_card_id(text: &str) -> Result<CardId, ApiError> {
+    let bytes = hex_field("invalid_card_id", "card ID", text)?;
+    CardId::from_slice(&bytes).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_card_id",
+            format!("card ID is {} bytes, expected 16", bytes.len()),
+        )
+    })
+}
+
+fn parse_digest(code: &'static str, field: &str, text: &str) -> Result<Digest, ApiError> {
+    let bytes = hex_field(code, field, text)?;
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map(Digest)
+        .map_err(|_| {
+            ApiError::bad_request(
+                code,
+                format!("{field} is {} bytes, expected 32", bytes.len()),
+            )
+        })
+}
+
+fn parse_challenge(text: &str) -> Result<Challenge, ApiError> {
+    let bytes = hex_field("invalid_challenge", "challenge", text)?;
+    <[u8; 16]>::try_from(bytes.as_slice())
+        .map(Challenge)
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid_challenge",
+                format!("challenge is {} bytes, expected 16", bytes.len()),
+            )
+        })
+}
+
+fn parse_der<T: DerCodec>(code: &'static str, field: &str, text: &str) -> Result<T, ApiError> {
+    let bytes = hex_field(code, field, text)?;
+    T::from_der(&bytes).map_err(|e| ApiError::bad_request(code, format!("{field}: {e}")))
+}
+
+fn parse_certificate(code: &'static str, field: &str, text: &str) -> Result<Certificate, ApiError> {
+    let bytes = hex_field(code, field, text)?;
+    Certificate::from_der(&bytes).map_err(|e| ApiError::bad_request(code, format!("{field}: {e}")))
+}
+
+fn parse_policy(bits: u32) -> Result<Policy, ApiError> {
+    Policy::from_bits(bits).map_err(|e| ApiError::bad_request("invalid_policy", e.to_string()))
+}
+
+// ---- handlers ------------------------------------------------------------------------------
+
+async fn publish(
+    State(state): State<AppState>,
+    operator: Operator,
+    ApiJson(request): ApiJson<PublishRequest>,
+) -> Result<Response, ApiError> {
+    let item_id = parse_item_id(&request.item_id)?;
+    let data = hex_field("invalid_data", "data", &request.data)?;
+    let policy = parse_policy(request.policy)?;
+    let (record, new) = state
+        .provider
+        .publish(item_id, request.version, &data, policy)
+        .await?;
+    let status = if new {
+        tracing::info!(
+            operator = %operator.name,
+            item = %hex::encode(record.item_id.as_bytes()),
+            version = record.version,
+            size = record.size,
+            "item published"
+        );
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(item_response(&record))).into_response())
+}
+
+async fn list_items(State(state): State<AppState>) -> Result<Json<ItemList>, ApiError> {
+    let items = state.provider.items().await?;
+    Ok(Json(ItemList {
+        items: items.iter().map(item_response).collect(),
+    }))
+}
+
+async fn item(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<VersionQuery>,
+) -> Result<Json<ItemResponse>, ApiError> {
+    let item_id = parse_item_id(&id)?;
+    let record = state.provider.item(&item_id, query.version).await?;
+    Ok(Json(item_response(&record)))
+}
+
+async fn data(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<DataQuery>,
+) -> Result<Json<DataResponse>, ApiError> {
+    let item_id = parse_item_id(&id)?;
+    let card = parse_card_id(&query.card)?;
+    let (record, data) = state.provider.data(card, &item_id, query.version).await?;
+    Ok(Json(DataResponse {
+        item: item_response(&record),
+        data: hex::encode(data),
+        sdci: None,
+    }))
+}
+
+async fn certified(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<CertifiedQuery>,
+) -> Result<Json<DataResponse>, ApiError> {
+    let item_id = parse_item_id(&id)?;
+    let card = parse_card_id(&query.card)?;
+    let sdi: Sdi = parse_der("invalid_sdi", "sdi", &query.sdi)?;
+    let (record, data, sdci) = state.provider.certified(card, &item_id, &sdi).await?;
+    Ok(Json(DataResponse {
+        item: item_response(&record),
+        data: hex::encode(data),
+        sdci: Some(hex::encode(sdci.to_der())),
+    }))
+}
+
+fn authorization(state: &AppState, kind: &str, object: &SignedObject) -> Response {
+    state.authorizations.increment();
+    (
+        StatusCode::CREATED,
+        Json(AuthorizationResponse {
+            kind: kind.to_string(),
+            object: hex::encode(object.to_der()),
+        }),
+    )
+        .into_response()
+}
+
+async fn grant(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<GrantRequest>,
+) -> Result<Response, ApiError> {
+    let sar: SignedObject = parse_der("invalid_sar", "sar", &request.sar)?;
+    let sa = state.provider.grant(&sar).await?;
+    Ok(authorization(&state, "sa", &sa))
+}
+
+async fn request(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<RequestRequest>,
+) -> Result<Response, ApiError> {
+    let card = parse_card_id(&request.card_id)?;
+    let rc_digest = parse_digest("invalid_rc_digest", "rc_digest", &request.rc_digest)?;
+    let sdi: Sdi = parse_der("invalid_sdi", "sdi", &request.sdi)?;
+    let challenge = parse_challenge(&request.challenge)?;
+    let sar = state
+        .provider
+        .request(card, rc_digest, &sdi, challenge)
+        .await?;
+    Ok(authorization(&state, "sar", &sar))
+}
+
+async fn alone(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<AloneRequest>,
+) -> Result<Response, ApiError> {
+    let delegation: SignedObject =
+        parse_der("invalid_delegation", "delegation", &request.delegation)?;
+    let sdi: Sdi = parse_der("invalid_sdi", "sdi", &request.sdi)?;
+    let challenge = parse_challenge(&request.challenge)?;
+    let sa = state.provider.alone(&delegation, &sdi, challenge).await?;
+    Ok(authorization(&state, "sa", &sa))
+}
+
+async fn receipt(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<ReceiptRequest>,
+) -> Result<Response, ApiError> {
+    let receipt: SignedObject = parse_der("invalid_receipt_encoding", "receipt", &request.receipt)?;
+    let rc = parse_certificate("invalid_rc", "rc", &request.rc)?;
+    let irc = parse_certificate("invalid_irc", "irc", &request.irc)?;
+    let recorded = state.provider.record_receipt(&receipt, &rc, &irc).await?;
+    let status = if recorded.newly_recorded {
+        state.receipts.increment();
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let card_id = rc.card_id().map(|c| c.to_hex()).unwrap_or_default();
+    Ok((
+        status,
+        Json(ReceiptResponse {
+            card_id,
+            seq: recorded.entry.seq,
+            counter: recorded.entry.counter,
+            entry: hex::encode(&recorded.entry.entry_der),
+            newly_recorded: recorded.newly_recorded,
+        }),
+    )
+        .into_response())
+}
+
+async fn contents(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ContentsResponse>, ApiError> {
+    let card = parse_card_id(&id)?;
+    let items = state.provider.contents(card).await?;
+    Ok(Json(ContentsResponse {
+        card_id: card.to_hex(),
+        items: items.iter().map(view_item_response).collect(),
+    }))
+}
+
+async fn ledger(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<LedgerResponse>, ApiError> {
+    let card = parse_card_id(&id)?;
+    let (rc, entries) = state.provider.ledger(card).await?;
+    Ok(Json(LedgerResponse {
+        card_id: card.to_hex(),
+        rc: hex::encode(rc),
+        entries: entries
+            .into_iter()
+            .map(|e| LedgerEntryResponse {
+                seq: e.seq,
+                counter: e.counter,
+                entry: hex::encode(e.entry_der),
+            })
+            .collect(),
+    }))
+}
+
+async fn members(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<MembersQuery>,
+) -> Result<Json<MembersResponse>, ApiError> {
+    let item_id = parse_item_id(&query.item)?;
+    let cards = state.provider.members(&item_id).await?;
+    Ok(Json(MembersResponse {
+        item_id: hex::encode(item_id.as_bytes()),
+        cards: cards
+            .into_iter()
+            .map(|(card, version)| Member {
+                card_id: card.to_hex(),
+                version,
+            })
+            .collect(),
+    }))
+}
+
+async fn openapi() -> Json<serde_json::Value> {
+    Json(crate::openapi::document())
+}

@@ -1,0 +1,199 @@
+//! The provider server (docs/parties.md, "provider"): a party certified by the Data Registrar
+//! (DPR) that publishes data items, consents to storing them on cards (SA on STO-1, SAR on
+//! STO-2, a lone SA under an issuer's delegation on STO-3), serves their data plain or
+//! certified (SDCI), and turns the cards' receipts into its per-card view and signed,
+//! hash-chained ledger (STO-7, REC-1).
+//!
+//! Layout (STYLE): this file holds the configuration and wiring ([`open`], [`router`],
+//! [`serve`]); `service.rs` the domain operations; `http.rs` the API; `store.rs` the storage
+//! trait with one SQL implementation for SQLite and PostgreSQL (`store/sql.rs`); `openapi.rs`
+//! the API document.
+
+mod http;
+mod openapi;
+pub mod service;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::Router;
+use pki::{Certificate, PartyId};
+use server_kit::{Clock, Db, Kit, Metrics, OperatorToken, SystemClock, TlsFiles};
+
+pub use http::{
+    AloneRequest, AppState, AuthorizationResponse, ContentsResponse, DataResponse, GrantRequest,
+    ItemList, ItemResponse, LedgerResponse, MembersResponse, PublishRequest, ReceiptRequest,
+    ReceiptResponse, RequestRequest,
+};
+pub use openapi::document as openapi_document;
+pub use service::{Provider, RecordedReceipt, ServiceError, AUTHORIZATION_VALIDITY_S};
+pub use store::{SqlStore, Store, StoreError};
+
+/// How to run one provider instance.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub party_id: PartyId,
+    /// The provider's PKCS#8 PEM key, the one its DPR certifies. Never generated: a new key
+    /// would need a new DPR.
+    pub key_file: PathBuf,
+    /// The provider's DPR (PEM or DER).
+    pub dpr_file: PathBuf,
+    /// The Issuer Registrar's root (PEM or DER): anchor for issuers' IRCs and cards' RCs.
+    pub issuer_registrar_root_file: PathBuf,
+    /// The Data Registrar's root (PEM or DER): anchor for the DPR.
+    pub data_registrar_root_file: PathBuf,
+    /// `sqlite:PATH` or `postgres://…`.
+    pub db_url: String,
+    pub listen: SocketAddr,
+    pub tls: Option<TlsFiles>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl ProviderConfig {
+    /// A configuration with no TLS and the system clock.
+    pub fn new(
+        party_id: PartyId,
+        key_file: PathBuf,
+        dpr_file: PathBuf,
+        issuer_registrar_root_file: PathBuf,
+        data_registrar_root_file: PathBuf,
+        db_url: String,
+        listen: SocketAddr,
+    ) -> ProviderConfig {
+        ProviderConfig {
+            party_id,
+            key_file,
+            dpr_file,
+            issuer_registrar_root_file,
+            data_registrar_root_file,
+            db_url,
+            listen,
+            tls: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// An opened provider: database migrated, key and certificates loaded and checked. Serve it
+/// with [`router`].
+#[derive(Debug, Clone)]
+pub struct App {
+    pub provider: Arc<Provider>,
+    pub db: Db,
+    pub metrics: Metrics,
+}
+
+fn read_certificate(path: &Path, what: &str) -> anyhow::Result<Certificate> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("reading the {what} from {}", path.display()))?;
+    let parsed = match std::str::from_utf8(&bytes) {
+        Ok(text) if text.contains("-----BEGIN") => Certificate::from_pem(text),
+        _ => Certificate::from_der(&bytes),
+    };
+    parsed.with_context(|| format!("the {what} in {}", path.display()))
+}
+
+/// Opens the database (migrating it), loads the key and certificates, and checks they fit
+/// together (the DPR certifies the configured party and key under the Data Registrar root).
+pub async fn open(config: &ProviderConfig) -> anyhow::Result<App> {
+    if !config.key_file.exists() {
+        anyhow::bail!(
+            "the provider key file {} does not exist (the key must be the one the DPR certifies)",
+            config.key_file.display()
+        );
+    }
+    let (key, _) = server_kit::load_or_generate_key(&config.key_file, &mut crypto::OsRng)
+        .context("loading the provider key")?;
+    let dpr = read_certificate(&config.dpr_file, "DPR")?;
+    let issuer_root =
+        read_certificate(&config.issuer_registrar_root_file, "issuer registrar root")?;
+    let data_root = read_certificate(&config.data_registrar_root_file, "data registrar root")?;
+    let db = Db::open(&config.db_url)
+        .await
+        .context("opening the provider database")?;
+    let store = SqlStore::open(db.clone())
+        .await
+        .context("migrating the provider database")?;
+    let provider = Provider::new(
+        Arc::new(store),
+        config.party_id.clone(),
+        key,
+        dpr,
+        issuer_root,
+        data_root,
+        config.clock.clone(),
+    )
+    .context("starting the provider")?;
+    Ok(App {
+        provider: Arc::new(provider),
+        db,
+        metrics: Metrics::new(),
+    })
+}
+
+/// The provider's full router: its API (see [`routes`]) with server-kit's routes and layers.
+pub fn router(app: &App) -> Router {
+    let state = AppState::new(app.provider.clone(), app.db.clone(), &app.metrics);
+    let api = http::routes()
+        .into_iter()
+        .fold(Router::new(), |router, (_, path, handler)| {
+            router.route(path, handler)
+        })
+        .with_state(state);
+    server_kit::finish(
+        api,
+        &Kit {
+            db: app.db.clone(),
+            metrics: app.metrics.clone(),
+        },
+    )
+}
+
+/// Every (method, path template) the router serves, the kit's included.
+pub fn routes() -> Vec<(String, &'static str)> {
+    http::routes()
+        .into_iter()
+        .map(|(method, path, _)| (method.to_string(), path))
+        .chain(
+            server_kit::KIT_ROUTES
+                .iter()
+                .map(|(method, path)| (method.to_string(), *path)),
+        )
+        .collect()
+}
+
+/// Runs a provider until Ctrl-C or SIGTERM: JSON logs, open, listen (TLS if configured),
+/// serve, shut down gracefully.
+pub async fn serve(config: ProviderConfig) -> anyhow::Result<()> {
+    server_kit::init_logging();
+    let app = open(&config).await?;
+    let listener = server_kit::bind(config.listen, config.tls.as_ref()).await?;
+    tracing::info!(
+        party_id = %config.party_id,
+        db = %server_kit::redact_url(&config.db_url),
+        backend = app.db.backend(),
+        "provider listening on {}://{}",
+        listener.scheme(),
+        listener.local_addr()
+    );
+    listener
+        .serve(router(&app), server_kit::shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    app.db.close().await;
+    Ok(())
+}
+
+/// Adds an operator to the provider database at `db_url` (migrating it first) and returns the
+/// token to hand over; for `cardwright provider operator add`.
+pub async fn add_operator(db_url: &str, name: &str) -> anyhow::Result<OperatorToken> {
+    let db = Db::open(db_url).await?;
+    SqlStore::open(db.clone()).await?;
+    let now = SystemClock.now();
+    let token = db.add_operator(name, now, &mut crypto::OsRng).await?;
+    db.close().await;
+    Ok(token)
+}

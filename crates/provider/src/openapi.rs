@@ -1,0 +1,308 @@
+//! The provider's OpenAPI 3.1 document (`GET /openapi.json`), written by hand. Every route of
+//! `http::routes` and server-kit's `KIT_ROUTES` is here (a test checks both directions), and
+//! every 4xx lists its stable error codes under `x-error-codes`.
+
+use serde_json::{json, Value};
+
+fn error_response(description: &str, codes: &[&str]) -> Value {
+    json!({
+        "description": description,
+        "x-error-codes": codes,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    })
+}
+
+fn json_response(description: &str, schema: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}
+    })
+}
+
+fn json_body(schema: &str) -> Value {
+    json!({
+        "required": true,
+        "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}
+    })
+}
+
+fn internal() -> Value {
+    json!({
+        "description": "Internal error; the cause is logged under the request id.",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InternalError"}}}
+    })
+}
+
+const BODY_CODES: [&str; 4] = [
+    "unsupported_media_type",
+    "malformed_json",
+    "invalid_body",
+    "unreadable_body",
+];
+
+fn with_body_codes(codes: &[&'static str]) -> Vec<&'static str> {
+    codes.iter().copied().chain(BODY_CODES).collect()
+}
+
+fn media() -> Value {
+    error_response("The body is not JSON.", &["unsupported_media_type"])
+}
+
+fn string_param(name: &str, location: &str, required: bool, description: &str) -> Value {
+    json!({"name": name, "in": location, "required": required, "description": description, "schema": {"type": "string"}})
+}
+
+fn version_param() -> Value {
+    json!({"name": "version", "in": "query", "required": false, "description": "Default: the highest version.", "schema": {"type": "integer", "minimum": 0}})
+}
+
+fn hex(description: &str) -> Value {
+    json!({"type": "string", "pattern": "^([0-9a-f]{2})*$", "description": description})
+}
+
+fn object(required: &[&str], properties: Value) -> Value {
+    json!({"type": "object", "required": required, "properties": properties})
+}
+
+/// The document.
+pub fn document() -> Value {
+    let item_id = string_param("id", "path", true, "Item ID, 1..=16 bytes, hex.");
+    let card_id = string_param("id", "path", true, "Card ID, 16 bytes, hex.");
+    let item_schema = object(
+        &[
+            "item_id",
+            "version",
+            "size",
+            "data_digest",
+            "policy",
+            "published_at",
+        ],
+        json!({
+            "item_id": hex("1..=16 bytes."),
+            "version": {"type": "integer"},
+            "size": {"type": "integer"},
+            "data_digest": hex("SHA-256 of the data."),
+            "policy": {"type": "integer", "description": "Policy bits: 1 certified data required, 2 not deletable, 4 delete when disabled."},
+            "published_at": {"type": "integer"}
+        }),
+    );
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "cardwright provider",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "A data provider certified by the Data Registrar: catalog, storing authorizations (STO-1 grant, STO-2 request, STO-3 alone), data plain or certified (SDCI), receipts into per-card records and a signed ledger. Binary values (DER objects, digests, IDs, data) are lowercase hex. See docs/parties.md."
+        },
+        "paths": {
+            "/v1/items": {
+                "post": {
+                    "operationId": "publishItem",
+                    "summary": "Publish an item version; size and SHA-256 are computed here. Repeating identical content returns 200.",
+                    "security": [{"operatorToken": []}],
+                    "requestBody": json_body("PublishRequest"),
+                    "responses": {
+                        "201": json_response("Published.", "Item"),
+                        "200": json_response("Already published with this content.", "Item"),
+                        "400": error_response("A field is wrong; the code names it.", &with_body_codes(&["invalid_item_id", "invalid_data", "invalid_policy"])),
+                        "401": error_response("Missing, malformed or unknown operator token.", &["unauthenticated"]),
+                        "403": error_response("The operator is disabled.", &["forbidden"]),
+                        "409": error_response("This item version exists with other content.", &["item_version_exists"]),
+                        "415": media(),
+                        "500": internal()
+                    }
+                },
+                "get": {
+                    "operationId": "listItems",
+                    "summary": "Every item version, by item ID then version.",
+                    "responses": {"200": json_response("The catalog.", "ItemList"), "500": internal()}
+                }
+            },
+            "/v1/items/{id}": {"get": {
+                "operationId": "getItem",
+                "summary": "One item version (the highest unless `version` is given).",
+                "parameters": [item_id.clone(), version_param()],
+                "responses": {
+                    "200": json_response("The item.", "Item"),
+                    "400": error_response("Bad item ID or query.", &["invalid_item_id", "invalid_query"]),
+                    "404": error_response("Not in the catalog.", &["unknown_item"]),
+                    "500": internal()
+                }
+            }},
+            "/v1/items/{id}/data": {"get": {
+                "operationId": "getItemData",
+                "summary": "The item's data, for a card this provider consented to store it on.",
+                "parameters": [item_id.clone(), string_param("card", "query", true, "Card ID, hex."), version_param()],
+                "responses": {
+                    "200": json_response("The data.", "Data"),
+                    "400": error_response("Bad item ID, card ID or query.", &["invalid_item_id", "invalid_card_id", "invalid_query"]),
+                    "403": error_response("No consent of this provider for this card and item version.", &["card_not_authorized"]),
+                    "404": error_response("Not in the catalog.", &["unknown_item"]),
+                    "500": internal()
+                }
+            }},
+            "/v1/items/{id}/certified": {"get": {
+                "operationId": "getCertifiedItemData",
+                "summary": "The data with an SDCI signed by this provider over the given SDI (STO-4), which must name the card, this item and provider, be a store and match the catalog.",
+                "parameters": [item_id, string_param("card", "query", true, "Card ID, hex."), string_param("sdi", "query", true, "The SDI's DER, hex.")],
+                "responses": {
+                    "200": json_response("The data and its SDCI.", "Data"),
+                    "400": error_response("Bad item ID, card ID, SDI or query.", &["invalid_item_id", "invalid_card_id", "invalid_sdi", "invalid_query"]),
+                    "403": error_response("No consent of this provider for this card and item version.", &["card_not_authorized"]),
+                    "422": error_response("The SDI does not match the card, item or catalog.", &["sdi_mismatch"]),
+                    "500": internal()
+                }
+            }},
+            "/v1/authorizations/grant": {"post": {
+                "operationId": "grantAuthorization",
+                "summary": "STO-1: sign the SA over an issuer's SAR for one of this provider's items. Single-use per SAR.",
+                "requestBody": json_body("GrantRequest"),
+                "responses": {
+                    "201": json_response("The SA.", "Authorization"),
+                    "400": error_response("A field is wrong.", &with_body_codes(&["invalid_sar", "wrong_purpose"])),
+                    "409": error_response("This SAR was granted before.", &["authorization_replayed"]),
+                    "415": media(),
+                    "422": error_response("Refused: the code says why.", &["untrusted_signer", "wrong_requester_role", "expired", "sdi_mismatch"]),
+                    "500": internal()
+                }
+            }},
+            "/v1/authorizations/request": {"post": {
+                "operationId": "requestAuthorization",
+                "summary": "STO-2: this provider's SAR for an SDI on a card, answering the card's challenge.",
+                "requestBody": json_body("RequestRequest"),
+                "responses": {
+                    "201": json_response("The SAR.", "Authorization"),
+                    "400": error_response("A field is wrong.", &with_body_codes(&["invalid_card_id", "invalid_rc_digest", "invalid_sdi", "invalid_challenge"])),
+                    "415": media(),
+                    "422": error_response("The SDI does not match the card or the catalog.", &["sdi_mismatch"]),
+                    "500": internal()
+                }
+            }},
+            "/v1/authorizations/alone": {"post": {
+                "operationId": "authorizeAlone",
+                "summary": "STO-3: the lone SA under an issuer's delegation covering this provider, its DPR, the operation, item prefix, size, card and time.",
+                "requestBody": json_body("AloneRequest"),
+                "responses": {
+                    "201": json_response("The SA.", "Authorization"),
+                    "400": error_response("A field is wrong.", &with_body_codes(&["invalid_delegation", "invalid_sdi", "invalid_challenge", "wrong_purpose"])),
+                    "415": media(),
+                    "422": error_response("Refused: the code says why.", &["untrusted_signer", "delegation_refused", "expired", "sdi_mismatch"]),
+                    "500": internal()
+                }
+            }},
+            "/v1/receipts": {"post": {
+                "operationId": "recordReceipt",
+                "summary": "STO-7, REC-1: a card receipt with the card's RC and its issuer's IRC; verified, matched to a consent of this provider, recorded with a signed ledger entry. Repeating returns 200 with the original entry.",
+                "requestBody": json_body("ReceiptRequest"),
+                "responses": {
+                    "201": json_response("Recorded.", "Receipt"),
+                    "200": json_response("Recorded before; nothing changed.", "Receipt"),
+                    "400": error_response("A field is wrong.", &with_body_codes(&["invalid_receipt_encoding", "invalid_rc", "invalid_irc"])),
+                    "409": error_response("Conflicts with the card's record.", &["counter_not_increasing", "rc_mismatch"]),
+                    "415": media(),
+                    "422": error_response("Refused: the code says why.", &["untrusted_rc", "invalid_receipt", "unknown_authorization"]),
+                    "500": internal()
+                }
+            }},
+            "/v1/cards/{id}/contents": {"get": {
+                "operationId": "getCardContents",
+                "summary": "This provider's view of its items on the card.",
+                "parameters": [card_id.clone()],
+                "responses": {
+                    "200": json_response("The view.", "Contents"),
+                    "400": error_response("Bad card ID.", &["invalid_card_id"]),
+                    "404": error_response("No receipt of this card was recorded here.", &["unknown_card"]),
+                    "500": internal()
+                }
+            }},
+            "/v1/cards/{id}/ledger": {"get": {
+                "operationId": "getCardLedger",
+                "summary": "The card's hash-chained ledger (protocol::verify_ledger under this provider's key and the RC).",
+                "parameters": [card_id],
+                "responses": {
+                    "200": json_response("The ledger.", "Ledger"),
+                    "400": error_response("Bad card ID.", &["invalid_card_id"]),
+                    "404": error_response("No receipt of this card was recorded here.", &["unknown_card"]),
+                    "500": internal()
+                }
+            }},
+            "/v1/members": {"get": {
+                "operationId": "listMembers",
+                "summary": "Cards holding an item (any version) in this provider's view.",
+                "parameters": [string_param("item", "query", true, "Item ID, hex.")],
+                "responses": {
+                    "200": json_response("The cards.", "Members"),
+                    "400": error_response("Bad item ID or query.", &["invalid_item_id", "invalid_query"]),
+                    "500": internal()
+                }
+            }},
+            "/openapi.json": {"get": {
+                "operationId": "getOpenApi",
+                "summary": "This document.",
+                "responses": {"200": {"description": "OpenAPI 3.1.", "content": {"application/json": {}}}}
+            }},
+            "/health": {"get": {
+                "operationId": "getHealth",
+                "summary": "Liveness and database reachability.",
+                "responses": {
+                    "200": json_response("Healthy.", "Health"),
+                    "503": json_response("The database is unreachable.", "Health")
+                }
+            }},
+            "/metrics": {"get": {
+                "operationId": "getMetrics",
+                "summary": "Prometheus text: requests by route and status, latency, provider_authorizations_signed_total, provider_receipts_recorded_total.",
+                "responses": {"200": {"description": "Prometheus text format.", "content": {"text/plain": {}}}}
+            }}
+        },
+        "components": {
+            "securitySchemes": {
+                "operatorToken": {"type": "http", "scheme": "bearer", "description": "cwo_<32 hex>, from `cardwright provider operator add`."}
+            },
+            "schemas": {
+                "Error": object(&["code", "message"], json!({"code": {"type": "string"}, "message": {"type": "string"}})),
+                "InternalError": object(&["code", "request_id"], json!({"code": {"const": "internal"}, "request_id": {"type": "string"}})),
+                "Health": object(&["status", "db"], json!({"status": {"type": "string"}, "db": {"type": "string"}})),
+                "PublishRequest": object(&["item_id", "version", "data"], json!({
+                    "item_id": hex("1..=16 bytes."),
+                    "version": {"type": "integer", "minimum": 0},
+                    "data": hex("The item's bytes."),
+                    "policy": {"type": "integer", "default": 0}
+                })),
+                "Item": item_schema,
+                "ItemList": object(&["items"], json!({"items": {"type": "array", "items": {"$ref": "#/components/schemas/Item"}}})),
+                "Data": {"allOf": [{"$ref": "#/components/schemas/Item"}, object(&["data"], json!({"data": hex("The item's bytes."), "sdci": hex("SDCI, DER SignedObject (certified only).")}))]},
+                "GrantRequest": object(&["sar"], json!({"sar": hex("The issuer's SAR, DER SignedObject.")})),
+                "RequestRequest": object(&["card_id", "rc_digest", "sdi", "challenge"], json!({
+                    "card_id": hex("16 bytes."), "rc_digest": hex("SHA-256 of the card's RC DER."),
+                    "sdi": hex("DER."), "challenge": hex("The card's 16-byte challenge.")
+                })),
+                "AloneRequest": object(&["delegation", "sdi", "challenge"], json!({
+                    "delegation": hex("The issuer's delegation, DER SignedObject."),
+                    "sdi": hex("DER."), "challenge": hex("The card's 16-byte challenge.")
+                })),
+                "Authorization": object(&["kind", "object"], json!({"kind": {"enum": ["sa", "sar"]}, "object": hex("DER SignedObject.")})),
+                "ReceiptRequest": object(&["receipt", "rc", "irc"], json!({
+                    "receipt": hex("The card's receipt, DER SignedObject."),
+                    "rc": hex("The card's RC, DER."), "irc": hex("The RC issuer's IRC, DER.")
+                })),
+                "Receipt": object(&["card_id", "seq", "counter", "entry", "newly_recorded"], json!({
+                    "card_id": hex("16 bytes."), "seq": {"type": "integer"}, "counter": {"type": "integer"},
+                    "entry": hex("The ledger entry, DER SignedObject."), "newly_recorded": {"type": "boolean"}
+                })),
+                "ViewItem": object(&["item_id", "version", "size", "data_digest", "policy"], json!({
+                    "item_id": hex("1..=16 bytes."), "version": {"type": "integer"}, "size": {"type": "integer"},
+                    "data_digest": hex("SHA-256."), "policy": {"type": "integer"}
+                })),
+                "Contents": object(&["card_id", "items"], json!({"card_id": hex("16 bytes."), "items": {"type": "array", "items": {"$ref": "#/components/schemas/ViewItem"}}})),
+                "Ledger": object(&["card_id", "rc", "entries"], json!({
+                    "card_id": hex("16 bytes."), "rc": hex("The card's RC, DER."),
+                    "entries": {"type": "array", "items": object(&["seq", "counter", "entry"], json!({"seq": {"type": "integer"}, "counter": {"type": "integer"}, "entry": hex("DER SignedObject (LedgerEntry).")}))}
+                })),
+                "Members": object(&["item_id", "cards"], json!({
+                    "item_id": hex("1..=16 bytes."),
+                    "cards": {"type": "array", "items": object(&["card_id", "version"], json!({"card_id": hex("16 bytes."), "version": {"type": "integer"}}))}
+                }))
+            }
+        }
+    })
+}

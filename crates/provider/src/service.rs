@@ -1,0 +1,799 @@
+//! The provider's domain operations (docs/parties.md, "provider"), free of HTTP and SQL: the
+//! catalog, the consents it signs (SA over an issuer's SAR on STO-1, its own SAR on STO-2, a
+//! lone SA under an issuer's delegation on STO-3), data served plain or with an SDCI, and
+//! card receipts turned into its per-card view and signed ledger (STO-7, REC-1).
+//!
+//! Every signed object from another party is verified the way the card verifies it: purpose,
+//! the signer's chain `[IRC]` to the Issuer Registrar root at the provider's clock, the leaf
+//! naming the party the body names, the signature. The provider holds no CRLs yet (fetching the
+//! registrars' CRLs is left; see docs/parties.md).
+
+use std::slice;
+use std::sync::Arc;
+
+use crypto::{Digest, SigningKey};
+use pki::{CardId, Certificate, PartyId, PkiError, Role, UnixTime, VerifiedChain};
+use protocol::{
+    CertifiedData, Challenge, ConsentError, Delegation, ItemId, LedgerEntry, ListedItem, Operation,
+    PartyRole, Policy, Purpose, ReceiptResult, Sa, SaBasis, Sar, Sdi, Signed, SignedObject,
+};
+use server_kit::Clock;
+
+use crate::store::{
+    ConsentKind, ConsentRecord, EntrySigner, ItemRecord, LedgerRecord, NewReceipt, PublishOutcome,
+    ReceiptOutcome, Store, StoreError, ViewChange, ViewItem,
+};
+
+/// How long the authorizations this provider signs are valid, in seconds (SA, SAR).
+pub const AUTHORIZATION_VALIDITY_S: u64 = 600;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("item {item} {} is not in the catalog", version.map(|v| format!("version {v}")).unwrap_or_default())]
+    UnknownItem { item: String, version: Option<u32> },
+
+    #[error("item {item} version {version} is already published with other data or policy")]
+    ItemVersionExists { item: String, version: u32 },
+
+    #[error("the data is {len} bytes, more than an item can hold ({max})")]
+    DataTooLarge { len: usize, max: u32 },
+
+    #[error("expected a {expected:?} object, got {found:?}")]
+    WrongPurpose { expected: Purpose, found: Purpose },
+
+    #[error("the SDI does not match this provider's catalog: {detail}")]
+    SdiMismatch { detail: String },
+
+    #[error("the SAR was signed by a {found:?}; only an issuer's SAR can be granted here")]
+    WrongRequesterRole { found: PartyRole },
+
+    #[error("{object} is not trusted: {source}")]
+    Untrusted {
+        object: &'static str,
+        #[source]
+        source: Box<ConsentError>,
+    },
+
+    #[error("{object} is not valid now ({now}): issued at {issued_at}, not after {not_after}")]
+    Expired {
+        object: &'static str,
+        issued_at: u64,
+        not_after: u64,
+        now: u64,
+    },
+
+    #[error("the SAR {sar_digest:?} was already granted: an SAR is single-use")]
+    Replayed { sar_digest: Digest },
+
+    #[error("the delegation does not cover this authorization: {detail}")]
+    DelegationRefused { detail: String },
+
+    #[error(
+        "card {card} holds no authorization of this provider for item {item} version {version}"
+    )]
+    CardNotAuthorized {
+        card: CardId,
+        item: String,
+        version: u32,
+    },
+
+    #[error("the registration certificate is not trusted: {source}")]
+    UntrustedRc {
+        #[source]
+        source: PkiError,
+    },
+
+    #[error("the receipt does not verify: {source}")]
+    InvalidReceipt {
+        #[source]
+        source: Box<ConsentError>,
+    },
+
+    #[error("card {card} has no authorization of this provider for the SDI {sdi_digest:?}")]
+    UnknownAuthorization { card: CardId, sdi_digest: Digest },
+
+    #[error("receipt counter {found} of card {card} is not above the last recorded, {last}")]
+    CounterNotIncreasing { card: CardId, last: u64, found: u64 },
+
+    #[error("card {card}'s receipts are recorded under another registration certificate")]
+    RcMismatch { card: CardId },
+
+    #[error("no receipt of card {card} was recorded here")]
+    UnknownCard { card: CardId },
+
+    /// The configured key, DPR and roots do not fit together.
+    #[error("provider configuration: {detail}")]
+    Configuration { detail: String },
+
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A receipt as recorded: its ledger entry, and whether this request recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedReceipt {
+    pub entry: LedgerRecord,
+    pub newly_recorded: bool,
+}
+
+/// The provider: its identity and keys, trust anchors, clock and store.
+#[derive(Debug)]
+pub struct Provider {
+    store: Arc<dyn Store>,
+    party_id: PartyId,
+    key: SigningKey,
+    dpr: Certificate,
+    issuer_root: Certificate,
+    data_root: Certificate,
+    clock: Arc<dyn Clock>,
+}
+
+fn untrusted(object: &'static str) -> impl FnOnce(ConsentError) -> ServiceError {
+    move |source| ServiceError::Untrusted {
+        object,
+        source: Box::new(source),
+    }
+}
+
+fn item_hex(item: &ItemId) -> String {
+    hex::encode(item.as_bytes())
+}
+
+impl Provider {
+    /// The provider `party_id` with `key`, certified by `dpr` under the Data Registrar's
+    /// `data_root`; checks that they fit together now (subject, role, key, chain).
+    pub fn new(
+        store: Arc<dyn Store>,
+        party_id: PartyId,
+        key: SigningKey,
+        dpr: Certificate,
+        issuer_root: Certificate,
+        data_root: Certificate,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Provider, ServiceError> {
+        let bad = |detail: String| ServiceError::Configuration { detail };
+        if dpr.subject_id() != &party_id {
+            return Err(bad(format!(
+                "the DPR certifies {}, not the configured party {party_id}",
+                dpr.subject_id()
+            )));
+        }
+        if dpr.public_key() != key.verifying_key() {
+            return Err(bad(
+                "the key file's key is not the one the DPR certifies".into()
+            ));
+        }
+        pki::verify_chain(
+            slice::from_ref(&dpr),
+            slice::from_ref(&data_root),
+            &[],
+            clock.now(),
+            Role::Provider,
+        )
+        .map_err(|e| {
+            bad(format!(
+                "the DPR does not verify under the Data Registrar root: {e}"
+            ))
+        })?;
+        if issuer_root.role() != Role::IssuerRegistrar {
+            return Err(bad(format!(
+                "the issuer registrar root has role {:?}",
+                issuer_root.role()
+            )));
+        }
+        Ok(Provider {
+            store,
+            party_id,
+            key,
+            dpr,
+            issuer_root,
+            data_root,
+            clock,
+        })
+    }
+
+    pub fn party_id(&self) -> &PartyId {
+        &self.party_id
+    }
+
+    pub fn dpr(&self) -> &Certificate {
+        &self.dpr
+    }
+
+    pub fn data_root(&self) -> &Certificate {
+        &self.data_root
+    }
+
+    pub fn issuer_root(&self) -> &Certificate {
+        &self.issuer_root
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    fn chain(&self) -> Vec<Vec<u8>> {
+        vec![self.dpr.der().to_vec()]
+    }
+
+    // ---- catalog ------------------------------------------------------------------------
+
+    /// Publishes `data` as `item_id` version `version` with `policy`; size and digest are
+    /// computed here. Idempotent for identical content.
+    pub async fn publish(
+        &self,
+        item_id: ItemId,
+        version: u32,
+        data: &[u8],
+        policy: Policy,
+    ) -> Result<(ItemRecord, bool), ServiceError> {
+        let size = u32::try_from(data.len()).map_err(|_| ServiceError::DataTooLarge {
+            len: data.len(),
+            max: u32::MAX,
+        })?;
+        let record = ItemRecord {
+            item_id,
+            version,
+            size,
+            data_digest: crypto::sha256(data),
+            policy,
+            published_at: self.clock.now(),
+        };
+        match self.store.publish_item(&record, data).await? {
+            PublishOutcome::Published => Ok((record, true)),
+            PublishOutcome::AlreadyPublished { existing } => Ok((existing, false)),
+            PublishOutcome::Conflict { existing } => Err(ServiceError::ItemVersionExists {
+                item: item_hex(&existing.item_id),
+                version: existing.version,
+            }),
+        }
+    }
+
+    pub async fn items(&self) -> Result<Vec<ItemRecord>, ServiceError> {
+        Ok(self.store.items().await?)
+    }
+
+    /// One version of an item, or its latest.
+    pub async fn item(
+        &self,
+        item_id: &ItemId,
+        version: Option<u32>,
+    ) -> Result<ItemRecord, ServiceError> {
+        self.store
+            .item(item_id, version)
+            .await?
+            .ok_or_else(|| ServiceError::UnknownItem {
+                item: item_hex(item_id),
+                version,
+            })
+    }
+
+    /// The data of an item version (latest if `None`) for a card this provider consented to
+    /// store it on.
+    pub async fn data(
+        &self,
+        card: CardId,
+        item_id: &ItemId,
+        version: Option<u32>,
+    ) -> Result<(ItemRecord, Vec<u8>), ServiceError> {
+        let item = self.item(item_id, version).await?;
+        self.require_consent(card, &item).await?;
+        let data = self.item_bytes(&item).await?;
+        Ok((item, data))
+    }
+
+    /// The data the SDI describes with an SDCI over that SDI (STO-4), for a card this provider
+    /// consented to store it on. The SDI must name `card`, `item_id` and this provider, be a
+    /// store, and match the catalog.
+    pub async fn certified(
+        &self,
+        card: CardId,
+        item_id: &ItemId,
+        sdi: &Sdi,
+    ) -> Result<(ItemRecord, Vec<u8>, SignedObject), ServiceError> {
+        if sdi.card_id != card {
+            return Err(ServiceError::SdiMismatch {
+                detail: format!("the SDI is for card {}, not {card}", sdi.card_id),
+            });
+        }
+        if &sdi.item_id != item_id {
+            return Err(ServiceError::SdiMismatch {
+                detail: format!(
+                    "the SDI is for item {}, not {}",
+                    item_hex(&sdi.item_id),
+                    item_hex(item_id)
+                ),
+            });
+        }
+        if sdi.operation != Operation::Store {
+            return Err(ServiceError::SdiMismatch {
+                detail: "only a store's data is certified".into(),
+            });
+        }
+        let item = self.check_sdi(sdi).await?;
+        self.require_consent(card, &item).await?;
+        let data = self.item_bytes(&item).await?;
+        let sdci = CertifiedData::for_sdi(sdi).sign(&self.key, self.chain());
+        Ok((item, data, sdci))
+    }
+
+    async fn item_bytes(&self, item: &ItemRecord) -> Result<Vec<u8>, ServiceError> {
+        self.store
+            .item_data(&item.item_id, item.version)
+            .await?
+            .ok_or_else(|| ServiceError::UnknownItem {
+                item: item_hex(&item.item_id),
+                version: Some(item.version),
+            })
+    }
+
+    async fn require_consent(&self, card: CardId, item: &ItemRecord) -> Result<(), ServiceError> {
+        if self
+            .store
+            .has_consent_for_item(&card, &item.item_id, item.version)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(ServiceError::CardNotAuthorized {
+                card,
+                item: item_hex(&item.item_id),
+                version: item.version,
+            })
+        }
+    }
+
+    /// The SDI is this provider's, for an item version in the catalog, with its size, digest
+    /// and policy.
+    async fn check_sdi(&self, sdi: &Sdi) -> Result<ItemRecord, ServiceError> {
+        let mismatch = |detail: String| ServiceError::SdiMismatch { detail };
+        if sdi.owner != self.party_id {
+            return Err(mismatch(format!(
+                "the owner is {}, not this provider ({})",
+                sdi.owner, self.party_id
+            )));
+        }
+        let item = self
+            .store
+            .item(&sdi.item_id, Some(sdi.version))
+            .await?
+            .ok_or_else(|| {
+                mismatch(format!(
+                    "item {} version {} is not in the catalog",
+                    item_hex(&sdi.item_id),
+                    sdi.version
+                ))
+            })?;
+        if sdi.size != item.size {
+            return Err(mismatch(format!(
+                "size {} but the catalog says {}",
+                sdi.size, item.size
+            )));
+        }
+        if sdi.data_digest != item.data_digest {
+            return Err(mismatch(format!(
+                "data digest {:?} but the catalog says {:?}",
+                sdi.data_digest, item.data_digest
+            )));
+        }
+        if sdi.policy != item.policy {
+            return Err(mismatch(format!(
+                "policy {:?} but the catalog says {:?}",
+                sdi.policy, item.policy
+            )));
+        }
+        Ok(item)
+    }
+
+    // ---- consents -----------------------------------------------------------------------
+
+    /// Opens a `T` signed by an issuer (chain `[IRC]`) as the card would: purpose, chain to the
+    /// Issuer Registrar root at `now`, the leaf is the issuer the body names, signature.
+    fn open_issuer_signed<T: Signed>(
+        &self,
+        object: &SignedObject,
+        name: &'static str,
+        issuer_of: impl FnOnce(&T) -> PartyId,
+        now: UnixTime,
+    ) -> Result<(T, VerifiedChain), ServiceError> {
+        if object.purpose() != T::PURPOSE {
+            return Err(ServiceError::WrongPurpose {
+                expected: T::PURPOSE,
+                found: object.purpose(),
+            });
+        }
+        let claimed: T = object
+            .body_unverified()
+            .map_err(|e| untrusted(name)(e.into()))?;
+        let claimed_issuer = issuer_of(&claimed);
+        if object.signer_chain().is_empty() {
+            return Err(untrusted(name)(ConsentError::MissingChain { object: name }));
+        }
+        let certificate = |source| ConsentError::Certificate {
+            object: name,
+            source,
+        };
+        let chain = object
+            .signer_chain()
+            .iter()
+            .map(|der| Certificate::from_der(der))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| untrusted(name)(certificate(e)))?;
+        let verified = pki::verify_chain(
+            &chain,
+            slice::from_ref(&self.issuer_root),
+            &[],
+            now,
+            Role::Issuer,
+        )
+        .map_err(|e| untrusted(name)(certificate(e)))?;
+        if verified.leaf_subject != claimed_issuer {
+            return Err(untrusted(name)(ConsentError::WrongSigner {
+                object: name,
+                expected: claimed_issuer,
+                found: verified.leaf_subject,
+            }));
+        }
+        let body = object
+            .open::<T>(&verified.leaf_key)
+            .map_err(|e| untrusted(name)(e.into()))?;
+        Ok((body, verified))
+    }
+
+    fn check_validity(
+        object: &'static str,
+        issued_at: UnixTime,
+        not_after: UnixTime,
+        now: UnixTime,
+    ) -> Result<(), ServiceError> {
+        if issued_at > not_after || not_after < now {
+            return Err(ServiceError::Expired {
+                object,
+                issued_at: issued_at.0,
+                not_after: not_after.0,
+                now: now.0,
+            });
+        }
+        Ok(())
+    }
+
+    fn not_after(now: UnixTime) -> UnixTime {
+        UnixTime(now.0.saturating_add(AUTHORIZATION_VALIDITY_S))
+    }
+
+    async fn record_consent(
+        &self,
+        kind: ConsentKind,
+        consent_digest: Digest,
+        sdi: &Sdi,
+        signed: &SignedObject,
+        now: UnixTime,
+    ) -> Result<bool, ServiceError> {
+        Ok(self
+            .store
+            .insert_consent(&ConsentRecord {
+                consent_digest,
+                kind,
+                card_id: sdi.card_id,
+                item_id: sdi.item_id.clone(),
+                version: sdi.version,
+                sdi_digest: sdi.digest(),
+                sdi_der: sdi.to_der(),
+                signed_der: signed.to_der(),
+                created_at: now,
+            })
+            .await?)
+    }
+
+    /// STO-1, grant side: the SA over an issuer's SAR for one of this provider's items.
+    /// Single-use: a SAR is granted once (409 on a replay, across instances).
+    pub async fn grant(&self, sar_object: &SignedObject) -> Result<SignedObject, ServiceError> {
+        let now = self.clock.now();
+        let (sar, _) =
+            self.open_issuer_signed::<Sar>(sar_object, "Sar", |sar| sar.requester.clone(), now)?;
+        if sar.requester_role != PartyRole::Issuer {
+            return Err(ServiceError::WrongRequesterRole {
+                found: sar.requester_role,
+            });
+        }
+        Self::check_validity("Sar", sar.issued_at, sar.not_after, now)?;
+        self.check_sdi(&sar.sdi).await?;
+        let sa = Sa::new(
+            SaBasis::Request(sar_object.clone()),
+            PartyRole::Provider,
+            self.party_id.clone(),
+            sar.sdi.clone(),
+            sar.challenge,
+            now,
+            Self::not_after(now),
+        )
+        .sign(&self.key, self.chain());
+        let sar_digest = sar_object.digest();
+        if !self
+            .record_consent(ConsentKind::Grant, sar_digest, &sar.sdi, &sa, now)
+            .await?
+        {
+            return Err(ServiceError::Replayed { sar_digest });
+        }
+        Ok(sa)
+    }
+
+    /// STO-2, request side: this provider's SAR for `sdi` on `card_id` (whose RC has digest
+    /// `rc_digest`), answering the card's `challenge`.
+    pub async fn request(
+        &self,
+        card_id: CardId,
+        rc_digest: Digest,
+        sdi: &Sdi,
+        challenge: Challenge,
+    ) -> Result<SignedObject, ServiceError> {
+        let now = self.clock.now();
+        if sdi.card_id != card_id {
+            return Err(ServiceError::SdiMismatch {
+                detail: format!("the SDI is for card {}, not {card_id}", sdi.card_id),
+            });
+        }
+        self.check_sdi(sdi).await?;
+        let sar = Sar {
+            requester_role: PartyRole::Provider,
+            requester: self.party_id.clone(),
+            rc_digest,
+            sdi: sdi.clone(),
+            challenge,
+            issued_at: now,
+            not_after: Self::not_after(now),
+        }
+        .sign(&self.key, self.chain());
+        // Signatures are deterministic: the same request at the same second is the same SAR,
+        // already recorded; it is returned again.
+        self.record_consent(ConsentKind::Request, sar.digest(), sdi, &sar, now)
+            .await?;
+        Ok(sar)
+    }
+
+    /// STO-3: the lone SA for `sdi` under the issuer's `delegation_object`, which must name
+    /// this provider and its DPR, allow the operation, cover the item ID and size and the card,
+    /// and be valid now.
+    pub async fn alone(
+        &self,
+        delegation_object: &SignedObject,
+        sdi: &Sdi,
+        challenge: Challenge,
+    ) -> Result<SignedObject, ServiceError> {
+        let now = self.clock.now();
+        let (delegation, _) = self.open_issuer_signed::<Delegation>(
+            delegation_object,
+            "Delegation",
+            |d| d.issuer.clone(),
+            now,
+        )?;
+        let refused = |detail: String| ServiceError::DelegationRefused { detail };
+        if delegation.provider != self.party_id {
+            return Err(refused(format!(
+                "it delegates to {}, not to this provider",
+                delegation.provider
+            )));
+        }
+        if delegation.provider_key_digest != self.dpr.digest() {
+            return Err(refused("it pins another DPR than this provider's".into()));
+        }
+        if !delegation.operations.contains(sdi.operation) {
+            return Err(refused(format!("{:?} is not delegated", sdi.operation)));
+        }
+        if !sdi.item_id.starts_with(&delegation.item_prefix) {
+            return Err(refused(format!(
+                "item {} is outside the prefix {}",
+                item_hex(&sdi.item_id),
+                hex::encode(delegation.item_prefix.as_bytes())
+            )));
+        }
+        if sdi.size > delegation.max_item_size {
+            return Err(refused(format!(
+                "size {} exceeds the delegated {}",
+                sdi.size, delegation.max_item_size
+            )));
+        }
+        if let Some(card) = delegation.card_id {
+            if card != sdi.card_id {
+                return Err(refused(format!(
+                    "it is for card {card}, not {}",
+                    sdi.card_id
+                )));
+            }
+        }
+        Self::check_validity(
+            "Delegation",
+            delegation.issued_at,
+            delegation.not_after,
+            now,
+        )?;
+        self.check_sdi(sdi).await?;
+        let sa = Sa::new(
+            SaBasis::Delegation(delegation_object.clone()),
+            PartyRole::Provider,
+            self.party_id.clone(),
+            sdi.clone(),
+            challenge,
+            now,
+            Self::not_after(now),
+        )
+        .sign(&self.key, self.chain());
+        self.record_consent(ConsentKind::Alone, sa.digest(), sdi, &sa, now)
+            .await?;
+        Ok(sa)
+    }
+
+    // ---- receipts and records -----------------------------------------------------------
+
+    /// STO-7, REC-1: verifies a card receipt under its RC (which must chain through `irc` to
+    /// the Issuer Registrar root now), matches it to an SDI this provider consented to for the
+    /// card, and records it: counter strictly above the last, view updated, ledger entry
+    /// appended, in one transaction. A repeated receipt returns its entry unchanged.
+    pub async fn record_receipt(
+        &self,
+        receipt_object: &SignedObject,
+        rc: &Certificate,
+        irc: &Certificate,
+    ) -> Result<RecordedReceipt, ServiceError> {
+        let now = self.clock.now();
+        pki::verify_chain(
+            &[rc.clone(), irc.clone()],
+            slice::from_ref(&self.issuer_root),
+            &[],
+            now,
+            Role::Card,
+        )
+        .map_err(|source| ServiceError::UntrustedRc { source })?;
+        let receipt = protocol::verify_receipt(receipt_object, rc).map_err(|source| {
+            ServiceError::InvalidReceipt {
+                source: Box::new(source),
+            }
+        })?;
+        let card = receipt.card_id;
+        let consent = self
+            .store
+            .consent_for_sdi(&card, &receipt.sdi_digest)
+            .await?
+            .ok_or(ServiceError::UnknownAuthorization {
+                card,
+                sdi_digest: receipt.sdi_digest,
+            })?;
+        let sdi = Sdi::from_der(&consent.sdi_der).map_err(|e| {
+            ServiceError::Store(StoreError::Corrupt {
+                what: "consent SDI",
+                value: e.to_string(),
+            })
+        })?;
+        if sdi.item_id != receipt.item_id || sdi.operation != receipt.operation {
+            return Err(ServiceError::InvalidReceipt {
+                source: Box::new(ConsentError::SdiDigestMismatch {
+                    object: "Receipt",
+                    declared: receipt.sdi_digest,
+                    computed: sdi.digest(),
+                }),
+            });
+        }
+        let change = match receipt.result {
+            ReceiptResult::Stored => ViewChange::Stored(ViewItem {
+                item_id: sdi.item_id.clone(),
+                version: sdi.version,
+                size: sdi.size,
+                data_digest: sdi.data_digest,
+                policy: sdi.policy,
+            }),
+            ReceiptResult::Deleted => ViewChange::Deleted(sdi.item_id.clone()),
+        };
+        let signer = LedgerSigning {
+            key: &self.key,
+            party: &self.party_id,
+            card,
+            receipt: receipt_object,
+            now,
+        };
+        let outcome = self
+            .store
+            .record_receipt(
+                &NewReceipt {
+                    card_id: card,
+                    rc_der: rc.der().to_vec(),
+                    receipt_der: receipt_object.to_der(),
+                    counter: receipt.counter,
+                    change,
+                    recorded_at: now,
+                },
+                &signer,
+            )
+            .await?;
+        match outcome {
+            ReceiptOutcome::Recorded(entry) => Ok(RecordedReceipt {
+                entry,
+                newly_recorded: true,
+            }),
+            ReceiptOutcome::Repeated(entry) => Ok(RecordedReceipt {
+                entry,
+                newly_recorded: false,
+            }),
+            ReceiptOutcome::CounterNotIncreasing { last } => {
+                Err(ServiceError::CounterNotIncreasing {
+                    card,
+                    last,
+                    found: receipt.counter,
+                })
+            }
+            ReceiptOutcome::RcMismatch => Err(ServiceError::RcMismatch { card }),
+        }
+    }
+
+    /// The provider's view of `card`: its items there.
+    pub async fn contents(&self, card: CardId) -> Result<Vec<ViewItem>, ServiceError> {
+        if self.store.card_rc(&card).await?.is_none() {
+            return Err(ServiceError::UnknownCard { card });
+        }
+        Ok(self.store.contents(&card).await?)
+    }
+
+    /// The card's RC DER and its ledger.
+    pub async fn ledger(&self, card: CardId) -> Result<(Vec<u8>, Vec<LedgerRecord>), ServiceError> {
+        let rc = self
+            .store
+            .card_rc(&card)
+            .await?
+            .ok_or(ServiceError::UnknownCard { card })?;
+        Ok((rc, self.store.ledger(&card).await?))
+    }
+
+    /// Cards holding `item_id` in this provider's view.
+    pub async fn members(&self, item_id: &ItemId) -> Result<Vec<(CardId, u32)>, ServiceError> {
+        Ok(self.store.members(item_id).await?)
+    }
+
+    /// The digest a ledger entry carries for `view`: the [`protocol::ListingBody`] digest of
+    /// this provider's items with capacity and free space 0 (the provider does not know the
+    /// card's), so it is this provider's claim, not comparable with the card's own digest.
+    pub fn view_digest(&self, view: &[ViewItem]) -> Result<Digest, ServiceError> {
+        view_digest(&self.party_id, view)
+            .map_err(|reason| ServiceError::Store(StoreError::EntrySigning { seq: 0, reason }))
+    }
+}
+
+fn view_digest(party: &PartyId, view: &[ViewItem]) -> Result<Digest, String> {
+    let items: Vec<ListedItem> = view
+        .iter()
+        .map(|v| ListedItem {
+            item_id: v.item_id.clone(),
+            version: v.version,
+            size: v.size,
+            data_digest: v.data_digest,
+            owner: party.clone(),
+            policy: v.policy,
+        })
+        .collect();
+    protocol::listing_digest(&items, 0, 0).map_err(|e| e.to_string())
+}
+
+/// Signs one ledger entry inside the receipt's transaction.
+struct LedgerSigning<'a> {
+    key: &'a SigningKey,
+    party: &'a PartyId,
+    card: CardId,
+    receipt: &'a SignedObject,
+    now: UnixTime,
+}
+
+impl EntrySigner for LedgerSigning<'_> {
+    fn sign(&self, seq: u64, prev: Digest, view: &[ViewItem]) -> Result<Vec<u8>, StoreError> {
+        let view_digest = view_digest(self.party, view)
+            .map_err(|reason| StoreError::EntrySigning { seq, reason })?;
+        Ok(LedgerEntry {
+            party: self.party.clone(),
+            card_id: self.card,
+            seq,
+            prev,
+            receipt: self.receipt.clone(),
+            view_digest,
+            recorded_at: self.now,
+        }
+        .sign(self.key)
+        .to_der())
+    }
+}

@@ -1,0 +1,8 @@
+//! Provider integration tests: the API on port 0 with a real (in-process) card from
+//! `testkit::world::World`, and the store conformance suite. SQLite always; PostgreSQL when
+//! `TEST_POSTGRES_URL` is set (scripts/test.sh sets it; otherwise each PostgreSQL test says it
+//! was skipped).
+
+mod api;
+mod conformance;
+mod support;
