@@ -1,0 +1,770 @@
+//! The issuer's HTTP API: JSON request/response types (DER objects and binary values as
+//! lowercase hex), handlers that extract → call the service → respond, the route table, and
+//! the one table from [`ServiceError`] to HTTP status and code. `docs/parties.md` and
+//! `GET /openapi.json` describe it.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRef, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put, MethodRouter};
+use axum::Json;
+use pki::{CardId, Certificate, PartyId, UnixTime};
+use protocol::{Challenge, ItemPrefix, ListedItem, Operation, OperationSet, Sdi, SignedObject};
+use serde::{Deserialize, Serialize};
+use server_kit::{ApiError, ApiJson, ApiPath, Counter, Db, Metrics, Operator};
+
+use crate::service::{DelegationOrder, Issuer, PersonalisationOrder, ServiceError};
+use crate::store::{ProviderPolicy, ProviderStatus};
+
+/// What every handler gets.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub issuer: Arc<Issuer>,
+    pub db: Db,
+    pub cards_personalised: Counter,
+    pub cards_registered: Counter,
+    pub authorizations_signed: Counter,
+    pub receipts_ingested: Counter,
+}
+
+impl AppState {
+    pub fn new(issuer: Arc<Issuer>, db: Db, metrics: &Metrics) -> AppState {
+        AppState {
+            issuer,
+            db,
+            cards_personalised: metrics.counter(
+                "issuer_cards_personalised_total",
+                "Personalisation records made.",
+            ),
+            cards_registered: metrics
+                .counter("issuer_cards_registered_total", "RCs issued (REG-2)."),
+            authorizations_signed: metrics.counter(
+                "issuer_authorizations_signed_total",
+                "SAs (STO-2) and SARs (STO-1) signed.",
+            ),
+            receipts_ingested: metrics.counter(
+                "issuer_receipts_ingested_total",
+                "Card receipts recorded in a ledger (repeats not counted).",
+            ),
+        }
+    }
+}
+
+impl FromRef<AppState> for Db {
+    fn from_ref(state: &AppState) -> Db {
+        state.db.clone()
+    }
+}
+
+/// The issuer's routes (method, path template, handler): the router is built from this table
+/// and the OpenAPI test checks the document against it.
+pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
+    vec![
+        (Method::GET, "/v1/issuer", get(identity)),
+        (Method::POST, "/v1/cards", post(personalise)),
+        (Method::GET, "/v1/cards/{card_id}", get(card)),
+        (
+            Method::POST,
+            "/v1/cards/{card_id}/challenge",
+            post(challenge),
+        ),
+        (
+            Method::POST,
+            "/v1/cards/{card_id}/registration",
+            post(register),
+        ),
+        (Method::GET, "/v1/cards/{card_id}/contents", get(contents)),
+        (Method::GET, "/v1/cards/{card_id}/ledger", get(ledger)),
+        (Method::PUT, "/v1/providers/{provider}", put(put_provider)),
+        (Method::GET, "/v1/providers/{provider}", get(provider)),
+        (Method::POST, "/v1/authorizations/grant", post(grant)),
+        (Method::POST, "/v1/authorizations/request", post(request)),
+        (Method::POST, "/v1/delegations", post(delegate)),
+        (Method::POST, "/v1/receipts", post(receipt)),
+        (Method::GET, "/openapi.json", get(openapi)),
+    ]
+}
+
+/// The one table from service errors to HTTP.
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> ApiError {
+        let message = error.to_string();
+        let conflict = |code| ApiError::conflict(code, message.clone());
+        let bad = |code| ApiError::bad_request(code, message.clone());
+        match error {
+            ServiceError::UnknownCard { .. } => ApiError::not_found("unknown_card", message),
+            ServiceError::CardNotRegistered { .. } => conflict("card_not_registered"),
+            ServiceError::AlreadyRegistered { .. } => conflict("already_registered"),
+            ServiceError::InvalidPin { .. } => bad("invalid_pin"),
+            ServiceError::InvalidPinTryLimit { .. } => bad("invalid_pin_try_limit"),
+            ServiceError::UnknownChallenge { .. } => bad("unknown_challenge"),
+            ServiceError::ChallengeForOtherCard { .. } | ServiceError::CardMismatch { .. } => {
+                bad("card_mismatch")
+            }
+            ServiceError::ChallengeSpent { .. } => conflict("challenge_spent"),
+            ServiceError::ChallengeExpired { .. } => conflict("challenge_expired"),
+            ServiceError::InvalidRegistration(_) => bad("invalid_registration"),
+            ServiceError::InvalidSar(_) | ServiceError::SarNotAcceptable { .. } => {
+                bad("invalid_sar")
+            }
+            ServiceError::Expired { .. } => bad("authorization_expired"),
+            ServiceError::RcMismatch { .. } => bad("rc_mismatch"),
+            ServiceError::ProviderNotAllowed { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "provider_not_allowed", message)
+            }
+            ServiceError::QuotaExceeded { .. } => conflict("quota_exceeded"),
+            ServiceError::AuthorizationReplayed { .. } => conflict("authorization_replayed"),
+            ServiceError::InvalidProviderCertificate { .. } => bad("invalid_provider_certificate"),
+            ServiceError::InvalidNotAfter { .. } => bad("invalid_not_after"),
+            ServiceError::InvalidReceipt(_) => bad("invalid_receipt"),
+            ServiceError::ReceiptGap { .. } => conflict("receipt_gap"),
+            ServiceError::ReceiptOutOfOrder { .. } => conflict("receipt_out_of_order"),
+            ServiceError::UnknownSdi { .. } => conflict("unknown_sdi"),
+            ServiceError::SdiMismatch { .. } => bad("sdi_mismatch"),
+            ServiceError::IdentityMismatch { .. }
+            | ServiceError::Contention { .. }
+            | ServiceError::Store(_)
+            | ServiceError::Pki(_)
+            | ServiceError::StoredObject(_) => ApiError::internal(error),
+        }
+    }
+}
+
+// ---- API types --------------------------------------------------------------------------
+
+/// `GET /v1/issuer`: who this issuer is (its IRC carries the key its ledgers are signed with).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IdentityResponse {
+    pub party_id: String,
+    /// DER, hex.
+    pub irc: String,
+    /// SEC1, hex.
+    pub public_key: String,
+}
+
+/// `POST /v1/cards`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PersonaliseRequest {
+    /// The holder's initial PIN, 4..=12 digits. Returned in the record, never stored.
+    pub pin: String,
+    /// Default 3.
+    #[serde(default)]
+    pub pin_try_limit: Option<u8>,
+    /// Content capacity in bytes; default 32768.
+    #[serde(default)]
+    pub capacity: Option<u32>,
+}
+
+/// The personalisation record: `terminal::Personalisation`'s fields, binary values hex. It
+/// holds `Sk` and the PIN: for the issuer's facility only.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PersonalisationResponse {
+    pub card_id: String,
+    pub sk: String,
+    pub sk_version: u8,
+    /// DER, hex.
+    pub issuer_anchor: String,
+    /// DER, hex.
+    pub data_anchor: String,
+    pub issuer: String,
+    pub pin: String,
+    pub pin_salt: String,
+    pub pin_try_limit: u8,
+    pub issuer_authenticator: String,
+    pub capacity: u32,
+    pub time_floor: u64,
+}
+
+impl std::fmt::Debug for PersonalisationResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PersonalisationResponse")
+            .field("card_id", &self.card_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `GET /v1/cards/{card_id}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CardResponse {
+    pub card_id: String,
+    /// `personalised` or `registered`.
+    pub status: String,
+    pub capacity: u32,
+    pub personalised_at: u64,
+    pub registration: Option<RegistrationSummary>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RegistrationSummary {
+    pub serial: u64,
+    pub user_id: String,
+    pub registered_at: u64,
+    /// DER, hex.
+    pub rc: String,
+}
+
+/// `POST /v1/cards/{card_id}/challenge`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChallengeResponse {
+    pub card_id: String,
+    /// 16 bytes, hex: give it to the card's REGISTER.
+    pub challenge: String,
+    pub expires_at: u64,
+}
+
+/// `POST /v1/cards/{card_id}/registration`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationRequest {
+    /// The card's signed RegistrationInfo (SignedObject DER), hex.
+    pub registration: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RegistrationResponse {
+    /// The RC, DER hex: give it with the IRC to the card's REGISTER COMPLETE.
+    pub rc: String,
+    /// The issuer's IRC, DER hex.
+    pub irc: String,
+    pub serial: u64,
+    pub not_before: u64,
+    pub not_after: u64,
+}
+
+/// `PUT /v1/providers/{provider}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderRequest {
+    /// `allowed` or `blocked`.
+    pub status: String,
+    /// The most bytes this provider's items may occupy on one card.
+    pub quota_bytes: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProviderResponse {
+    pub provider: String,
+    pub status: String,
+    pub quota_bytes: u32,
+    pub updated_at: u64,
+}
+
+/// `POST /v1/authorizations/grant` (STO-2).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRequest {
+    /// The provider's signed SAR (SignedObject DER), hex.
+    pub sar: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GrantResponse {
+    /// The issuer's SA (SignedObject DER), hex.
+    pub sa: String,
+    pub not_after: u64,
+}
+
+/// `POST /v1/authorizations/request` (STO-1).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RequestRequest {
+    pub card_id: String,
+    /// The SDI (DER), hex.
+    pub sdi: String,
+    /// The card's current challenge (16 bytes), hex.
+    pub challenge: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RequestResponse {
+    /// The issuer's SAR (SignedObject DER), hex: the provider answers it with the SA.
+    pub sar: String,
+    pub not_after: u64,
+}
+
+/// `POST /v1/delegations` (STO-3).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DelegationRequest {
+    pub provider: String,
+    /// The provider's DPR, DER hex: the delegation is pinned to it.
+    pub provider_certificate: String,
+    /// Non-empty subset of `store`, `delete`.
+    pub operations: Vec<String>,
+    /// Item ID prefix, hex (0..=16 bytes; empty = every item).
+    #[serde(default)]
+    pub item_prefix: String,
+    pub max_item_size: u32,
+    /// One card (hex) or, absent, every card of this issuer.
+    #[serde(default)]
+    pub card_id: Option<String>,
+    #[serde(default)]
+    pub not_after: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DelegationResponse {
+    /// The issuer's Delegation (SignedObject DER), hex.
+    pub delegation: String,
+    pub not_after: u64,
+}
+
+/// `POST /v1/receipts` (STO-7).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptRequest {
+    /// The card's signed receipt (SignedObject DER), hex.
+    pub receipt: String,
+    /// The SDI (DER hex) the receipt is for; needed only when this issuer did not sign an
+    /// authorization for it (STO-3).
+    #[serde(default)]
+    pub sdi: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReceiptResponse {
+    pub card_id: String,
+    pub seq: u64,
+    pub counter: u64,
+    /// The signed ledger entry (SignedObject DER), hex.
+    pub entry: String,
+    /// False when this receipt had been recorded before.
+    pub newly_recorded: bool,
+    /// Whether the issuer's view hashes to the receipt's listing digest; if not, reconcile
+    /// with the card's signed listing.
+    pub in_sync: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ItemBody {
+    /// Hex.
+    pub item_id: String,
+    pub version: u32,
+    pub size: u32,
+    /// SHA-256, hex.
+    pub data_digest: String,
+    pub owner: String,
+    pub policy: u32,
+}
+
+/// `GET /v1/cards/{card_id}/contents`: what the issuer believes is on the card.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContentsResponse {
+    pub card_id: String,
+    pub last_counter: u64,
+    pub capacity: u32,
+    pub free: u32,
+    pub items: Vec<ItemBody>,
+    /// ListingBody digest of this view, hex: equal to the latest receipt's when in sync.
+    pub view_digest: String,
+}
+
+/// `GET /v1/cards/{card_id}/ledger`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LedgerResponse {
+    pub card_id: String,
+    /// The card's RC, DER hex (what `verify_ledger` needs besides the issuer's key).
+    pub rc: String,
+    /// Signed LedgerEntry objects (DER hex) in order.
+    pub entries: Vec<String>,
+}
+
+// ---- parsing request fields ---------------------------------------------------------------
+
+fn parse_hex(code: &'static str, field: &str, text: &str) -> Result<Vec<u8>, ApiError> {
+    hex::decode(text).map_err(|e| ApiError::bad_request(code, format!("{field} is not hex: {e}")))
+}
+
+fn parse_card_id(text: &str) -> Result<CardId, ApiError> {
+    hex::decode(text)
+        .ok()
+        .and_then(|b| CardId::from_slice(&b))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_card_id",
+                format!("card ID {text:?} is not 16 bytes of hex"),
+            )
+        })
+}
+
+fn parse_party(code: &'static str, text: &str) -> Result<PartyId, ApiError> {
+    PartyId::new(text).map_err(|_| {
+        ApiError::bad_request(
+            code,
+            format!("{text:?} is not a party ID (1..=64 of [A-Za-z0-9._-])"),
+        )
+    })
+}
+
+fn parse_object(code: &'static str, field: &str, text: &str) -> Result<SignedObject, ApiError> {
+    let der = parse_hex(code, field, text)?;
+    SignedObject::from_der(&der)
+        .map_err(|e| ApiError::bad_request(code, format!("{field} is not a signed object: {e}")))
+}
+
+fn parse_sdi(text: &str) -> Result<Sdi, ApiError> {
+    let der = parse_hex("invalid_sdi", "sdi", text)?;
+    Sdi::from_der(&der).map_err(|e| ApiError::bad_request("invalid_sdi", format!("sdi: {e}")))
+}
+
+fn parse_challenge(text: &str) -> Result<Challenge, ApiError> {
+    hex::decode(text)
+        .ok()
+        .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
+        .map(Challenge)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_challenge",
+                format!("challenge {text:?} is not 16 bytes of hex"),
+            )
+        })
+}
+
+fn parse_operations(names: &[String]) -> Result<OperationSet, ApiError> {
+    let invalid = |m: String| ApiError::bad_request("invalid_operations", m);
+    let operations = names
+        .iter()
+        .map(|n| match n.as_str() {
+            "store" => Ok(Operation::Store),
+            "delete" => Ok(Operation::Delete),
+            other => Err(invalid(format!(
+                "operation {other:?} is not store or delete"
+            ))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    OperationSet::from_slice(&operations).map_err(|e| invalid(e.to_string()))
+}
+
+fn item_body(item: &ListedItem) -> ItemBody {
+    ItemBody {
+        item_id: hex::encode(item.item_id.as_bytes()),
+        version: item.version,
+        size: item.size,
+        data_digest: hex::encode(item.data_digest.0),
+        owner: item.owner.to_string(),
+        policy: item.policy.bits(),
+    }
+}
+
+fn provider_response(p: &ProviderPolicy) -> ProviderResponse {
+    ProviderResponse {
+        provider: p.provider.to_string(),
+        status: p.status.as_str().to_string(),
+        quota_bytes: p.quota_bytes,
+        updated_at: p.updated_at.0,
+    }
+}
+
+fn created<T: Serialize>(body: T) -> Response {
+    (StatusCode::CREATED, Json(body)).into_response()
+}
+
+// ---- handlers ------------------------------------------------------------------------------
+
+async fn identity(State(state): State<AppState>) -> Json<IdentityResponse> {
+    Json(IdentityResponse {
+        party_id: state.issuer.party_id().to_string(),
+        irc: hex::encode(state.issuer.irc().der()),
+        public_key: hex::encode(state.issuer.public_key().to_sec1()),
+    })
+}
+
+async fn personalise(
+    State(state): State<AppState>,
+    operator: Operator,
+    ApiJson(request): ApiJson<PersonaliseRequest>,
+) -> Result<Response, ApiError> {
+    let order = PersonalisationOrder {
+        pin: request.pin,
+        pin_try_limit: request.pin_try_limit.unwrap_or(3),
+        capacity: request.capacity.unwrap_or(32 * 1024),
+    };
+    let p = state.issuer.personalise(order, &operator.name).await?;
+    state.cards_personalised.increment();
+    // Never log Sk, the PIN or its salt.
+    tracing::info!(operator = %operator.name, card_id = %p.card.card_id, "card personalisation record made");
+    Ok(created(PersonalisationResponse {
+        card_id: p.card.card_id.to_hex(),
+        sk: hex::encode(p.sk.expose_bytes()),
+        sk_version: p.card.sk_version,
+        issuer_anchor: hex::encode(p.issuer_anchor.der()),
+        data_anchor: hex::encode(p.data_anchor.der()),
+        issuer: p.issuer.to_string(),
+        pin: p.pin,
+        pin_salt: hex::encode(p.card.pin_salt),
+        pin_try_limit: p.card.pin_try_limit,
+        issuer_authenticator: hex::encode(&p.card.issuer_authenticator),
+        capacity: p.card.capacity,
+        time_floor: p.card.personalised_at.0,
+    }))
+}
+
+async fn card(
+    State(state): State<AppState>,
+    ApiPath(card_id): ApiPath<String>,
+) -> Result<Json<CardResponse>, ApiError> {
+    let card_id = parse_card_id(&card_id)?;
+    let (card, registration) = state.issuer.card(&card_id).await?;
+    Ok(Json(CardResponse {
+        card_id: card.card_id.to_hex(),
+        status: if registration.is_some() {
+            "registered"
+        } else {
+            "personalised"
+        }
+        .to_string(),
+        capacity: card.capacity,
+        personalised_at: card.personalised_at.0,
+        registration: registration.map(|r| RegistrationSummary {
+            serial: r.serial,
+            user_id: r.user_id,
+            registered_at: r.registered_at.0,
+            rc: hex::encode(&r.rc_der),
+        }),
+    }))
+}
+
+async fn challenge(
+    State(state): State<AppState>,
+    ApiPath(card_id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let card_id = parse_card_id(&card_id)?;
+    let record = state.issuer.registration_challenge(&card_id).await?;
+    Ok(created(ChallengeResponse {
+        card_id: card_id.to_hex(),
+        challenge: hex::encode(record.challenge.0),
+        expires_at: record.expires_at.0,
+    }))
+}
+
+async fn register(
+    State(state): State<AppState>,
+    ApiPath(card_id): ApiPath<String>,
+    ApiJson(request): ApiJson<RegistrationRequest>,
+) -> Result<Response, ApiError> {
+    let card_id = parse_card_id(&card_id)?;
+    let registration = parse_object(
+        "invalid_registration",
+        "registration",
+        &request.registration,
+    )?;
+    let rc = state.issuer.register(&card_id, &registration).await?;
+    state.cards_registered.increment();
+    tracing::info!(card_id = %card_id, serial = rc.serial(), "card registered");
+    Ok(created(RegistrationResponse {
+        rc: hex::encode(rc.der()),
+        irc: hex::encode(state.issuer.irc().der()),
+        serial: rc.serial(),
+        not_before: rc.not_before().0,
+        not_after: rc.not_after().0,
+    }))
+}
+
+async fn contents(
+    State(state): State<AppState>,
+    ApiPath(card_id): ApiPath<String>,
+) -> Result<Json<ContentsResponse>, ApiError> {
+    let card_id = parse_card_id(&card_id)?;
+    let (view, capacity) = state.issuer.contents(&card_id).await?;
+    let used: u64 = view.items.iter().map(|i| u64::from(i.size)).sum();
+    let free = u32::try_from(u64::from(capacity).saturating_sub(used)).unwrap_or(0);
+    let view_digest = crate::service::view_digest(&view.items, capacity)?;
+    Ok(Json(ContentsResponse {
+        card_id: card_id.to_hex(),
+        last_counter: view.last_counter,
+        capacity,
+        free,
+        items: view.items.iter().map(item_body).collect(),
+        view_digest: hex::encode(view_digest.0),
+    }))
+}
+
+async fn ledger(
+    State(state): State<AppState>,
+    ApiPath(card_id): ApiPath<String>,
+) -> Result<Json<LedgerResponse>, ApiError> {
+    let card_id = parse_card_id(&card_id)?;
+    let (registration, entries) = state.issuer.ledger(&card_id).await?;
+    Ok(Json(LedgerResponse {
+        card_id: card_id.to_hex(),
+        rc: hex::encode(&registration.rc_der),
+        entries: entries.iter().map(hex::encode).collect(),
+    }))
+}
+
+async fn put_provider(
+    State(state): State<AppState>,
+    operator: Operator,
+    ApiPath(provider): ApiPath<String>,
+    ApiJson(request): ApiJson<ProviderRequest>,
+) -> Result<Json<ProviderResponse>, ApiError> {
+    let provider = parse_party("invalid_provider", &provider)?;
+    let status = ProviderStatus::parse(&request.status).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_status",
+            format!("status {:?} is not allowed or blocked", request.status),
+        )
+    })?;
+    let policy = state
+        .issuer
+        .put_provider(provider, status, request.quota_bytes)
+        .await?;
+    tracing::info!(
+        operator = %operator.name,
+        provider = %policy.provider,
+        status = policy.status.as_str(),
+        quota_bytes = policy.quota_bytes,
+        "provider policy set"
+    );
+    Ok(Json(provider_response(&policy)))
+}
+
+async fn provider(
+    State(state): State<AppState>,
+    ApiPath(provider): ApiPath<String>,
+) -> Result<Json<ProviderResponse>, ApiError> {
+    let provider = parse_party("invalid_provider", &provider)?;
+    Ok(Json(provider_response(
+        &state.issuer.provider(&provider).await?,
+    )))
+}
+
+fn not_after_of<T: protocol::Signed>(object: &SignedObject, read: impl Fn(&T) -> UnixTime) -> u64 {
+    object
+        .body_unverified::<T>()
+        .map(|body| read(&body).0)
+        .unwrap_or(0)
+}
+
+async fn grant(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<GrantRequest>,
+) -> Result<Response, ApiError> {
+    let sar = parse_object("invalid_sar", "sar", &request.sar)?;
+    let sa = state.issuer.grant(&sar).await?;
+    state.authorizations_signed.increment();
+    Ok(created(GrantResponse {
+        sa: hex::encode(sa.to_der()),
+        not_after: not_after_of(&sa, |sa: &protocol::Sa| sa.not_after),
+    }))
+}
+
+async fn request(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<RequestRequest>,
+) -> Result<Response, ApiError> {
+    let card_id = parse_card_id(&request.card_id)?;
+    let sdi = parse_sdi(&request.sdi)?;
+    let challenge = parse_challenge(&request.challenge)?;
+    let sar = state.issuer.request(&card_id, sdi, challenge).await?;
+    state.authorizations_signed.increment();
+    Ok(created(RequestResponse {
+        sar: hex::encode(sar.to_der()),
+        not_after: not_after_of(&sar, |sar: &protocol::Sar| sar.not_after),
+    }))
+}
+
+async fn delegate(
+    State(state): State<AppState>,
+    operator: Operator,
+    ApiJson(request): ApiJson<DelegationRequest>,
+) -> Result<Response, ApiError> {
+    let provider = parse_party("invalid_provider", &request.provider)?;
+    let der = parse_hex(
+        "invalid_provider_certificate",
+        "provider_certificate",
+        &request.provider_certificate,
+    )?;
+    let provider_certificate = Certificate::from_der(&der).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_provider_certificate",
+            format!("provider_certificate: {e}"),
+        )
+    })?;
+    let operations = parse_operations(&request.operations)?;
+    let prefix = parse_hex("invalid_item_prefix", "item_prefix", &request.item_prefix)?;
+    let item_prefix = ItemPrefix::new(&prefix)
+        .map_err(|e| ApiError::bad_request("invalid_item_prefix", e.to_string()))?;
+    let card_id = request.card_id.as_deref().map(parse_card_id).transpose()?;
+    let delegation = state
+        .issuer
+        .delegate(DelegationOrder {
+            provider,
+            provider_certificate,
+            operations,
+            item_prefix,
+            max_item_size: request.max_item_size,
+            card_id,
+            not_after: request.not_after.map(UnixTime),
+        })
+        .await?;
+    let not_after = not_after_of(&delegation, |d: &protocol::Delegation| d.not_after);
+    tracing::info!(operator = %operator.name, provider = %request.provider, "delegation signed");
+    Ok(created(DelegationResponse {
+        delegation: hex::encode(delegation.to_der()),
+        not_after,
+    }))
+}
+
+async fn receipt(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<ReceiptRequest>,
+) -> Result<Response, ApiError> {
+    let receipt = parse_object("invalid_receipt", "receipt", &request.receipt)?;
+    let sdi = request.sdi.as_deref().map(parse_sdi).transpose()?;
+    let ingested = state.issuer.ingest_receipt(&receipt, sdi).await?;
+    let status = if ingested.newly_recorded {
+        state.receipts_ingested.increment();
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(ReceiptResponse {
+            card_id: ingested.card_id.to_hex(),
+            seq: ingested.seq,
+            counter: ingested.counter,
+            entry: hex::encode(ingested.entry.to_der()),
+            newly_recorded: ingested.newly_recorded,
+            in_sync: ingested.in_sync,
+        }),
+    )
+        .into_response())
+}
+
+async fn openapi() -> Json<serde_json::Value> {
+    Json(crate::openapi::document())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn card_ids_are_32_hex_digits() {
+        assert_eq!(parse_card_id(&"ab".repeat(16)).unwrap(), CardId([0xab; 16]));
+        for bad in ["", "ab", &"ab".repeat(17), &"zz".repeat(16)] {
+            assert_eq!(parse_card_id(bad).unwrap_err().code, "invalid_card_id");
+        }
+    }
+
+    #[test]
+    fn operations_parse_to_a_set() {
+        assert_eq!(
+            parse_operations(&["store".into()]).unwrap(),
+            OperationSet::STORE
+        );
+        assert_eq!(
+            parse_operations(&["bogus".into()]).unwrap_err().code,
+            "invalid_operations"
+        );
+        assert_eq!(
+            parse_operations(&[]).unwrap_err().code,
+            "invalid_operations"
+        );
+    }
+}

@@ -1,0 +1,1091 @@
+//! The issuer's domain operations, free of HTTP and SQL: personalisation records (CARD-3,
+//! KEY-1), registration (REG-2: challenge, RC), storing authorizations on both sides (STO-2:
+//! the issuer's SA over a provider's SAR; STO-1: the issuer's own SAR), delegations (STO-3),
+//! and receipts into the per-card view and the signed, hash-chained ledger (STO-7, REC-1).
+//! Every party object is checked with the same `protocol`/`pki` functions the card runs.
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use crypto::{Digest, SigningKey, SymmetricKey};
+use pki::{CardId, Certificate, CertificateRequest, Crl, PartyId, PkiError, Role, UnixTime};
+use protocol::Challenge;
+use protocol::{
+    ConsentError, Delegation, ItemPrefix, LedgerEntry, ListedItem, Operation, OperationSet,
+    PartyRole, ProtocolError, Receipt, ReceiptResult, Sa, SaBasis, Sar, Sdi, SignedObject,
+};
+use server_kit::Clock;
+
+use crate::store::{
+    AppendOutcome, AuthorizationRecord, CardRecord, CardView, ChallengeRecord, DelegationRecord,
+    Direction, ItemChange, ProviderPolicy, ProviderStatus, ReceiptAppend, RegisterOutcome,
+    RegistrationRecord, Store, StoreError,
+};
+
+const YEAR_S: u64 = 365 * 24 * 60 * 60;
+
+/// Durations the issuer applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// How long a registration challenge may be answered.
+    pub challenge_ttl_s: u64,
+    /// How long an SA or SAR the issuer signs is valid (short: they are single-use anyway).
+    pub authorization_validity_s: u64,
+    /// RC validity (capped at the IRC's end).
+    pub rc_validity_s: u64,
+    /// Default delegation validity.
+    pub delegation_validity_s: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            challenge_ttl_s: 600,
+            authorization_validity_s: 600,
+            rc_validity_s: 5 * YEAR_S,
+            delegation_validity_s: 30 * 24 * 60 * 60,
+        }
+    }
+}
+
+/// Who the issuer is: its party ID, signing key, IRC, and the two registrar roots.
+#[derive(Debug, Clone)]
+pub struct IssuerIdentity {
+    pub party_id: PartyId,
+    pub key: SigningKey,
+    pub irc: Certificate,
+    pub issuer_anchor: Certificate,
+    pub data_anchor: Certificate,
+}
+
+fn symmetric_key(bytes: [u8; 32]) -> SymmetricKey {
+    // Invariant: `from_bytes` accepts exactly 32 bytes, which an array of 32 always is.
+    SymmetricKey::from_bytes(&bytes).expect("32-byte symmetric key")
+}
+
+/// The key `Sk` records are wrapped under: HMAC-SHA256 of the issuer's signing key scalar
+/// with a fixed label, so the database alone never yields an `Sk` (the key file is needed).
+/// Replacing the issuer key makes stored `Sk`s unreadable: a separate key-encryption key with
+/// rotation is KEY-5's (not built).
+#[derive(Clone)]
+pub struct SkWrapping(SymmetricKey);
+
+impl std::fmt::Debug for SkWrapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SkWrapping(..)")
+    }
+}
+
+impl SkWrapping {
+    const LABEL: &'static [u8] = b"cardwright/issuer/sk-wrapping/v1";
+
+    pub fn from_issuer_key(key: &SigningKey) -> SkWrapping {
+        let derived = crypto::hmac_sha256(key.to_scalar_bytes().as_slice(), Self::LABEL);
+        SkWrapping(symmetric_key(derived))
+    }
+
+    fn binding(card_id: &CardId, version: u8) -> Vec<u8> {
+        let mut binding = b"Sk".to_vec();
+        binding.extend_from_slice(&card_id.0);
+        binding.push(version);
+        binding
+    }
+
+    pub fn wrap(
+        &self,
+        card_id: &CardId,
+        version: u8,
+        sk: &SymmetricKey,
+        rng: &mut dyn crypto::Rng,
+    ) -> Vec<u8> {
+        self.0
+            .wrap(&Self::binding(card_id, version), sk.expose_bytes(), rng)
+    }
+
+    pub fn unwrap(
+        &self,
+        card_id: &CardId,
+        version: u8,
+        wrapped: &[u8],
+    ) -> Result<SymmetricKey, crypto::CryptoError> {
+        let bytes = self.0.unwrap(&Self::binding(card_id, version), wrapped)?;
+        SymmetricKey::from_bytes(&bytes)
+    }
+}
+
+/// What the operator asks a personalisation record for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonalisationOrder {
+    /// The holder's initial PIN: 4..=12 ASCII digits (the card's rule). Returned in the
+    /// record, never stored.
+    pub pin: String,
+    pub pin_try_limit: u8,
+    pub capacity: u32,
+}
+
+/// A personalisation record (`terminal::Personalisation`'s fields): for the issuer's facility.
+#[derive(Debug, Clone)]
+pub struct Personalised {
+    pub card: CardRecord,
+    pub sk: SymmetricKey,
+    pub pin: String,
+    pub issuer: PartyId,
+    pub issuer_anchor: Certificate,
+    pub data_anchor: Certificate,
+}
+
+/// What an operator asks a delegation for (STO-3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DelegationOrder {
+    pub provider: PartyId,
+    /// The provider's DPR: the delegation is pinned to it.
+    pub provider_certificate: Certificate,
+    pub operations: OperationSet,
+    pub item_prefix: ItemPrefix,
+    pub max_item_size: u32,
+    pub card_id: Option<CardId>,
+    pub not_after: Option<UnixTime>,
+}
+
+/// What ingesting a receipt produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ingested {
+    pub card_id: CardId,
+    pub seq: u64,
+    pub counter: u64,
+    pub entry: SignedObject,
+    /// False when the receipt had been recorded before (the earlier entry is returned).
+    pub newly_recorded: bool,
+    /// Whether the issuer's view after the receipt hashes to the receipt's listing digest.
+    pub in_sync: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("card {card_id} is not in this issuer's registry")]
+    UnknownCard { card_id: CardId },
+
+    #[error("card {card_id} is not registered (no RC yet)")]
+    CardNotRegistered { card_id: CardId },
+
+    #[error("card {card_id} is registered already")]
+    AlreadyRegistered { card_id: CardId },
+
+    #[error("the PIN must be 4 to 12 digits ({len} characters given)")]
+    InvalidPin { len: usize },
+
+    #[error("pin_try_limit {limit} is outside 1..=15")]
+    InvalidPinTryLimit { limit: u8 },
+
+    #[error("challenge {challenge:?} was not issued by this issuer")]
+    UnknownChallenge { challenge: Challenge },
+
+    #[error("challenge {challenge:?} was issued for card {expected}, not {found}")]
+    ChallengeForOtherCard {
+        challenge: Challenge,
+        expected: CardId,
+        found: CardId,
+    },
+
+    #[error("challenge {challenge:?} was spent at {spent_at:?}")]
+    ChallengeSpent {
+        challenge: Challenge,
+        spent_at: Option<UnixTime>,
+    },
+
+    #[error("challenge {challenge:?} expired at {expires_at:?} (now {now:?})")]
+    ChallengeExpired {
+        challenge: Challenge,
+        expires_at: UnixTime,
+        now: UnixTime,
+    },
+
+    #[error("registration information refused: {0}")]
+    InvalidRegistration(ConsentError),
+
+    #[error("{object} names card {found}, expected {expected}")]
+    CardMismatch {
+        object: &'static str,
+        expected: CardId,
+        found: CardId,
+    },
+
+    #[error("SAR refused: {0}")]
+    InvalidSar(ConsentError),
+
+    #[error("SAR refused: {reason}")]
+    SarNotAcceptable { reason: String },
+
+    #[error("{object} expired at {not_after:?} (now {now:?})")]
+    Expired {
+        object: &'static str,
+        not_after: UnixTime,
+        now: UnixTime,
+    },
+
+    #[error("the SAR is bound to RC {found:?}, card {card_id}'s RC is {expected:?}")]
+    RcMismatch {
+        card_id: CardId,
+        expected: Digest,
+        found: Digest,
+    },
+
+    #[error("provider {provider} is not allowed on this issuer's cards")]
+    ProviderNotAllowed { provider: PartyId },
+
+    #[error(
+        "provider {provider} would hold {would_use} bytes on card {card_id}, its quota is {quota}"
+    )]
+    QuotaExceeded {
+        provider: PartyId,
+        card_id: CardId,
+        would_use: u64,
+        quota: u32,
+    },
+
+    #[error("this SAR ({sar_digest:?}) was authorized before; every authorization is single-use")]
+    AuthorizationReplayed { sar_digest: Digest },
+
+    #[error("provider certificate refused: {reason}")]
+    InvalidProviderCertificate { reason: String },
+
+    #[error("delegation not_after {not_after:?} is not after now ({now:?})")]
+    InvalidNotAfter { not_after: UnixTime, now: UnixTime },
+
+    #[error("receipt refused: {0}")]
+    InvalidReceipt(ConsentError),
+
+    #[error(
+        "receipt counter {found} on card {card_id}: expected {expected}; reconcile with the card's signed listing"
+    )]
+    ReceiptGap {
+        card_id: CardId,
+        expected: u64,
+        found: u64,
+    },
+
+    #[error("receipt counter {found} on card {card_id} is not after the last recorded {last}")]
+    ReceiptOutOfOrder {
+        card_id: CardId,
+        last: u64,
+        found: u64,
+    },
+
+    #[error(
+        "the SDI of receipt's digest {sdi_digest:?} is unknown here: send it with the receipt"
+    )]
+    UnknownSdi { sdi_digest: Digest },
+
+    #[error("the SDI does not match the receipt: {reason}")]
+    SdiMismatch { reason: String },
+
+    #[error("the IRC does not fit the configuration: {reason}")]
+    IdentityMismatch { reason: String },
+
+    #[error("the ledger of card {card_id} kept moving; gave up after {attempts} attempts")]
+    Contention { card_id: CardId, attempts: u32 },
+
+    #[error(transparent)]
+    Store(#[from] StoreError),
+
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+
+    #[error("stored object is unreadable: {0}")]
+    StoredObject(ProtocolError),
+}
+
+/// The issuer.
+pub struct Issuer {
+    store: Arc<dyn Store>,
+    identity: IssuerIdentity,
+    sk_wrapping: SkWrapping,
+    clock: Arc<dyn Clock>,
+    rng: Mutex<Box<dyn crypto::Rng + Send>>,
+    crls: RwLock<Vec<Crl>>,
+    settings: Settings,
+}
+
+impl std::fmt::Debug for Issuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issuer")
+            .field("party_id", &self.identity.party_id)
+            .field("store", &self.store)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+fn party_chain_error(source: PkiError) -> ConsentError {
+    ConsentError::Certificate {
+        object: "Sar",
+        source,
+    }
+}
+
+impl Issuer {
+    /// Checks that the IRC certifies `identity.key` for `identity.party_id` under the Issuer
+    /// Registrar root at the clock's now, and returns the issuer.
+    pub fn new(
+        identity: IssuerIdentity,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        rng: Box<dyn crypto::Rng + Send>,
+        settings: Settings,
+    ) -> Result<Issuer, ServiceError> {
+        let mismatch = |reason: String| ServiceError::IdentityMismatch { reason };
+        if identity.irc.public_key() != identity.key.verifying_key() {
+            return Err(mismatch(
+                "the IRC certifies another key than the key file's".into(),
+            ));
+        }
+        if identity.irc.subject_id() != &identity.party_id {
+            return Err(mismatch(format!(
+                "the IRC is for {}, the configured party ID is {}",
+                identity.irc.subject_id(),
+                identity.party_id
+            )));
+        }
+        pki::verify_chain(
+            std::slice::from_ref(&identity.irc),
+            std::slice::from_ref(&identity.issuer_anchor),
+            &[],
+            clock.now(),
+            Role::Issuer,
+        )
+        .map_err(|e| {
+            mismatch(format!(
+                "the IRC does not verify under the issuer registrar root: {e}"
+            ))
+        })?;
+        Ok(Issuer {
+            store,
+            sk_wrapping: SkWrapping::from_issuer_key(&identity.key),
+            identity,
+            clock,
+            rng: Mutex::new(rng),
+            crls: RwLock::new(Vec::new()),
+            settings,
+        })
+    }
+
+    pub fn party_id(&self) -> &PartyId {
+        &self.identity.party_id
+    }
+
+    pub fn irc(&self) -> &Certificate {
+        &self.identity.irc
+    }
+
+    pub fn public_key(&self) -> crypto::VerifyingKey {
+        self.identity.key.verifying_key()
+    }
+
+    pub fn sk_wrapping(&self) -> &SkWrapping {
+        &self.sk_wrapping
+    }
+
+    /// Replaces the registrars' CRLs used when checking providers' chains.
+    pub fn set_crls(&self, crls: Vec<Crl>) {
+        *self.crls.write().unwrap_or_else(|p| p.into_inner()) = crls;
+    }
+
+    fn crls(&self) -> Vec<Crl> {
+        self.crls.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn random<const N: usize>(&self) -> [u8; N] {
+        let mut out = [0u8; N];
+        self.rng
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .fill(&mut out);
+        out
+    }
+
+    fn chain(&self) -> Vec<Vec<u8>> {
+        vec![self.identity.irc.der().to_vec()]
+    }
+
+    // ---- registry and personalisation (CARD-3, KEY-1) -----------------------------------
+
+    /// Allocates a card ID, generates `Sk` and a PIN salt, records them (Sk wrapped), and
+    /// returns the personalisation record.
+    pub async fn personalise(
+        &self,
+        order: PersonalisationOrder,
+        operator: &str,
+    ) -> Result<Personalised, ServiceError> {
+        if !(4..=12).contains(&order.pin.len()) || !order.pin.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ServiceError::InvalidPin {
+                len: order.pin.chars().count(),
+            });
+        }
+        if !(1..=15).contains(&order.pin_try_limit) {
+            return Err(ServiceError::InvalidPinTryLimit {
+                limit: order.pin_try_limit,
+            });
+        }
+        let now = self.clock.now();
+        let sk_version = 1;
+        loop {
+            let card_id = CardId(self.random::<16>());
+            let sk = symmetric_key(self.random::<32>());
+            let sk_wrapped = {
+                let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+                self.sk_wrapping.wrap(&card_id, sk_version, &sk, &mut **rng)
+            };
+            let card = CardRecord {
+                card_id,
+                sk_wrapped,
+                sk_version,
+                pin_salt: self.random::<16>(),
+                pin_try_limit: order.pin_try_limit,
+                issuer_authenticator: self.random::<16>().to_vec(),
+                capacity: order.capacity,
+                personalised_at: now,
+                personalised_by: operator.to_string(),
+            };
+            match self.store.insert_card(&card).await {
+                // 2^-128 per card; retried rather than trusted never to happen.
+                Err(StoreError::DuplicateCard { .. }) => continue,
+                other => other?,
+            }
+            return Ok(Personalised {
+                card,
+                sk,
+                pin: order.pin,
+                issuer: self.identity.party_id.clone(),
+                issuer_anchor: self.identity.issuer_anchor.clone(),
+                data_anchor: self.identity.data_anchor.clone(),
+            });
+        }
+    }
+
+    pub async fn card(
+        &self,
+        card_id: &CardId,
+    ) -> Result<(CardRecord, Option<RegistrationRecord>), ServiceError> {
+        let card = self.known_card(card_id).await?;
+        let registration = self.store.registration(card_id).await?;
+        Ok((card, registration))
+    }
+
+    async fn known_card(&self, card_id: &CardId) -> Result<CardRecord, ServiceError> {
+        self.store
+            .card(card_id)
+            .await?
+            .ok_or(ServiceError::UnknownCard { card_id: *card_id })
+    }
+
+    async fn registered(&self, card_id: &CardId) -> Result<RegistrationRecord, ServiceError> {
+        self.known_card(card_id).await?;
+        self.store
+            .registration(card_id)
+            .await?
+            .ok_or(ServiceError::CardNotRegistered { card_id: *card_id })
+    }
+
+    // ---- registration (REG-2) -----------------------------------------------------------
+
+    /// A fresh single-use registration challenge for a card in the registry.
+    pub async fn registration_challenge(
+        &self,
+        card_id: &CardId,
+    ) -> Result<ChallengeRecord, ServiceError> {
+        self.known_card(card_id).await?;
+        if self.store.registration(card_id).await?.is_some() {
+            return Err(ServiceError::AlreadyRegistered { card_id: *card_id });
+        }
+        let now = self.clock.now();
+        loop {
+            let record = ChallengeRecord {
+                challenge: Challenge(self.random::<16>()),
+                card_id: *card_id,
+                issued_at: now,
+                expires_at: UnixTime(now.0.saturating_add(self.settings.challenge_ttl_s)),
+                spent_at: None,
+            };
+            match self.store.insert_challenge(&record).await {
+                Err(StoreError::DuplicateChallenge { .. }) => continue,
+                Err(StoreError::UnknownCard { card_id }) => {
+                    return Err(ServiceError::UnknownCard { card_id })
+                }
+                other => other?,
+            }
+            return Ok(record);
+        }
+    }
+
+    /// REG-2: checks the card's signed registration information against the stored challenge
+    /// and the registry, issues the RC and records it (spending the challenge).
+    pub async fn register(
+        &self,
+        card_id: &CardId,
+        registration: &SignedObject,
+    ) -> Result<Certificate, ServiceError> {
+        let card = self.known_card(card_id).await?;
+        let claimed: protocol::RegistrationInfo = registration
+            .body_unverified()
+            .map_err(|e| ServiceError::InvalidRegistration(e.into()))?;
+        let challenge = self.store.challenge(&claimed.challenge).await?.ok_or(
+            ServiceError::UnknownChallenge {
+                challenge: claimed.challenge,
+            },
+        )?;
+        if challenge.card_id != *card_id {
+            return Err(ServiceError::ChallengeForOtherCard {
+                challenge: challenge.challenge,
+                expected: challenge.card_id,
+                found: *card_id,
+            });
+        }
+        if challenge.spent_at.is_some() {
+            return Err(ServiceError::ChallengeSpent {
+                challenge: challenge.challenge,
+                spent_at: challenge.spent_at,
+            });
+        }
+        let now = self.clock.now();
+        if now > challenge.expires_at {
+            return Err(ServiceError::ChallengeExpired {
+                challenge: challenge.challenge,
+                expires_at: challenge.expires_at,
+                now,
+            });
+        }
+        let info = protocol::verify_registration_info(registration, &challenge.challenge)
+            .map_err(ServiceError::InvalidRegistration)?;
+        if info.card_id != *card_id {
+            return Err(ServiceError::CardMismatch {
+                object: "RegistrationInfo",
+                expected: *card_id,
+                found: info.card_id,
+            });
+        }
+        if self.store.registration(card_id).await?.is_some() {
+            return Err(ServiceError::AlreadyRegistered { card_id: *card_id });
+        }
+        let serial = self.store.next_rc_serial().await?;
+        // The card checks its RC at its time floor, which it got at personalisation: the RC
+        // is valid from then (never later than now), so a card that has seen no newer signed
+        // time accepts it.
+        let not_before = card.personalised_at.min(now);
+        let not_after = UnixTime(now.0.saturating_add(self.settings.rc_validity_s))
+            .min(self.identity.irc.not_after());
+        let request = CertificateRequest::card(
+            *card_id,
+            info.public_key,
+            info.user_info.digest(),
+            serial,
+            not_before,
+            not_after,
+        );
+        let rc = pki::issue(&request, &self.identity.irc, &self.identity.key)?;
+        let record = RegistrationRecord {
+            card_id: *card_id,
+            serial,
+            challenge: challenge.challenge,
+            rc_der: rc.der().to_vec(),
+            rc_digest: rc.digest(),
+            user_id: info.user_info.user_id().to_string(),
+            registered_at: now,
+        };
+        match self.store.register(&record).await? {
+            RegisterOutcome::Registered => Ok(rc),
+            RegisterOutcome::ChallengeSpent => Err(ServiceError::ChallengeSpent {
+                challenge: challenge.challenge,
+                spent_at: None,
+            }),
+            RegisterOutcome::AlreadyRegistered => {
+                Err(ServiceError::AlreadyRegistered { card_id: *card_id })
+            }
+        }
+    }
+
+    // ---- provider policy -------------------------------------------------------------------
+
+    pub async fn put_provider(
+        &self,
+        provider: PartyId,
+        status: ProviderStatus,
+        quota_bytes: u32,
+    ) -> Result<ProviderPolicy, ServiceError> {
+        let policy = ProviderPolicy {
+            provider,
+            status,
+            quota_bytes,
+            updated_at: self.clock.now(),
+        };
+        self.store.put_provider(&policy).await?;
+        Ok(policy)
+    }
+
+    /// The policy for `provider`; an unknown provider is blocked with quota 0.
+    pub async fn provider(&self, provider: &PartyId) -> Result<ProviderPolicy, ServiceError> {
+        Ok(self
+            .store
+            .provider(provider)
+            .await?
+            .unwrap_or(ProviderPolicy {
+                provider: provider.clone(),
+                status: ProviderStatus::Blocked,
+                quota_bytes: 0,
+                updated_at: UnixTime(0),
+            }))
+    }
+
+    /// The issuer's policy on `sdi` for its owner: allowed, and (for a store) within quota in
+    /// the issuer's view of the card.
+    async fn check_policy(&self, sdi: &Sdi) -> Result<(), ServiceError> {
+        let policy = self.provider(&sdi.owner).await?;
+        if policy.status != ProviderStatus::Allowed {
+            return Err(ServiceError::ProviderNotAllowed {
+                provider: sdi.owner.clone(),
+            });
+        }
+        if sdi.operation == Operation::Store {
+            let view = self.store.card_view(&sdi.card_id).await?.ok_or(
+                ServiceError::CardNotRegistered {
+                    card_id: sdi.card_id,
+                },
+            )?;
+            let held: u64 = view
+                .items
+                .iter()
+                .filter(|i| i.owner == sdi.owner && i.item_id != sdi.item_id)
+                .map(|i| u64::from(i.size))
+                .sum();
+            let would_use = held + u64::from(sdi.size);
+            if would_use > u64::from(policy.quota_bytes) {
+                return Err(ServiceError::QuotaExceeded {
+                    provider: sdi.owner.clone(),
+                    card_id: sdi.card_id,
+                    would_use,
+                    quota: policy.quota_bytes,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    // ---- storing authorizations (STO-1, STO-2) --------------------------------------------
+
+    /// Verifies a provider-signed SAR: purpose, the DPR chain to the Data Registrar root at
+    /// now with the CRLs held, the leaf is the requester, the signature.
+    fn open_provider_sar(&self, object: &SignedObject, now: UnixTime) -> Result<Sar, ServiceError> {
+        let invalid = |e: ConsentError| ServiceError::InvalidSar(e);
+        if object.purpose() != protocol::Purpose::StoringAuthorizationRequest {
+            return Err(invalid(
+                ProtocolError::WrongPurpose {
+                    expected: protocol::Purpose::StoringAuthorizationRequest,
+                    found: object.purpose(),
+                }
+                .into(),
+            ));
+        }
+        let claimed: Sar = object.body_unverified().map_err(|e| invalid(e.into()))?;
+        if claimed.requester_role != PartyRole::Provider {
+            return Err(ServiceError::SarNotAcceptable {
+                reason: "the requester must be a provider (the issuer grants)".into(),
+            });
+        }
+        if object.signer_chain().is_empty() {
+            return Err(invalid(ConsentError::MissingChain { object: "Sar" }));
+        }
+        let chain = object
+            .signer_chain()
+            .iter()
+            .map(|der| Certificate::from_der(der))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid(party_chain_error(e)))?;
+        let verified = pki::verify_chain(
+            &chain,
+            std::slice::from_ref(&self.identity.data_anchor),
+            &self.crls(),
+            now,
+            Role::Provider,
+        )
+        .map_err(|e| invalid(party_chain_error(e)))?;
+        if verified.leaf_subject != claimed.requester {
+            return Err(invalid(ConsentError::WrongSigner {
+                object: "Sar",
+                expected: claimed.requester,
+                found: verified.leaf_subject,
+            }));
+        }
+        object
+            .open::<Sar>(&verified.leaf_key)
+            .map_err(|e| invalid(e.into()))
+    }
+
+    /// STO-2: the issuer's SA over a provider's SAR. The SAR must verify, name a registered
+    /// card of this issuer and bind its RC, come from the item's owner, be unexpired, and the
+    /// owner must be allowed (and within quota); each SAR is granted once.
+    pub async fn grant(&self, sar_object: &SignedObject) -> Result<SignedObject, ServiceError> {
+        let now = self.clock.now();
+        let sar = self.open_provider_sar(sar_object, now)?;
+        if sar.requester != sar.sdi.owner {
+            return Err(ServiceError::SarNotAcceptable {
+                reason: format!(
+                    "the requester {} does not own the item (owner {})",
+                    sar.requester, sar.sdi.owner
+                ),
+            });
+        }
+        if sar.not_after < now || sar.issued_at > sar.not_after {
+            return Err(ServiceError::Expired {
+                object: "Sar",
+                not_after: sar.not_after,
+                now,
+            });
+        }
+        let registration = self.registered(&sar.sdi.card_id).await?;
+        if sar.rc_digest != registration.rc_digest {
+            return Err(ServiceError::RcMismatch {
+                card_id: sar.sdi.card_id,
+                expected: registration.rc_digest,
+                found: sar.rc_digest,
+            });
+        }
+        self.check_policy(&sar.sdi).await?;
+        let not_after = UnixTime(now.0.saturating_add(self.settings.authorization_validity_s));
+        let sa = Sa::new(
+            SaBasis::Request(sar_object.clone()),
+            PartyRole::Issuer,
+            self.identity.party_id.clone(),
+            sar.sdi.clone(),
+            sar.challenge,
+            now,
+            not_after,
+        )
+        .sign(&self.identity.key, self.chain());
+        let sar_digest = sar_object.digest();
+        let recorded = self
+            .store
+            .insert_authorization(&AuthorizationRecord {
+                sar_digest,
+                direction: Direction::Grant,
+                card_id: sar.sdi.card_id,
+                provider: sar.requester.clone(),
+                sdi_digest: sar.sdi.digest(),
+                sdi_der: sar.sdi.to_der(),
+                object_der: sa.to_der(),
+                issued_at: now,
+                not_after,
+            })
+            .await?;
+        if !recorded {
+            return Err(ServiceError::AuthorizationReplayed { sar_digest });
+        }
+        Ok(sa)
+    }
+
+    /// STO-1: the issuer's SAR for `sdi` on its registered card, over the card's `challenge`;
+    /// the item's provider then grants the SA.
+    pub async fn request(
+        &self,
+        card_id: &CardId,
+        sdi: Sdi,
+        challenge: Challenge,
+    ) -> Result<SignedObject, ServiceError> {
+        if sdi.card_id != *card_id {
+            return Err(ServiceError::CardMismatch {
+                object: "Sdi",
+                expected: *card_id,
+                found: sdi.card_id,
+            });
+        }
+        let registration = self.registered(card_id).await?;
+        self.check_policy(&sdi).await?;
+        let now = self.clock.now();
+        let not_after = UnixTime(now.0.saturating_add(self.settings.authorization_validity_s));
+        let sar = Sar {
+            requester_role: PartyRole::Issuer,
+            requester: self.identity.party_id.clone(),
+            rc_digest: registration.rc_digest,
+            sdi: sdi.clone(),
+            challenge,
+            issued_at: now,
+            not_after,
+        }
+        .sign(&self.identity.key, self.chain());
+        let sar_digest = sar.digest();
+        let recorded = self
+            .store
+            .insert_authorization(&AuthorizationRecord {
+                sar_digest,
+                direction: Direction::Request,
+                card_id: *card_id,
+                provider: sdi.owner.clone(),
+                sdi_digest: sdi.digest(),
+                sdi_der: sdi.to_der(),
+                object_der: sar.to_der(),
+                issued_at: now,
+                not_after,
+            })
+            .await?;
+        if !recorded {
+            // Same SDI, challenge and second as an earlier request: deterministic signatures
+            // made the same SAR; it is single-use like any other.
+            return Err(ServiceError::AuthorizationReplayed { sar_digest });
+        }
+        Ok(sar)
+    }
+
+    // ---- delegations (STO-3) -----------------------------------------------------------------
+
+    pub async fn delegate(&self, order: DelegationOrder) -> Result<SignedObject, ServiceError> {
+        let now = self.clock.now();
+        let invalid = |reason: String| ServiceError::InvalidProviderCertificate { reason };
+        let verified = pki::verify_chain(
+            std::slice::from_ref(&order.provider_certificate),
+            std::slice::from_ref(&self.identity.data_anchor),
+            &self.crls(),
+            now,
+            Role::Provider,
+        )
+        .map_err(|e| invalid(e.to_string()))?;
+        if verified.leaf_subject != order.provider {
+            return Err(invalid(format!(
+                "the certificate is {}'s, not {}'s",
+                verified.leaf_subject, order.provider
+            )));
+        }
+        let policy = self.provider(&order.provider).await?;
+        if policy.status != ProviderStatus::Allowed {
+            return Err(ServiceError::ProviderNotAllowed {
+                provider: order.provider,
+            });
+        }
+        if let Some(card_id) = &order.card_id {
+            self.registered(card_id).await?;
+        }
+        let not_after = order.not_after.unwrap_or(UnixTime(
+            now.0.saturating_add(self.settings.delegation_validity_s),
+        ));
+        if not_after <= now {
+            return Err(ServiceError::InvalidNotAfter { not_after, now });
+        }
+        let delegation = Delegation {
+            issuer: self.identity.party_id.clone(),
+            provider: order.provider.clone(),
+            provider_key_digest: order.provider_certificate.digest(),
+            operations: order.operations,
+            item_prefix: order.item_prefix,
+            max_item_size: order.max_item_size,
+            card_id: order.card_id,
+            issued_at: now,
+            not_after,
+        }
+        .sign(&self.identity.key, self.chain());
+        self.store
+            .insert_delegation(&DelegationRecord {
+                digest: delegation.digest(),
+                provider: order.provider,
+                card_id: order.card_id,
+                issued_at: now,
+                not_after,
+                der: delegation.to_der(),
+            })
+            .await?;
+        Ok(delegation)
+    }
+
+    // ---- receipts and the ledger (STO-7, REC-1) ----------------------------------------------
+
+    /// Records a card receipt: verified under the card's RC, counter exactly one past the last
+    /// recorded, its SDI known (sent along, or from an authorization signed here); updates the
+    /// view and appends a signed ledger entry in one transaction. The same receipt again
+    /// returns the entry recorded the first time.
+    pub async fn ingest_receipt(
+        &self,
+        receipt_object: &SignedObject,
+        sdi: Option<Sdi>,
+    ) -> Result<Ingested, ServiceError> {
+        let claimed: Receipt = receipt_object
+            .body_unverified()
+            .map_err(|e| ServiceError::InvalidReceipt(e.into()))?;
+        let card_id = claimed.card_id;
+        let card = self.known_card(&card_id).await?;
+        let registration = self.registered(&card_id).await?;
+        let rc = Certificate::from_der(&registration.rc_der)?;
+        let receipt =
+            protocol::verify_receipt(receipt_object, &rc).map_err(ServiceError::InvalidReceipt)?;
+        let receipt_digest = receipt_object.digest();
+        let sdi = self.receipt_sdi(&receipt, sdi).await?;
+        const ATTEMPTS: u32 = 5;
+        for _ in 0..ATTEMPTS {
+            if let Some(existing) = self.store.ledger_entry_by_receipt(&receipt_digest).await? {
+                let entry = SignedObject::from_der(&existing.entry_der)
+                    .map_err(ServiceError::StoredObject)?;
+                let body: LedgerEntry = entry
+                    .body_unverified()
+                    .map_err(ServiceError::StoredObject)?;
+                return Ok(Ingested {
+                    card_id,
+                    seq: existing.seq,
+                    counter: existing.counter,
+                    entry,
+                    newly_recorded: false,
+                    in_sync: body.view_digest == receipt.listing_digest,
+                });
+            }
+            let view = self
+                .store
+                .card_view(&card_id)
+                .await?
+                .ok_or(ServiceError::CardNotRegistered { card_id })?;
+            let expected = view.last_counter.saturating_add(1);
+            if receipt.counter < expected {
+                return Err(ServiceError::ReceiptOutOfOrder {
+                    card_id,
+                    last: view.last_counter,
+                    found: receipt.counter,
+                });
+            }
+            if receipt.counter > expected {
+                return Err(ServiceError::ReceiptGap {
+                    card_id,
+                    expected,
+                    found: receipt.counter,
+                });
+            }
+            let change = match receipt.result {
+                ReceiptResult::Stored => ItemChange::Put(ListedItem {
+                    item_id: sdi.item_id.clone(),
+                    version: sdi.version,
+                    size: sdi.size,
+                    data_digest: sdi.data_digest,
+                    owner: sdi.owner.clone(),
+                    policy: sdi.policy,
+                }),
+                ReceiptResult::Deleted => ItemChange::Remove(sdi.item_id.clone()),
+            };
+            let view_digest = view_after(&view, &change, card.capacity)?;
+            let now = self.clock.now();
+            let entry = LedgerEntry {
+                party: self.identity.party_id.clone(),
+                card_id,
+                seq: view.ledger_len,
+                prev: view.head,
+                receipt: receipt_object.clone(),
+                view_digest,
+                recorded_at: now,
+            }
+            .sign(&self.identity.key);
+            let append = ReceiptAppend {
+                card_id,
+                expected_len: view.ledger_len,
+                counter: receipt.counter,
+                receipt_digest,
+                entry_der: entry.to_der(),
+                recorded_at: now,
+                change,
+            };
+            match self.store.append_receipt(&append).await? {
+                AppendOutcome::Appended => {
+                    return Ok(Ingested {
+                        card_id,
+                        seq: view.ledger_len,
+                        counter: receipt.counter,
+                        entry,
+                        newly_recorded: true,
+                        in_sync: view_digest == receipt.listing_digest,
+                    })
+                }
+                AppendOutcome::Conflict => continue,
+            }
+        }
+        Err(ServiceError::Contention {
+            card_id,
+            attempts: ATTEMPTS,
+        })
+    }
+
+    async fn receipt_sdi(
+        &self,
+        receipt: &Receipt,
+        given: Option<Sdi>,
+    ) -> Result<Sdi, ServiceError> {
+        let sdi = match given {
+            Some(sdi) => sdi,
+            None => {
+                let der = self.store.sdi_by_digest(&receipt.sdi_digest).await?.ok_or(
+                    ServiceError::UnknownSdi {
+                        sdi_digest: receipt.sdi_digest,
+                    },
+                )?;
+                Sdi::from_der(&der).map_err(ServiceError::StoredObject)?
+            }
+        };
+        let mismatch = |reason: String| Err(ServiceError::SdiMismatch { reason });
+        if sdi.digest() != receipt.sdi_digest {
+            return mismatch(format!(
+                "its digest is {:?}, the receipt's {:?}",
+                sdi.digest(),
+                receipt.sdi_digest
+            ));
+        }
+        // The card signs a receipt only for the SDI it executed; these hold for any genuine
+        // receipt and catch a mismatched SDI sent along with it.
+        if sdi.card_id != receipt.card_id || sdi.item_id != receipt.item_id {
+            return mismatch("card or item ID differs".into());
+        }
+        let result_fits = matches!(
+            (sdi.operation, receipt.result),
+            (Operation::Store, ReceiptResult::Stored) | (Operation::Delete, ReceiptResult::Deleted)
+        );
+        if sdi.operation != receipt.operation || !result_fits {
+            return mismatch("operation differs".into());
+        }
+        Ok(sdi)
+    }
+
+    /// The issuer's view of a registered card, with the card's capacity.
+    pub async fn contents(&self, card_id: &CardId) -> Result<(CardView, u32), ServiceError> {
+        let card = self.known_card(card_id).await?;
+        let view = self
+            .store
+            .card_view(card_id)
+            .await?
+            .ok_or(ServiceError::CardNotRegistered { card_id: *card_id })?;
+        Ok((view, card.capacity))
+    }
+
+    /// The card's ledger (entries' DER, in order) and its RC.
+    pub async fn ledger(
+        &self,
+        card_id: &CardId,
+    ) -> Result<(RegistrationRecord, Vec<Vec<u8>>), ServiceError> {
+        let registration = self.registered(card_id).await?;
+        let entries = self.store.ledger(card_id).await?;
+        Ok((registration, entries))
+    }
+}
+
+/// The listing digest of `view` after `change`, on a card of `capacity` (free = capacity
+/// minus the items' sizes, as the card counts it).
+pub fn view_after(
+    view: &CardView,
+    change: &ItemChange,
+    capacity: u32,
+) -> Result<Digest, ServiceError> {
+    let mut items: Vec<ListedItem> = view.items.clone();
+    match change {
+        ItemChange::Put(item) => {
+            items.retain(|i| i.item_id != item.item_id);
+            items.push(item.clone());
+        }
+        ItemChange::Remove(item_id) => items.retain(|i| &i.item_id != item_id),
+    }
+    view_digest(&items, capacity)
+}
+
+/// The listing digest of `items` on a card of `capacity`.
+pub fn view_digest(items: &[ListedItem], capacity: u32) -> Result<Digest, ServiceError> {
+    let used: u64 = items.iter().map(|i| u64::from(i.size)).sum();
+    let free = u64::from(capacity).saturating_sub(used);
+    // `free <= capacity` fits u32; item IDs are unique in a view (primary key).
+    let free = u32::try_from(free).unwrap_or(0);
+    protocol::listing_digest(items, capacity, free).map_err(ServiceError::StoredObject)
+}

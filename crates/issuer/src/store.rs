@@ -1,0 +1,285 @@
+//! The issuer's persistence boundary: the [`Store`] trait, the records it keeps, and its error.
+//! Every multi-row change is one transaction; single-use things (registration challenges,
+//! SARs, ledger positions, receipts) are enforced by keys in the database, so several instances
+//! on one PostgreSQL never both accept one. The implementation for both backends is
+//! `store/sql.rs`.
+
+mod sql;
+
+use async_trait::async_trait;
+use crypto::Digest;
+use pki::{CardId, PartyId, UnixTime};
+use protocol::{Challenge, ItemId, ListedItem};
+
+pub use sql::SqlStore;
+
+/// One card in the registry, as personalised (CARD-3, KEY-1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardRecord {
+    pub card_id: CardId,
+    /// `Sk` wrapped under the issuer's wrapping key (see `service::SkWrapping`).
+    pub sk_wrapped: Vec<u8>,
+    pub sk_version: u8,
+    pub pin_salt: [u8; 16],
+    pub pin_try_limit: u8,
+    pub issuer_authenticator: Vec<u8>,
+    /// Content capacity written to the card, in bytes.
+    pub capacity: u32,
+    /// When the record was made; also the card's initial time floor.
+    pub personalised_at: UnixTime,
+    /// The operator who asked for it.
+    pub personalised_by: String,
+}
+
+/// A REG-2 challenge handed out for one card.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChallengeRecord {
+    pub challenge: Challenge,
+    pub card_id: CardId,
+    pub issued_at: UnixTime,
+    pub expires_at: UnixTime,
+    /// Set when a registration consumed it.
+    pub spent_at: Option<UnixTime>,
+}
+
+/// A card's registration: the RC this issuer signed for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrationRecord {
+    pub card_id: CardId,
+    pub serial: u64,
+    /// The challenge the registration answered (consumed by [`Store::register`]).
+    pub challenge: Challenge,
+    pub rc_der: Vec<u8>,
+    pub rc_digest: Digest,
+    pub user_id: String,
+    pub registered_at: UnixTime,
+}
+
+/// What [`Store::register`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegisterOutcome {
+    Registered,
+    /// The challenge was consumed before (or is not this card's): nothing changed.
+    ChallengeSpent,
+    /// The card has an RC already: nothing changed.
+    AlreadyRegistered,
+}
+
+/// Whether the issuer consents to a provider's items on its cards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderStatus {
+    Allowed,
+    Blocked,
+}
+
+impl ProviderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderStatus::Allowed => "allowed",
+            ProviderStatus::Blocked => "blocked",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ProviderStatus> {
+        match text {
+            "allowed" => Some(ProviderStatus::Allowed),
+            "blocked" => Some(ProviderStatus::Blocked),
+            _ => None,
+        }
+    }
+}
+
+/// The issuer's policy for one provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderPolicy {
+    pub provider: PartyId,
+    pub status: ProviderStatus,
+    /// The most bytes this provider's items may occupy on one card (the issuer's view).
+    pub quota_bytes: u32,
+    pub updated_at: UnixTime,
+}
+
+/// Which side of a consent the issuer signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// STO-2: the provider's SAR, answered with the issuer's SA.
+    Grant,
+    /// STO-1: the issuer's own SAR.
+    Request,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Grant => "grant",
+            Direction::Request => "request",
+        }
+    }
+}
+
+/// A storing authorization the issuer signed (an SA on a provider's SAR, or its own SAR).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationRecord {
+    /// SHA-256 of the SAR SignedObject's DER: single-use key.
+    pub sar_digest: Digest,
+    pub direction: Direction,
+    pub card_id: CardId,
+    pub provider: PartyId,
+    pub sdi_digest: Digest,
+    pub sdi_der: Vec<u8>,
+    /// The SA (grant) or SAR (request) the issuer signed, DER.
+    pub object_der: Vec<u8>,
+    pub issued_at: UnixTime,
+    pub not_after: UnixTime,
+}
+
+/// A delegation the issuer signed (STO-3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DelegationRecord {
+    pub digest: Digest,
+    pub provider: PartyId,
+    pub card_id: Option<CardId>,
+    pub issued_at: UnixTime,
+    pub not_after: UnixTime,
+    pub der: Vec<u8>,
+}
+
+/// The issuer's view of one registered card: the last receipt counter, its ledger's length
+/// and head, and the items it believes are stored (ascending item ID).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardView {
+    pub card_id: CardId,
+    pub last_counter: u64,
+    pub ledger_len: u64,
+    /// SHA-256 of the last ledger entry's DER; zero for an empty ledger.
+    pub head: Digest,
+    pub items: Vec<ListedItem>,
+}
+
+/// What one receipt does to the view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemChange {
+    /// Stored (inserted or replacing the same item ID).
+    Put(ListedItem),
+    Remove(ItemId),
+}
+
+/// One receipt to append: the new ledger entry and the view change, applied together only if
+/// the ledger still has `expected_len` entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptAppend {
+    pub card_id: CardId,
+    pub expected_len: u64,
+    pub counter: u64,
+    pub receipt_digest: Digest,
+    /// The signed entry (its seq is `expected_len`).
+    pub entry_der: Vec<u8>,
+    pub recorded_at: UnixTime,
+    pub change: ItemChange,
+}
+
+/// What [`Store::append_receipt`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOutcome {
+    Appended,
+    /// Another writer moved the ledger (or recorded this receipt) first: nothing changed; read
+    /// again and retry.
+    Conflict,
+}
+
+/// A ledger entry found by its receipt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerRecord {
+    pub card_id: CardId,
+    pub seq: u64,
+    pub counter: u64,
+    pub entry_der: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+
+    /// A value read from the database is not one we write: a hand edit or another program.
+    #[error("stored {what} is invalid: {value:?}")]
+    Corrupt { what: &'static str, value: String },
+
+    /// A number too large for the database's signed 64-bit integers.
+    #[error("{what} {value} does not fit the database")]
+    OutOfRange { what: &'static str, value: u64 },
+
+    #[error("card {card_id} is already in the registry")]
+    DuplicateCard { card_id: CardId },
+
+    #[error("challenge {challenge:?} was handed out before")]
+    DuplicateChallenge { challenge: Challenge },
+
+    #[error("a delegation with digest {digest:?} is already recorded")]
+    DuplicateDelegation { digest: Digest },
+
+    /// A write that names a card not in the registry.
+    #[error("card {card_id} is not in the registry")]
+    UnknownCard { card_id: CardId },
+}
+
+/// The issuer's state. Implementations make each method atomic and safe to call concurrently
+/// from several processes on one database.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    async fn insert_card(&self, card: &CardRecord) -> Result<(), StoreError>;
+
+    async fn card(&self, card_id: &CardId) -> Result<Option<CardRecord>, StoreError>;
+
+    /// Records a fresh challenge for a card in the registry.
+    async fn insert_challenge(&self, challenge: &ChallengeRecord) -> Result<(), StoreError>;
+
+    async fn challenge(&self, challenge: &Challenge)
+        -> Result<Option<ChallengeRecord>, StoreError>;
+
+    /// An RC serial never returned before (1, 2, …).
+    async fn next_rc_serial(&self) -> Result<u64, StoreError>;
+
+    /// In one transaction: consumes the registration's challenge (unspent, this card's), records
+    /// the RC, and opens the card's empty view and ledger.
+    async fn register(
+        &self,
+        registration: &RegistrationRecord,
+    ) -> Result<RegisterOutcome, StoreError>;
+
+    async fn registration(
+        &self,
+        card_id: &CardId,
+    ) -> Result<Option<RegistrationRecord>, StoreError>;
+
+    /// Creates or replaces the policy for `policy.provider`.
+    async fn put_provider(&self, policy: &ProviderPolicy) -> Result<(), StoreError>;
+
+    async fn provider(&self, provider: &PartyId) -> Result<Option<ProviderPolicy>, StoreError>;
+
+    /// Records an authorization; false (and nothing changed) if its SAR was recorded before.
+    async fn insert_authorization(
+        &self,
+        authorization: &AuthorizationRecord,
+    ) -> Result<bool, StoreError>;
+
+    /// The DER of an SDI this issuer saw in an authorization, by its digest.
+    async fn sdi_by_digest(&self, sdi_digest: &Digest) -> Result<Option<Vec<u8>>, StoreError>;
+
+    async fn insert_delegation(&self, delegation: &DelegationRecord) -> Result<(), StoreError>;
+
+    /// The view of a registered card; `None` if the card is not registered.
+    async fn card_view(&self, card_id: &CardId) -> Result<Option<CardView>, StoreError>;
+
+    async fn ledger_entry_by_receipt(
+        &self,
+        receipt_digest: &Digest,
+    ) -> Result<Option<LedgerRecord>, StoreError>;
+
+    /// In one transaction, if the card's ledger still has `expected_len` entries: appends the
+    /// entry, moves the head and last counter, and applies the item change.
+    async fn append_receipt(&self, append: &ReceiptAppend) -> Result<AppendOutcome, StoreError>;
+
+    /// The card's ledger entries (DER) in order.
+    async fn ledger(&self, card_id: &CardId) -> Result<Vec<Vec<u8>>, StoreError>;
+}

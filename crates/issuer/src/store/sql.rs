@@ -1,0 +1,618 @@
+//! [`Store`] on SQLite and PostgreSQL with one set of SQL (the dialect both share: `$n`
+//! parameters, `RETURNING`, `ON CONFLICT DO NOTHING`); `server_kit::on_pool!` expands each body
+//! once per backend. Only the migrations differ (BLOB vs BYTEA).
+//!
+//! Concurrency: RC serials come from a single-row counter; a registration's first statement
+//! spends its challenge (`spent_at IS NULL` in the WHERE clause), and a receipt's first
+//! statement moves the card's ledger head conditioned on the length the writer read. On
+//! PostgreSQL the row lock queues a concurrent writer, whose WHERE is then re-evaluated on the
+//! committed row and matches nothing; on SQLite the first write takes the database lock. Either
+//! way the loser changes nothing and is told so.
+
+use async_trait::async_trait;
+use crypto::Digest;
+use pki::{CardId, PartyId, UnixTime};
+use protocol::{Challenge, ItemId, ListedItem, Policy};
+use server_kit::{on_pool, Db, MigrationSet};
+
+use super::{
+    AppendOutcome, AuthorizationRecord, CardRecord, CardView, ChallengeRecord, DelegationRecord,
+    ItemChange, LedgerRecord, ProviderPolicy, ProviderStatus, ReceiptAppend, RegisterOutcome,
+    RegistrationRecord, Store, StoreError,
+};
+
+/// The issuer's migrations, applied by [`Db::migrate`].
+pub const MIGRATIONS: MigrationSet = MigrationSet {
+    component: "issuer",
+    sqlite: &[server_kit::Migration {
+        version: 1,
+        description: "issuer",
+        sql: include_str!("../../migrations/sqlite/0001_issuer.sql"),
+    }],
+    postgres: &[server_kit::Migration {
+        version: 1,
+        description: "issuer",
+        sql: include_str!("../../migrations/postgres/0001_issuer.sql"),
+    }],
+};
+
+/// The issuer's store on an open, migrated [`Db`].
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    db: Db,
+}
+
+impl SqlStore {
+    /// Applies the issuer's migrations (and server-kit's) and returns the store.
+    pub async fn open(db: Db) -> Result<SqlStore, server_kit::DbError> {
+        db.migrate(&MIGRATIONS).await?;
+        Ok(SqlStore { db })
+    }
+}
+
+fn to_db(what: &'static str, value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::OutOfRange { what, value })
+}
+
+fn from_db(what: &'static str, value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt {
+        what,
+        value: value.to_string(),
+    })
+}
+
+fn small_from_db<T: TryFrom<i64>>(what: &'static str, value: i64) -> Result<T, StoreError> {
+    T::try_from(value).map_err(|_| StoreError::Corrupt {
+        what,
+        value: value.to_string(),
+    })
+}
+
+fn time_from_db(what: &'static str, value: i64) -> Result<UnixTime, StoreError> {
+    from_db(what, value).map(UnixTime)
+}
+
+fn card_key(card_id: &CardId) -> String {
+    card_id.to_hex()
+}
+
+fn card_from_db(text: &str) -> Result<CardId, StoreError> {
+    hex::decode(text)
+        .ok()
+        .and_then(|b| CardId::from_slice(&b))
+        .ok_or_else(|| StoreError::Corrupt {
+            what: "card ID",
+            value: text.to_string(),
+        })
+}
+
+fn digest_key(digest: &Digest) -> String {
+    hex::encode(digest.0)
+}
+
+fn digest_from_bytes(what: &'static str, bytes: &[u8]) -> Result<Digest, StoreError> {
+    <[u8; 32]>::try_from(bytes)
+        .map(Digest)
+        .map_err(|_| StoreError::Corrupt {
+            what,
+            value: hex::encode(bytes),
+        })
+}
+
+fn digest_from_text(what: &'static str, text: &str) -> Result<Digest, StoreError> {
+    let bytes = hex::decode(text).map_err(|_| StoreError::Corrupt {
+        what,
+        value: text.to_string(),
+    })?;
+    digest_from_bytes(what, &bytes)
+}
+
+fn challenge_key(challenge: &Challenge) -> String {
+    hex::encode(challenge.0)
+}
+
+fn challenge_from_db(text: &str) -> Result<Challenge, StoreError> {
+    hex::decode(text)
+        .ok()
+        .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
+        .map(Challenge)
+        .ok_or_else(|| StoreError::Corrupt {
+            what: "challenge",
+            value: text.to_string(),
+        })
+}
+
+fn party_from_db(what: &'static str, text: String) -> Result<PartyId, StoreError> {
+    PartyId::new(&text).map_err(|_| StoreError::Corrupt { what, value: text })
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
+}
+
+type CardRow = (
+    String,
+    Vec<u8>,
+    i64,
+    Vec<u8>,
+    i64,
+    Vec<u8>,
+    i64,
+    i64,
+    String,
+);
+
+fn card_from_row(row: CardRow) -> Result<CardRecord, StoreError> {
+    let (card_id, sk_wrapped, sk_version, pin_salt, tries, authenticator, capacity, at, by) = row;
+    Ok(CardRecord {
+        card_id: card_from_db(&card_id)?,
+        sk_wrapped,
+        sk_version: small_from_db("Sk version", sk_version)?,
+        pin_salt: <[u8; 16]>::try_from(pin_salt.as_slice()).map_err(|_| StoreError::Corrupt {
+            what: "PIN salt",
+            value: hex::encode(&pin_salt),
+        })?,
+        pin_try_limit: small_from_db("PIN try limit", tries)?,
+        issuer_authenticator: authenticator,
+        capacity: small_from_db("capacity", capacity)?,
+        personalised_at: time_from_db("personalised_at", at)?,
+        personalised_by: by,
+    })
+}
+
+type RegistrationRow = (String, i64, String, Vec<u8>, String, String, i64);
+
+fn registration_from_row(row: RegistrationRow) -> Result<RegistrationRecord, StoreError> {
+    let (card_id, serial, challenge, rc_der, rc_digest, user_id, at) = row;
+    Ok(RegistrationRecord {
+        card_id: card_from_db(&card_id)?,
+        serial: from_db("RC serial", serial)?,
+        challenge: challenge_from_db(&challenge)?,
+        rc_der,
+        rc_digest: digest_from_text("RC digest", &rc_digest)?,
+        user_id,
+        registered_at: time_from_db("registered_at", at)?,
+    })
+}
+
+type ItemRow = (String, i64, i64, Vec<u8>, String, i64);
+
+fn item_from_row(row: ItemRow) -> Result<ListedItem, StoreError> {
+    let (item_id, version, size, data_digest, owner, policy) = row;
+    let corrupt = |what: &'static str, value: String| StoreError::Corrupt { what, value };
+    Ok(ListedItem {
+        item_id: hex::decode(&item_id)
+            .ok()
+            .and_then(|b| ItemId::new(&b).ok())
+            .ok_or_else(|| corrupt("item ID", item_id.clone()))?,
+        version: small_from_db("item version", version)?,
+        size: small_from_db("item size", size)?,
+        data_digest: digest_from_bytes("item data digest", &data_digest)?,
+        owner: party_from_db("item owner", owner)?,
+        policy: small_from_db::<u32>("item policy", policy).and_then(|bits| {
+            Policy::from_bits(bits).map_err(|_| corrupt("item policy", bits.to_string()))
+        })?,
+    })
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn insert_card(&self, c: &CardRecord) -> Result<(), StoreError> {
+        let result = on_pool!(&self.db, |pool| {
+            sqlx::query(
+                "INSERT INTO cards (card_id, sk_wrapped, sk_version, pin_salt, pin_try_limit, \
+                 issuer_authenticator, capacity, personalised_at, personalised_by) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(card_key(&c.card_id))
+            .bind(&c.sk_wrapped)
+            .bind(i64::from(c.sk_version))
+            .bind(c.pin_salt.as_slice())
+            .bind(i64::from(c.pin_try_limit))
+            .bind(&c.issuer_authenticator)
+            .bind(i64::from(c.capacity))
+            .bind(to_db("personalised_at", c.personalised_at.0)?)
+            .bind(&c.personalised_by)
+            .execute(pool)
+            .await
+            .map(drop)
+        });
+        match result {
+            Err(e) if is_unique_violation(&e) => {
+                Err(StoreError::DuplicateCard { card_id: c.card_id })
+            }
+            other => Ok(other?),
+        }
+    }
+
+    async fn card(&self, card_id: &CardId) -> Result<Option<CardRecord>, StoreError> {
+        let row: Option<CardRow> = on_pool!(&self.db, |pool| {
+            sqlx::query_as(
+                "SELECT card_id, sk_wrapped, sk_version, pin_salt, pin_try_limit, \
+                 issuer_authenticator, capacity, personalised_at, personalised_by \
+                 FROM cards WHERE card_id = $1",
+            )
+            .bind(card_key(card_id))
+            .fetch_optional(pool)
+            .await?
+        });
+        row.map(card_from_row).transpose()
+    }
+
+    async fn insert_challenge(&self, c: &ChallengeRecord) -> Result<(), StoreError> {
+        let result = on_pool!(&self.db, |pool| {
+            sqlx::query(
+                "INSERT INTO registration_challenges (challenge, card_id, issued_at, expires_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(challenge_key(&c.challenge))
+            .bind(card_key(&c.card_id))
+            .bind(to_db("issued_at", c.issued_at.0)?)
+            .bind(to_db("expires_at", c.expires_at.0)?)
+            .execute(pool)
+            .await
+            .map(drop)
+        });
+        match result {
+            Err(e) if is_unique_violation(&e) => Err(StoreError::DuplicateChallenge {
+                challenge: c.challenge,
+            }),
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                Err(StoreError::UnknownCard { card_id: c.card_id })
+            }
+            other => Ok(other?),
+        }
+    }
+
+    async fn challenge(
+        &self,
+        challenge: &Challenge,
+    ) -> Result<Option<ChallengeRecord>, StoreError> {
+        let row: Option<(String, String, i64, i64, Option<i64>)> = on_pool!(&self.db, |pool| {
+            sqlx::query_as(
+                "SELECT challenge, card_id, issued_at, expires_at, spent_at \
+                 FROM registration_challenges WHERE challenge = $1",
+            )
+            .bind(challenge_key(challenge))
+            .fetch_optional(pool)
+            .await?
+        });
+        row.map(|(challenge, card_id, issued_at, expires_at, spent_at)| {
+            Ok(ChallengeRecord {
+                challenge: challenge_from_db(&challenge)?,
+                card_id: card_from_db(&card_id)?,
+                issued_at: time_from_db("issued_at", issued_at)?,
+                expires_at: time_from_db("expires_at", expires_at)?,
+                spent_at: spent_at.map(|t| time_from_db("spent_at", t)).transpose()?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn next_rc_serial(&self) -> Result<u64, StoreError> {
+        let serial: i64 = on_pool!(&self.db, |pool| {
+            sqlx::query_scalar(
+                "UPDATE rc_serial_counter SET last_serial = last_serial + 1 WHERE id = 1 \
+                 RETURNING last_serial",
+            )
+            .fetch_one(pool)
+            .await?
+        });
+        from_db("RC serial", serial)
+    }
+
+    async fn register(&self, r: &RegistrationRecord) -> Result<RegisterOutcome, StoreError> {
+        let card = card_key(&r.card_id);
+        let at = to_db("registered_at", r.registered_at.0)?;
+        let serial = to_db("RC serial", r.serial)?;
+        on_pool!(&self.db, |pool| {
+            let mut tx = pool.begin().await?;
+            // First statement: spend the challenge (the single-use lock).
+            let spent = sqlx::query(
+                "UPDATE registration_challenges SET spent_at = $1 \
+                 WHERE challenge = $2 AND card_id = $3 AND spent_at IS NULL",
+            )
+            .bind(at)
+            .bind(challenge_key(&r.challenge))
+            .bind(&card)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if spent != 1 {
+                tx.rollback().await?;
+                return Ok(RegisterOutcome::ChallengeSpent);
+            }
+            let inserted = sqlx::query(
+                "INSERT INTO registrations (card_id, serial, challenge, rc_der, rc_digest, \
+                 user_id, registered_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&card)
+            .bind(serial)
+            .bind(challenge_key(&r.challenge))
+            .bind(&r.rc_der)
+            .bind(digest_key(&r.rc_digest))
+            .bind(&r.user_id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted != 1 {
+                tx.rollback().await?;
+                return Ok(RegisterOutcome::AlreadyRegistered);
+            }
+            sqlx::query(
+                "INSERT INTO card_views (card_id, last_counter, ledger_len, head) \
+                 VALUES ($1, 0, 0, $2)",
+            )
+            .bind(&card)
+            .bind(protocol::LedgerEntry::GENESIS_PREV.0.as_slice())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(RegisterOutcome::Registered)
+        })
+    }
+
+    async fn registration(
+        &self,
+        card_id: &CardId,
+    ) -> Result<Option<RegistrationRecord>, StoreError> {
+        let row: Option<RegistrationRow> = on_pool!(&self.db, |pool| {
+            sqlx::query_as(
+                "SELECT card_id, serial, challenge, rc_der, rc_digest, user_id, registered_at \
+                 FROM registrations WHERE card_id = $1",
+            )
+            .bind(card_key(card_id))
+            .fetch_optional(pool)
+            .await?
+        });
+        row.map(registration_from_row).transpose()
+    }
+
+    async fn put_provider(&self, p: &ProviderPolicy) -> Result<(), StoreError> {
+        on_pool!(&self.db, |pool| {
+            sqlx::query(
+                "INSERT INTO providers (provider, status, quota_bytes, updated_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (provider) DO UPDATE SET \
+                 status = excluded.status, quota_bytes = excluded.quota_bytes, \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(p.provider.as_str())
+            .bind(p.status.as_str())
+            .bind(i64::from(p.quota_bytes))
+            .bind(to_db("updated_at", p.updated_at.0)?)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    async fn provider(&self, provider: &PartyId) -> Result<Option<ProviderPolicy>, StoreError> {
+        let row: Option<(String, String, i64, i64)> = on_pool!(&self.db, |pool| {
+            sqlx::query_as(
+                "SELECT provider, status, quota_bytes, updated_at FROM providers \
+                 WHERE provider = $1",
+            )
+            .bind(provider.as_str())
+            .fetch_optional(pool)
+            .await?
+        });
+        row.map(|(provider, status, quota, at)| {
+            Ok(ProviderPolicy {
+                provider: party_from_db("provider", provider)?,
+                status: ProviderStatus::parse(&status).ok_or(StoreError::Corrupt {
+                    what: "provider status",
+                    value: status,
+                })?,
+                quota_bytes: small_from_db("quota", quota)?,
+                updated_at: time_from_db("updated_at", at)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn insert_authorization(&self, a: &AuthorizationRecord) -> Result<bool, StoreError> {
+        let inserted = on_pool!(&self.db, |pool| {
+            sqlx::query(
+                "INSERT INTO authorizations (sar_digest, direction, card_id, provider, \
+                 sdi_digest, sdi_der, object_der, issued_at, not_after) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+            )
+            .bind(digest_key(&a.sar_digest))
+            .bind(a.direction.as_str())
+            .bind(card_key(&a.card_id))
+            .bind(a.provider.as_str())
+            .bind(digest_key(&a.sdi_digest))
+            .bind(&a.sdi_der)
+            .bind(&a.object_der)
+            .bind(to_db("issued_at", a.issued_at.0)?)
+            .bind(to_db("not_after", a.not_after.0)?)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(inserted == 1)
+    }
+
+    async fn sdi_by_digest(&self, sdi_digest: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(on_pool!(&self.db, |pool| {
+            sqlx::query_scalar("SELECT sdi_der FROM authorizations WHERE sdi_digest = $1 LIMIT 1")
+                .bind(digest_key(sdi_digest))
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    async fn insert_delegation(&self, d: &DelegationRecord) -> Result<(), StoreError> {
+        let result = on_pool!(&self.db, |pool| {
+            sqlx::query(
+                "INSERT INTO delegations (digest, provider, card_id, issued_at, not_after, der) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(digest_key(&d.digest))
+            .bind(d.provider.as_str())
+            .bind(d.card_id.as_ref().map(card_key))
+            .bind(to_db("issued_at", d.issued_at.0)?)
+            .bind(to_db("not_after", d.not_after.0)?)
+            .bind(&d.der)
+            .execute(pool)
+            .await
+            .map(drop)
+        });
+        match result {
+            Err(e) if is_unique_violation(&e) => {
+                Err(StoreError::DuplicateDelegation { digest: d.digest })
+            }
+            other => Ok(other?),
+        }
+    }
+
+    async fn card_view(&self, card_id: &CardId) -> Result<Option<CardView>, StoreError> {
+        let card = card_key(card_id);
+        let (head, items): (Option<(i64, i64, Vec<u8>)>, Vec<ItemRow>) =
+            on_pool!(&self.db, |pool| {
+                // One transaction so the head and the items are one snapshot's (PostgreSQL
+                // READ COMMITTED would otherwise let a receipt land between the two reads).
+                let mut tx = pool.begin().await?;
+                let head = sqlx::query_as(
+                    "SELECT last_counter, ledger_len, head FROM card_views WHERE card_id = $1",
+                )
+                .bind(&card)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let items = sqlx::query_as(
+                    "SELECT item_id, version, size, data_digest, owner, policy FROM card_items \
+                     WHERE card_id = $1 ORDER BY item_id",
+                )
+                .bind(&card)
+                .fetch_all(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                (head, items)
+            });
+        let Some((last_counter, ledger_len, head)) = head else {
+            return Ok(None);
+        };
+        Ok(Some(CardView {
+            card_id: *card_id,
+            last_counter: from_db("last counter", last_counter)?,
+            ledger_len: from_db("ledger length", ledger_len)?,
+            head: digest_from_bytes("ledger head", &head)?,
+            items: items
+                .into_iter()
+                .map(item_from_row)
+                .collect::<Result<_, _>>()?,
+        }))
+    }
+
+    async fn ledger_entry_by_receipt(
+        &self,
+        receipt_digest: &Digest,
+    ) -> Result<Option<LedgerRecord>, StoreError> {
+        let row: Option<(String, i64, i64, Vec<u8>)> = on_pool!(&self.db, |pool| {
+            sqlx::query_as(
+                "SELECT card_id, seq, counter, entry_der FROM ledger_entries \
+                 WHERE receipt_digest = $1",
+            )
+            .bind(digest_key(receipt_digest))
+            .fetch_optional(pool)
+            .await?
+        });
+        row.map(|(card_id, seq, counter, entry_der)| {
+            Ok(LedgerRecord {
+                card_id: card_from_db(&card_id)?,
+                seq: from_db("ledger seq", seq)?,
+                counter: from_db("receipt counter", counter)?,
+                entry_der,
+            })
+        })
+        .transpose()
+    }
+
+    async fn append_receipt(&self, a: &ReceiptAppend) -> Result<AppendOutcome, StoreError> {
+        let card = card_key(&a.card_id);
+        let expected = to_db("ledger length", a.expected_len)?;
+        let next = to_db("ledger length", a.expected_len.saturating_add(1))?;
+        let counter = to_db("receipt counter", a.counter)?;
+        let head = crypto::sha256(&a.entry_der);
+        let recorded_at = to_db("recorded_at", a.recorded_at.0)?;
+        let result: Result<AppendOutcome, sqlx::Error> = on_pool!(&self.db, |pool| {
+            let mut tx = pool.begin().await?;
+            // First statement: move the head, only from the length this writer read.
+            let moved = sqlx::query(
+                "UPDATE card_views SET ledger_len = $1, last_counter = $2, head = $3 \
+                 WHERE card_id = $4 AND ledger_len = $5",
+            )
+            .bind(next)
+            .bind(counter)
+            .bind(head.0.as_slice())
+            .bind(&card)
+            .bind(expected)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if moved != 1 {
+                tx.rollback().await?;
+                return Ok(AppendOutcome::Conflict);
+            }
+            sqlx::query(
+                "INSERT INTO ledger_entries (card_id, seq, counter, receipt_digest, entry_der, \
+                 recorded_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&card)
+            .bind(expected)
+            .bind(counter)
+            .bind(digest_key(&a.receipt_digest))
+            .bind(&a.entry_der)
+            .bind(recorded_at)
+            .execute(&mut *tx)
+            .await?;
+            match &a.change {
+                ItemChange::Put(item) => {
+                    sqlx::query(
+                        "INSERT INTO card_items (card_id, item_id, version, size, data_digest, \
+                         owner, policy) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                         ON CONFLICT (card_id, item_id) DO UPDATE SET version = excluded.version, \
+                         size = excluded.size, data_digest = excluded.data_digest, \
+                         owner = excluded.owner, policy = excluded.policy",
+                    )
+                    .bind(&card)
+                    .bind(hex::encode(item.item_id.as_bytes()))
+                    .bind(i64::from(item.version))
+                    .bind(i64::from(item.size))
+                    .bind(item.data_digest.0.as_slice())
+                    .bind(item.owner.as_str())
+                    .bind(i64::from(item.policy.bits()))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                ItemChange::Remove(item_id) => {
+                    sqlx::query("DELETE FROM card_items WHERE card_id = $1 AND item_id = $2")
+                        .bind(&card)
+                        .bind(hex::encode(item_id.as_bytes()))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+            Ok(AppendOutcome::Appended)
+        });
+        match result {
+            // The same receipt recorded by another writer in between: the caller re-reads.
+            Err(e) if is_unique_violation(&e) => Ok(AppendOutcome::Conflict),
+            other => Ok(other?),
+        }
+    }
+
+    async fn ledger(&self, card_id: &CardId) -> Result<Vec<Vec<u8>>, StoreError> {
+        Ok(on_pool!(&self.db, |pool| {
+            sqlx::query_scalar(
+                "SELECT entry_der FROM ledger_entries WHERE card_id = $1 ORDER BY seq",
+            )
+            .bind(card_key(card_id))
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+}

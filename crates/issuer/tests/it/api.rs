@@ -1,0 +1,497 @@
+//! The issuer's API on port 0 with a real card: personalisation from the issuer's record,
+//! REG-2 through the issuer, STO-2 (provider SAR → issuer SA), STO-1 (issuer SAR → provider
+//! SA), STO-3 (issuer delegation → provider SA), receipts into the view and a ledger that
+//! `verify_ledger` accepts, and every refusal with its code. SQLite and PostgreSQL.
+
+use std::collections::BTreeSet;
+
+use pki::{CardId, UnixTime};
+use protocol::{
+    verify_ledger, Challenge, Operation, PartyRole, Receipt, Sa, SaBasis, SignedObject,
+};
+use serde_json::json;
+use testkit::world::World;
+
+use crate::support::*;
+
+const DATA: &[u8] = b"hello, card";
+
+fn receipt_body(receipt: &SignedObject) -> serde_json::Value {
+    json!({"receipt": hex::encode(receipt.to_der())})
+}
+
+async fn post_receipt(server: &Server, receipt: &SignedObject, status: u16) -> serde_json::Value {
+    let r = server.post("/v1/receipts", &receipt_body(receipt)).await;
+    assert_eq!(r.status, status, "{}", r.text());
+    r.json()
+}
+
+/// The provider's SA over an issuer-signed SAR (STO-1) or delegation (STO-3).
+fn provider_sa(
+    w: &World,
+    basis: SaBasis,
+    sdi: &protocol::Sdi,
+    challenge: Challenge,
+) -> SignedObject {
+    let p = &w.pki.provider;
+    Sa::new(
+        basis,
+        PartyRole::Provider,
+        p.id.clone(),
+        sdi.clone(),
+        challenge,
+        NOW,
+        UnixTime(NOW.0 + 600),
+    )
+    .sign(&p.key, vec![p.cert.der().to_vec()])
+}
+
+async fn every_flow(backend: Backend) {
+    let Some(place) = Place::new(backend, "issuer_every_flow").await else {
+        return;
+    };
+    let w = World::new(31);
+    let server = Server::start(&place, &w.pki).await;
+    let provider = w.pki.provider.id.clone();
+    server.allow(provider.as_str(), 1000).await;
+
+    // CARD-3: a blank card personalised from the issuer's record; REG-2 through the issuer.
+    let (mut c, card_id) = personalised_card(&server, &w).await;
+    let card_path = format!("/v1/cards/{}", card_id.to_hex());
+    assert_eq!(
+        server.get(&card_path).await.json()["status"],
+        "personalised"
+    );
+    let (rc, registration) = register(&server, &w, &mut c, &card_id).await;
+    assert_eq!(rc.card_id(), Some(card_id));
+    let card = server.get(&card_path).await.json();
+    assert_eq!(card["status"], "registered");
+    assert_eq!(card["registration"]["rc"], hex::encode(rc.der()));
+    // The same registration again: its challenge is spent.
+    let replay = server
+        .post(
+            &format!("{card_path}/registration"),
+            &json!({"registration": hex::encode(registration.to_der())}),
+        )
+        .await;
+    assert_error(&replay, 409, "challenge_spent");
+
+    // STO-2: the provider's SAR over the card's challenge; the issuer's SA; the card stores.
+    let stored = sdi(card_id, Operation::Store, b"item-a", DATA, &provider);
+    let ch = Challenge(c.get_challenge().unwrap());
+    let sar = provider_sar(&w, &stored, ch, &rc);
+    let r = server
+        .post(
+            "/v1/authorizations/grant",
+            &json!({"sar": hex::encode(sar.to_der())}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let sa = object_of(&r.json(), "sa");
+    let receipt_1 = c.store(&sa, None, DATA).unwrap();
+    // The SAR again: single-use at the issuer as on the card.
+    let again = server
+        .post(
+            "/v1/authorizations/grant",
+            &json!({"sar": hex::encode(sar.to_der())}),
+        )
+        .await;
+    assert_error(&again, 409, "authorization_replayed");
+    let recorded = post_receipt(&server, &receipt_1, 201).await;
+    assert_eq!(
+        (recorded["seq"].as_u64(), recorded["counter"].as_u64()),
+        (Some(0), Some(1))
+    );
+    assert_eq!(recorded["in_sync"], true);
+    // Idempotent: the same receipt returns the same entry, 200.
+    let repeated = post_receipt(&server, &receipt_1, 200).await;
+    assert_eq!(repeated["entry"], recorded["entry"]);
+    assert_eq!(repeated["newly_recorded"], false);
+
+    // STO-1: the issuer's SAR, the provider's SA.
+    let via_issuer = sdi(card_id, Operation::Store, b"item-b", b"bee", &provider);
+    let ch = Challenge(c.get_challenge().unwrap());
+    let r = server
+        .post(
+            "/v1/authorizations/request",
+            &json!({
+                "card_id": card_id.to_hex(),
+                "sdi": hex::encode(via_issuer.to_der()),
+                "challenge": hex::encode(ch.0),
+            }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let issuer_sar = object_of(&r.json(), "sar");
+    let sa = provider_sa(&w, SaBasis::Request(issuer_sar), &via_issuer, ch);
+    let receipt_2 = c.store(&sa, None, b"bee").unwrap();
+
+    // STO-3: the issuer's delegation; the provider authorizes alone.
+    let r = server
+        .operate(
+            "POST",
+            "/v1/delegations",
+            &json!({
+                "provider": provider.as_str(),
+                "provider_certificate": hex::encode(w.pki.provider.cert.der()),
+                "operations": ["store", "delete"],
+                "item_prefix": hex::encode(b"item-"),
+                "max_item_size": 64,
+                "card_id": card_id.to_hex(),
+            }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let delegation = object_of(&r.json(), "delegation");
+    let alone = sdi(card_id, Operation::Store, b"item-c", b"sea", &provider);
+    let ch = Challenge(c.get_challenge().unwrap());
+    let sa = provider_sa(&w, SaBasis::Delegation(delegation), &alone, ch);
+    let receipt_3 = c.store(&sa, None, b"sea").unwrap();
+
+    // Receipt 3 before 2: a gap, and nothing recorded.
+    let gap = server
+        .post(
+            "/v1/receipts",
+            &json!({"receipt": hex::encode(receipt_3.to_der()), "sdi": hex::encode(alone.to_der())}),
+        )
+        .await;
+    assert_error(&gap, 409, "receipt_gap");
+    post_receipt(&server, &receipt_2, 201).await;
+    // STO-3's SDI was never authorized here: it must come with the receipt.
+    let unknown = server.post("/v1/receipts", &receipt_body(&receipt_3)).await;
+    assert_error(&unknown, 409, "unknown_sdi");
+    let r = server
+        .post(
+            "/v1/receipts",
+            &json!({"receipt": hex::encode(receipt_3.to_der()), "sdi": hex::encode(alone.to_der())}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    // An older receipt after a newer one is out of order only if it is not the same receipt.
+    assert_eq!(post_receipt(&server, &receipt_1, 200).await["seq"], 0);
+
+    // STO-6 on STO-2: delete item-a.
+    let delete = sdi(card_id, Operation::Delete, b"item-a", DATA, &provider);
+    let ch = Challenge(c.get_challenge().unwrap());
+    let sar = provider_sar(&w, &delete, ch, &rc);
+    let r = server
+        .post(
+            "/v1/authorizations/grant",
+            &json!({"sar": hex::encode(sar.to_der())}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let receipt_4 = c.delete(&object_of(&r.json(), "sa")).unwrap();
+    let last = post_receipt(&server, &receipt_4, 201).await;
+    assert_eq!(last["in_sync"], true);
+
+    // The view equals the card's signed listing.
+    let contents = server.get(&format!("{card_path}/contents")).await;
+    assert_eq!(contents.status, 200, "{}", contents.text());
+    let contents = contents.json();
+    let items: BTreeSet<String> = contents["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["item_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        items,
+        BTreeSet::from([hex::encode(b"item-b"), hex::encode(b"item-c")])
+    );
+    let listing = protocol::verify_listing(
+        &c.listing(b"n").unwrap(),
+        &rc,
+        &protocol::Nonce::new(b"n").unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        contents["view_digest"],
+        hex::encode(listing.contents.digest().0)
+    );
+    assert_eq!(contents["last_counter"], listing.counter);
+
+    // The ledger verifies under the issuer's key and the card's RC.
+    let ledger = server.get(&format!("{card_path}/ledger")).await.json();
+    let entries: Vec<SignedObject> = ledger["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| SignedObject::from_der(&hex::decode(e.as_str().unwrap()).unwrap()).unwrap())
+        .collect();
+    let summary = verify_ledger(&entries, &w.pki.issuer.public_key(), &rc).unwrap();
+    assert_eq!((summary.entries, summary.last_counter), (4, 4));
+
+    let metrics = server.get("/metrics").await.text();
+    assert!(
+        metrics.contains("issuer_receipts_ingested_total 4"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("issuer_authorizations_signed_total 3"),
+        "{metrics}"
+    );
+
+    server.stop().await;
+    place.finish().await;
+}
+
+#[tokio::test]
+async fn every_flow_sqlite() {
+    every_flow(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn every_flow_postgres() {
+    every_flow(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn refusals_carry_their_codes() {
+    let place = Place::new(Backend::Sqlite, "issuer_refusals")
+        .await
+        .unwrap();
+    let w = World::new(32);
+    let server = Server::start(&place, &w.pki).await;
+    let provider = w.pki.provider.id.clone();
+
+    // Operators only.
+    let r = server.post("/v1/cards", &json!({"pin": "1234"})).await;
+    assert_error(&r, 401, "unauthenticated");
+    let r = server
+        .operate("POST", "/v1/cards", &json!({"pin": "12a4"}))
+        .await;
+    assert_error(&r, 400, "invalid_pin");
+    let r = server
+        .operate(
+            "PUT",
+            "/v1/providers/provider-1",
+            &json!({"status": "maybe", "quota_bytes": 1}),
+        )
+        .await;
+    assert_error(&r, 400, "invalid_status");
+
+    // Unknown and malformed cards.
+    let stranger = CardId([0x42; 16]).to_hex();
+    let r = server
+        .post(&format!("/v1/cards/{stranger}/challenge"), &json!({}))
+        .await;
+    assert_error(&r, 404, "unknown_card");
+    assert_error(
+        &server.get(&format!("/v1/cards/{stranger}")).await,
+        404,
+        "unknown_card",
+    );
+    assert_error(
+        &server.get("/v1/cards/xyz/ledger").await,
+        400,
+        "invalid_card_id",
+    );
+
+    let (mut c, card_id) = personalised_card(&server, &w).await;
+    let card_path = format!("/v1/cards/{}", card_id.to_hex());
+    assert_error(
+        &server.get(&format!("{card_path}/contents")).await,
+        409,
+        "card_not_registered",
+    );
+
+    // A registration answering no challenge of ours.
+    let registration = c.register(&w.user, &[0x77; 16]).unwrap();
+    let r = server
+        .post(
+            &format!("{card_path}/registration"),
+            &json!({"registration": hex::encode(registration.to_der())}),
+        )
+        .await;
+    assert_error(&r, 400, "unknown_challenge");
+    let r = server
+        .post(
+            &format!("{card_path}/registration"),
+            &json!({"registration": "zz"}),
+        )
+        .await;
+    assert_error(&r, 400, "invalid_registration");
+    // An expired challenge.
+    let r = server
+        .post(&format!("{card_path}/challenge"), &json!({}))
+        .await;
+    let challenge: [u8; 16] = bytes_of(&r.json(), "challenge").try_into().unwrap();
+    let registration = c.register(&w.user, &challenge).unwrap();
+    server.clock.advance(601);
+    let r = server
+        .post(
+            &format!("{card_path}/registration"),
+            &json!({"registration": hex::encode(registration.to_der())}),
+        )
+        .await;
+    assert_error(&r, 409, "challenge_expired");
+    server.clock.set(NOW);
+
+    let (rc, _) = register(&server, &w, &mut c, &card_id).await;
+    let r = server
+        .post(&format!("{card_path}/challenge"), &json!({}))
+        .await;
+    assert_error(&r, 409, "already_registered");
+
+    // Grants: provider not allowed, then over quota, wrong RC, expired, issuer-signed SAR.
+    let item = sdi(card_id, Operation::Store, b"item", DATA, &provider);
+    let ch = Challenge(c.get_challenge().unwrap());
+    let grant = |sar: SignedObject| {
+        let server = &server;
+        async move {
+            server
+                .post(
+                    "/v1/authorizations/grant",
+                    &json!({"sar": hex::encode(sar.to_der())}),
+                )
+                .await
+        }
+    };
+    assert_error(
+        &grant(provider_sar(&w, &item, ch, &rc)).await,
+        403,
+        "provider_not_allowed",
+    );
+    server.allow(provider.as_str(), 4).await;
+    assert_error(
+        &grant(provider_sar(&w, &item, ch, &rc)).await,
+        409,
+        "quota_exceeded",
+    );
+    server.allow(provider.as_str(), 1000).await;
+    let other_rc = w
+        .pki
+        .issue_card_rc(card_id, w.pki.provider.public_key(), crypto::sha256(b"x"));
+    assert_error(
+        &grant(provider_sar(&w, &item, ch, &other_rc)).await,
+        400,
+        "rc_mismatch",
+    );
+    server.clock.advance(3600);
+    assert_error(
+        &grant(provider_sar(&w, &item, ch, &rc)).await,
+        400,
+        "authorization_expired",
+    );
+    server.clock.set(NOW);
+    let by_rogue = {
+        let p = &w.pki.rogue_provider;
+        let mut rogue_item = item.clone();
+        rogue_item.owner = p.id.clone();
+        protocol::Sar {
+            requester_role: PartyRole::Provider,
+            requester: p.id.clone(),
+            rc_digest: rc.digest(),
+            sdi: rogue_item,
+            challenge: ch,
+            issued_at: NOW,
+            not_after: UnixTime(NOW.0 + 600),
+        }
+        .sign(&p.key, vec![p.cert.der().to_vec()])
+    };
+    assert_error(&grant(by_rogue).await, 400, "invalid_sar");
+    let not_a_sar = w.delegation(&w.pki.provider, b"", 10);
+    assert_error(&grant(not_a_sar).await, 400, "invalid_sar");
+    let r = server
+        .post("/v1/authorizations/grant", &json!({"sar": "00"}))
+        .await;
+    assert_error(&r, 400, "invalid_sar");
+
+    // STO-1 requests: SDI for another card, bad challenge.
+    let elsewhere = sdi(CardId([1; 16]), Operation::Store, b"item", DATA, &provider);
+    let r = server
+        .post(
+            "/v1/authorizations/request",
+            &json!({"card_id": card_id.to_hex(), "sdi": hex::encode(elsewhere.to_der()), "challenge": hex::encode(ch.0)}),
+        )
+        .await;
+    assert_error(&r, 400, "card_mismatch");
+    let r = server
+        .post(
+            "/v1/authorizations/request",
+            &json!({"card_id": card_id.to_hex(), "sdi": hex::encode(item.to_der()), "challenge": "00"}),
+        )
+        .await;
+    assert_error(&r, 400, "invalid_challenge");
+
+    // Delegations: a certificate that is not the provider's, a blocked provider.
+    let r = server
+        .operate(
+            "POST",
+            "/v1/delegations",
+            &json!({"provider": "provider-1", "provider_certificate": hex::encode(w.pki.provider_2.cert.der()),
+                    "operations": ["store"], "max_item_size": 10}),
+        )
+        .await;
+    assert_error(&r, 400, "invalid_provider_certificate");
+    let r = server
+        .operate(
+            "POST",
+            "/v1/delegations",
+            &json!({"provider": "provider-2", "provider_certificate": hex::encode(w.pki.provider_2.cert.der()),
+                    "operations": ["store"], "max_item_size": 10}),
+        )
+        .await;
+    assert_error(&r, 403, "provider_not_allowed");
+
+    // Receipts: not the card's signature.
+    let forged = Receipt {
+        card_id,
+        counter: 1,
+        operation: Operation::Store,
+        item_id: protocol::ItemId::new(b"item").unwrap(),
+        sdi_digest: item.digest(),
+        authorization_digest: crypto::sha256(b"sa"),
+        result: protocol::ReceiptResult::Stored,
+        listing_digest: crypto::sha256(b"listing"),
+    }
+    .sign(&w.pki.provider.key);
+    let r = server.post("/v1/receipts", &receipt_body(&forged)).await;
+    assert_error(&r, 400, "invalid_receipt");
+
+    server.stop().await;
+    place.finish().await;
+}
+
+#[tokio::test]
+async fn openapi_lists_every_route_and_nothing_else() {
+    let place = Place::new(Backend::Sqlite, "issuer_openapi").await.unwrap();
+    let w = World::new(33);
+    let server = Server::start(&place, &w.pki).await;
+    let doc = server.get("/openapi.json").await.json();
+    let documented: BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| (m.to_uppercase(), path.clone()))
+        })
+        .collect();
+    let served: BTreeSet<(String, String)> = issuer::routes()
+        .into_iter()
+        .map(|(m, p)| (m, p.to_string()))
+        .collect();
+    assert_eq!(documented, served);
+    // Every 4xx lists its codes.
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            for (status, response) in op["responses"].as_object().unwrap() {
+                if status.starts_with('4') {
+                    assert!(
+                        response["x-error-codes"]
+                            .as_array()
+                            .is_some_and(|c| !c.is_empty()),
+                        "{method} {path} {status}"
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(server.get("/health").await.json()["status"], "ok");
+    server.stop().await;
+    place.finish().await;
+}

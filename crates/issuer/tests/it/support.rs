@@ -1,0 +1,313 @@
+//! Test harness: an issuer on port 0 over SQLite (a temp file) or PostgreSQL (a fresh database
+//! on `TEST_POSTGRES_URL`), configured from testkit's PKI (`issuer-1`'s key and IRC, both
+//! registrar roots) with a manual clock at `TestPki::NOW`, and a real card from
+//! `testkit::world::World` personalised from the issuer's record and registered through it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crypto::SymmetricKey;
+use issuer::{App, IssuerConfig};
+use pki::{CardId, Certificate, UnixTime};
+use protocol::{Challenge, Operation, PartyRole, Policy, Sar, Sdi, SignedObject};
+use server_kit::testing::{
+    fresh_postgres_for_tests, request_for_tests, PostgresForTests, ResponseForTests,
+};
+use server_kit::{ManualClock, OperatorToken};
+use terminal::Personalisation;
+use testkit::test_pki::TestPki;
+use testkit::world::{TestClient, World, PIN};
+
+pub const NOW: UnixTime = TestPki::NOW;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where a test's database and files live; dropped (PostgreSQL: database dropped) by
+/// [`Place::finish`].
+pub struct Place {
+    pub db_url: String,
+    pub dir: tempfile::TempDir,
+    pg: Option<PostgresForTests>,
+}
+
+impl Place {
+    pub async fn new(backend: Backend, label: &str) -> Option<Place> {
+        let dir = tempfile::tempdir().unwrap();
+        match backend {
+            Backend::Sqlite => Some(Place {
+                db_url: format!("sqlite:{}", dir.path().join("issuer.db").display()),
+                dir,
+                pg: None,
+            }),
+            Backend::Postgres => {
+                let pg = fresh_postgres_for_tests(label).await?;
+                Some(Place {
+                    db_url: pg.url.clone(),
+                    dir,
+                    pg: Some(pg),
+                })
+            }
+        }
+    }
+
+    /// A configuration from `pki`: the key as PKCS#8 PEM, the IRC as PEM, the roots as DER
+    /// (both file forms are read).
+    pub fn config(&self, pki: &TestPki, clock: &ManualClock) -> IssuerConfig {
+        let dir = self.dir.path();
+        let write = |name: &str, bytes: &[u8]| {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes).unwrap();
+            path
+        };
+        let key = write("issuer-key.pem", pki.issuer.key.to_pkcs8_pem().as_bytes());
+        let irc = write("irc.pem", pki.issuer.cert.to_pem().as_bytes());
+        let ir = write("issuer-registrar.der", pki.issuer_registrar.cert.der());
+        let dr = write("data-registrar.der", pki.data_registrar.cert.der());
+        let mut config = IssuerConfig::new(
+            pki.issuer.id.clone(),
+            key,
+            irc,
+            ir,
+            dr,
+            self.db_url.clone(),
+            "127.0.0.1:0".parse().unwrap(),
+        );
+        config.clock = Arc::new(clock.clone());
+        config
+    }
+
+    pub async fn finish(self) {
+        if let Some(pg) = self.pg {
+            pg.drop_database().await;
+        }
+    }
+}
+
+/// A running issuer with one operator.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub app: App,
+    pub token: OperatorToken,
+    pub clock: ManualClock,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Server {
+    pub async fn start(place: &Place, pki: &TestPki) -> Server {
+        let clock = ManualClock::new(NOW);
+        let app = issuer::open(&place.config(pki, &clock)).await.unwrap();
+        let mut rng = crypto::InsecureSeededRng::insecure_seeded_for_tests(7);
+        let token = app.db.add_operator("olga", NOW, &mut rng).await.unwrap();
+        let listener = server_kit::bind("127.0.0.1:0".parse().unwrap(), None)
+            .await
+            .unwrap();
+        let addr = listener.local_addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(listener.serve(issuer::router(&app), async {
+            let _ = stopped.await;
+        }));
+        Server {
+            addr,
+            app,
+            token,
+            clock,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.token.expose())
+    }
+
+    pub async fn get(&self, path: &str) -> ResponseForTests {
+        request_for_tests(self.addr, "GET", path, &[], None)
+            .await
+            .unwrap()
+    }
+
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: &serde_json::Value,
+        authorization: Option<&str>,
+    ) -> ResponseForTests {
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(value) = authorization {
+            headers.push(("Authorization", value));
+        }
+        let body = body.to_string();
+        request_for_tests(self.addr, method, path, &headers, Some(body.as_bytes()))
+            .await
+            .unwrap()
+    }
+
+    pub async fn post(&self, path: &str, body: &serde_json::Value) -> ResponseForTests {
+        self.send("POST", path, body, None).await
+    }
+
+    /// POST as the operator.
+    pub async fn operate(
+        &self,
+        method: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> ResponseForTests {
+        let bearer = self.bearer();
+        self.send(method, path, body, Some(&bearer)).await
+    }
+
+    pub async fn allow(&self, provider: &str, quota_bytes: u32) {
+        let r = self
+            .operate(
+                "PUT",
+                &format!("/v1/providers/{provider}"),
+                &serde_json::json!({"status": "allowed", "quota_bytes": quota_bytes}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+        self.app.db.close().await;
+    }
+}
+
+/// Asserts a 4xx with `code` and a non-empty message.
+pub fn assert_error(response: &ResponseForTests, status: u16, code: &str) {
+    assert_eq!(response.status, status, "{}", response.text());
+    let body = response.json();
+    assert_eq!(body["code"], code, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+pub fn bytes_of(value: &serde_json::Value, field: &str) -> Vec<u8> {
+    hex::decode(
+        value[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {field} in {value}")),
+    )
+    .unwrap()
+}
+
+pub fn object_of(value: &serde_json::Value, field: &str) -> SignedObject {
+    SignedObject::from_der(&bytes_of(value, field)).unwrap()
+}
+
+/// `terminal::Personalisation` from the issuer's JSON record.
+pub fn personalisation_from(record: &serde_json::Value) -> Personalisation {
+    let cert = |f: &str| Certificate::from_der(&bytes_of(record, f)).unwrap();
+    Personalisation {
+        card_id: CardId::from_slice(&bytes_of(record, "card_id")).unwrap(),
+        sk: SymmetricKey::from_bytes(&bytes_of(record, "sk")).unwrap(),
+        sk_version: record["sk_version"].as_u64().unwrap() as u8,
+        issuer_anchor: cert("issuer_anchor"),
+        data_anchor: cert("data_anchor"),
+        issuer: pki::PartyId::new(record["issuer"].as_str().unwrap()).unwrap(),
+        pin: record["pin"].as_str().unwrap().to_string(),
+        pin_salt: bytes_of(record, "pin_salt").try_into().unwrap(),
+        pin_try_limit: record["pin_try_limit"].as_u64().unwrap() as u8,
+        issuer_authenticator: bytes_of(record, "issuer_authenticator"),
+        capacity: record["capacity"].as_u64().unwrap() as u32,
+        time_floor: UnixTime(record["time_floor"].as_u64().unwrap()),
+    }
+}
+
+/// A card the issuer personalised (record from `POST /v1/cards`), PIN verified.
+pub async fn personalised_card(server: &Server, w: &World) -> (TestClient, CardId) {
+    let r = server
+        .operate(
+            "POST",
+            "/v1/cards",
+            &serde_json::json!({"pin": PIN, "capacity": 4096}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let p = personalisation_from(&r.json());
+    let mut c = w.client(w.blank_card());
+    c.select_card_manager().unwrap();
+    c.personalise(&p).unwrap();
+    c.verify_pin(PIN).unwrap();
+    (c, p.card_id)
+}
+
+/// Drives REG-2 through the issuer: challenge, the card's REGISTER, the RC, REGISTER
+/// COMPLETE. Returns the RC and the registration object sent (for replay tests).
+pub async fn register(
+    server: &Server,
+    w: &World,
+    c: &mut TestClient,
+    card_id: &CardId,
+) -> (Certificate, SignedObject) {
+    let r = server
+        .post(
+            &format!("/v1/cards/{}/challenge", card_id.to_hex()),
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let challenge: [u8; 16] = bytes_of(&r.json(), "challenge").try_into().unwrap();
+    let registration = c.register(&w.user, &challenge).unwrap();
+    let r = server
+        .post(
+            &format!("/v1/cards/{}/registration", card_id.to_hex()),
+            &serde_json::json!({"registration": hex::encode(registration.to_der())}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let body = r.json();
+    let rc = Certificate::from_der(&bytes_of(&body, "rc")).unwrap();
+    let irc = Certificate::from_der(&bytes_of(&body, "irc")).unwrap();
+    c.register_complete(&rc, &irc).unwrap();
+    (rc, registration)
+}
+
+/// An SDI for `card_id`, owned by `owner`.
+pub fn sdi(
+    card_id: CardId,
+    operation: Operation,
+    item: &[u8],
+    data: &[u8],
+    owner: &pki::PartyId,
+) -> Sdi {
+    Sdi {
+        card_id,
+        operation,
+        item_id: protocol::ItemId::new(item).unwrap(),
+        version: 1,
+        size: data.len() as u32,
+        data_digest: crypto::sha256(data),
+        owner: owner.clone(),
+        policy: Policy::NONE,
+    }
+}
+
+/// `provider-1`'s SAR for `sdi` over the card's `challenge`, bound to `rc`.
+pub fn provider_sar(w: &World, sdi: &Sdi, challenge: Challenge, rc: &Certificate) -> SignedObject {
+    let p = &w.pki.provider;
+    Sar {
+        requester_role: PartyRole::Provider,
+        requester: p.id.clone(),
+        rc_digest: rc.digest(),
+        sdi: sdi.clone(),
+        challenge,
+        issued_at: NOW,
+        not_after: UnixTime(NOW.0 + 600),
+    }
+    .sign(&p.key, vec![p.cert.der().to_vec()])
+}
