@@ -307,7 +307,7 @@ impl Store for SqlStore {
     ) -> Result<bool, StoreError> {
         let found: Option<i64> = on_pool!(&self.db, |pool| {
             sqlx::query_scalar(
-                "SELECT 1 FROM consents WHERE card_id = $1 AND item_id = $2 AND version = $3 \
+                "SELECT version FROM consents WHERE card_id = $1 AND item_id = $2 AND version = $3 \
                  LIMIT 1",
             )
             .bind(card_id.0.as_slice())
