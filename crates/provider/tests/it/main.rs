@@ -4,5 +4,6 @@
 //! was skipped).
 
 mod api;
+mod concurrency;
 mod conformance;
 mod support;

@@ -88,12 +88,18 @@ pub struct Server {
 impl Server {
     /// Opens and serves `w`'s provider on `place` with operator `alice`.
     pub async fn start(place: &Place, w: &World) -> Server {
+        Server::start_with_operator(place, w, "alice").await
+    }
+
+    /// Opens and serves `w`'s provider on `place` with a new operator `operator` (instances
+    /// sharing a database need distinct names).
+    pub async fn start_with_operator(place: &Place, w: &World, operator: &str) -> Server {
         let clock = ManualClock::new(TestPki::NOW);
         let app = provider::open(&place.config(w, &clock)).await.unwrap();
-        let mut rng = crypto::InsecureSeededRng::insecure_seeded_for_tests(7);
+        let mut rng = crypto::InsecureSeededRng::insecure_seeded_for_tests(operator.len() as u64);
         let token = app
             .db
-            .add_operator("alice", TestPki::NOW, &mut rng)
+            .add_operator(operator, TestPki::NOW, &mut rng)
             .await
             .unwrap();
         let listener = server_kit::bind("127.0.0.1:0".parse().unwrap(), None)
