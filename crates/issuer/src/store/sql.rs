@@ -537,7 +537,9 @@ impl Store for SqlStore {
         let counter = to_db("receipt counter", a.counter)?;
         let head = crypto::sha256(&a.entry_der);
         let recorded_at = to_db("recorded_at", a.recorded_at.0)?;
-        let result: Result<AppendOutcome, sqlx::Error> = on_pool!(&self.db, |pool| {
+        // An async block so that `?` on a unique violation lands in `result` (and the
+        // transaction, dropped, rolls back) instead of leaving the function.
+        let result: Result<AppendOutcome, sqlx::Error> = on_pool!(&self.db, |pool| async {
             let mut tx = pool.begin().await?;
             // First statement: move the head, only from the length this writer read.
             let moved = sqlx::query(
@@ -597,7 +599,8 @@ impl Store for SqlStore {
             }
             tx.commit().await?;
             Ok(AppendOutcome::Appended)
-        });
+        }
+        .await);
         match result {
             // The same receipt recorded by another writer in between: the caller re-reads.
             Err(e) if is_unique_violation(&e) => Ok(AppendOutcome::Conflict),

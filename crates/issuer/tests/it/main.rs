@@ -1,6 +1,9 @@
-//! Issuer integration tests: the API on port 0 with a real card, and the store conformance
-//! suite. SQLite always; PostgreSQL when `TEST_POSTGRES_URL` is set (scripts/test.sh sets it;
-//! otherwise each PostgreSQL test says it was skipped).
+//! Issuer integration tests: the API on port 0 with a real card, the store conformance
+//! suite, and two instances on one database. SQLite always; PostgreSQL when
+//! `TEST_POSTGRES_URL` is set (scripts/test.sh sets it; otherwise each PostgreSQL test says it
+//! was skipped).
 
 mod api;
+mod concurrency;
+mod conformance;
 mod support;

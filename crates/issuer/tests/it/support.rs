@@ -99,10 +99,16 @@ pub struct Server {
 
 impl Server {
     pub async fn start(place: &Place, pki: &TestPki) -> Server {
+        Server::start_as(place, pki, "olga").await
+    }
+
+    /// An instance whose operator is `operator` (instances sharing a database need distinct
+    /// operator names).
+    pub async fn start_as(place: &Place, pki: &TestPki, operator: &str) -> Server {
         let clock = ManualClock::new(NOW);
         let app = issuer::open(&place.config(pki, &clock)).await.unwrap();
-        let mut rng = crypto::InsecureSeededRng::insecure_seeded_for_tests(7);
-        let token = app.db.add_operator("olga", NOW, &mut rng).await.unwrap();
+        let mut rng = crypto::InsecureSeededRng::insecure_seeded_for_tests(operator.len() as u64);
+        let token = app.db.add_operator(operator, NOW, &mut rng).await.unwrap();
         let listener = server_kit::bind("127.0.0.1:0".parse().unwrap(), None)
             .await
             .unwrap();

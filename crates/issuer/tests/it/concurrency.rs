@@ -1,0 +1,85 @@
+//! Two issuer instances on one database serve one card's flow half each: a challenge from one
+//! is spent by a registration at the other, a SAR granted by one is refused as replayed by the
+//! other, and the same receipt posted to both at once is recorded once.
+
+use protocol::{Challenge, Operation, SignedObject};
+use serde_json::json;
+use testkit::world::World;
+
+use crate::support::*;
+
+async fn two_instances(backend: Backend) {
+    let Some(place) = Place::new(backend, "issuer_two_instances").await else {
+        return;
+    };
+    let w = World::new(34);
+    let a = Server::start_as(&place, &w.pki, "olga").await;
+    let b = Server::start_as(&place, &w.pki, "oskar").await;
+    let provider = w.pki.provider.id.clone();
+    a.allow(provider.as_str(), 1000).await;
+
+    // Personalised at A; challenge from A, registration at B, replay at A.
+    let (mut c, card_id) = personalised_card(&a, &w).await;
+    let card_path = format!("/v1/cards/{}", card_id.to_hex());
+    let r = a.post(&format!("{card_path}/challenge"), &json!({})).await;
+    let challenge: [u8; 16] = bytes_of(&r.json(), "challenge").try_into().unwrap();
+    let registration = c.register(&w.user, &challenge).unwrap();
+    let body = json!({"registration": hex::encode(registration.to_der())});
+    let r = b.post(&format!("{card_path}/registration"), &body).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let rc = pki::Certificate::from_der(&bytes_of(&r.json(), "rc")).unwrap();
+    c.register_complete(&rc, &w.pki.issuer.cert).unwrap();
+    assert_error(
+        &a.post(&format!("{card_path}/registration"), &body).await,
+        409,
+        "challenge_spent",
+    );
+
+    // Granted at B (policy set at A), replayed at A.
+    let stored = sdi(card_id, Operation::Store, b"item", b"data", &provider);
+    let ch = Challenge(c.get_challenge().unwrap());
+    let sar = json!({"sar": hex::encode(provider_sar(&w, &stored, ch, &rc).to_der())});
+    let r = b.post("/v1/authorizations/grant", &sar).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_error(
+        &a.post("/v1/authorizations/grant", &sar).await,
+        409,
+        "authorization_replayed",
+    );
+    let receipt = c.store(&object_of(&r.json(), "sa"), None, b"data").unwrap();
+
+    // The same receipt at both instances at once: one ledger entry.
+    let body = json!({"receipt": hex::encode(receipt.to_der())});
+    let (ra, rb) = tokio::join!(a.post("/v1/receipts", &body), b.post("/v1/receipts", &body));
+    let mut statuses = [ra.status, rb.status];
+    statuses.sort();
+    assert_eq!(statuses, [200, 201], "{} / {}", ra.text(), rb.text());
+    assert_eq!(ra.json()["entry"], rb.json()["entry"]);
+    let ledger = b.get(&format!("{card_path}/ledger")).await.json();
+    let entries: Vec<SignedObject> = ledger["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| SignedObject::from_der(&hex::decode(e.as_str().unwrap()).unwrap()).unwrap())
+        .collect();
+    let summary = protocol::verify_ledger(&entries, &w.pki.issuer.public_key(), &rc).unwrap();
+    assert_eq!((summary.entries, summary.last_counter), (1, 1));
+    assert_eq!(
+        a.get(&format!("{card_path}/contents")).await.json()["last_counter"],
+        1
+    );
+
+    a.stop().await;
+    b.stop().await;
+    place.finish().await;
+}
+
+#[tokio::test]
+async fn two_instances_sqlite() {
+    two_instances(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn two_instances_postgres() {
+    two_instances(Backend::Postgres).await;
+}
