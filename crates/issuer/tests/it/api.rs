@@ -6,9 +6,7 @@
 use std::collections::BTreeSet;
 
 use pki::{CardId, UnixTime};
-use protocol::{
-    verify_ledger, Challenge, Operation, PartyRole, Receipt, Sa, SaBasis, SignedObject,
-};
+use protocol::{Challenge, Operation, PartyRole, Receipt, Sa, SaBasis, SignedObject};
 use serde_json::json;
 use testkit::world::World;
 
@@ -212,14 +210,7 @@ async fn every_flow(backend: Backend) {
     assert_eq!(contents["last_counter"], listing.counter);
 
     // The ledger verifies under the issuer's key and the card's RC.
-    let ledger = server.get(&format!("{card_path}/ledger")).await.json();
-    let entries: Vec<SignedObject> = ledger["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| SignedObject::from_der(&hex::decode(e.as_str().unwrap()).unwrap()).unwrap())
-        .collect();
-    let summary = verify_ledger(&entries, &w.pki.issuer.public_key(), &rc).unwrap();
+    let summary = verified_ledger(&server, &card_id, &w, &rc).await;
     assert_eq!((summary.entries, summary.last_counter), (4, 4));
 
     let metrics = server.get("/metrics").await.text();
@@ -493,5 +484,68 @@ async fn openapi_lists_every_route_and_nothing_else() {
     }
     assert_eq!(server.get("/health").await.json()["status"], "ok");
     server.stop().await;
+    place.finish().await;
+}
+
+#[tokio::test]
+async fn sk_is_stored_wrapped_under_the_issuer_key() {
+    let place = Place::new(Backend::Sqlite, "issuer_sk").await.unwrap();
+    let w = World::new(35);
+    let server = Server::start(&place, &w.pki).await;
+    let r = server
+        .operate("POST", "/v1/cards", &json!({"pin": "2468"}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let record = r.json();
+    let sk = bytes_of(&record, "sk");
+    let card_id = CardId::from_slice(&bytes_of(&record, "card_id")).unwrap();
+    let store = issuer::SqlStore::open(server.app.db.clone()).await.unwrap();
+    let stored = issuer::Store::card(&store, &card_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!stored
+        .sk_wrapped
+        .windows(sk.len())
+        .any(|w| w == sk.as_slice()));
+    let unwrapped = server
+        .app
+        .issuer
+        .sk_wrapping()
+        .unwrap(&card_id, stored.sk_version, &stored.sk_wrapped)
+        .unwrap();
+    assert_eq!(unwrapped.expose_bytes().as_slice(), sk.as_slice());
+    // Bound to its card: another card ID does not open it.
+    assert!(server
+        .app
+        .issuer
+        .sk_wrapping()
+        .unwrap(&CardId([0; 16]), stored.sk_version, &stored.sk_wrapped)
+        .is_err());
+    // The PIN is not stored; the defaults were applied.
+    assert_eq!((stored.pin_try_limit, stored.capacity), (3, 32 * 1024));
+    server.stop().await;
+    place.finish().await;
+}
+
+#[tokio::test]
+async fn a_key_the_irc_does_not_certify_is_refused_at_start() {
+    let place = Place::new(Backend::Sqlite, "issuer_wrong_key")
+        .await
+        .unwrap();
+    let w = World::new(36);
+    let clock = server_kit::ManualClock::new(NOW);
+    let mut config = place.config(&w.pki, &clock);
+    std::fs::write(
+        &config.key_file,
+        w.pki.provider.key.to_pkcs8_pem().as_bytes(),
+    )
+    .unwrap();
+    let err = issuer::open(&config).await.unwrap_err();
+    assert!(format!("{err:#}").contains("another key"), "{err:#}");
+    config.key_file = place.dir.path().join("absent.pem");
+    let err = issuer::open(&config).await.unwrap_err();
+    assert!(format!("{err:#}").contains("does not exist"), "{err:#}");
+    assert!(!config.key_file.exists(), "no key is generated");
     place.finish().await;
 }

@@ -2,7 +2,7 @@
 //! is spent by a registration at the other, a SAR granted by one is refused as replayed by the
 //! other, and the same receipt posted to both at once is recorded once.
 
-use protocol::{Challenge, Operation, SignedObject};
+use protocol::{Challenge, Operation};
 use serde_json::json;
 use testkit::world::World;
 
@@ -55,14 +55,7 @@ async fn two_instances(backend: Backend) {
     statuses.sort();
     assert_eq!(statuses, [200, 201], "{} / {}", ra.text(), rb.text());
     assert_eq!(ra.json()["entry"], rb.json()["entry"]);
-    let ledger = b.get(&format!("{card_path}/ledger")).await.json();
-    let entries: Vec<SignedObject> = ledger["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| SignedObject::from_der(&hex::decode(e.as_str().unwrap()).unwrap()).unwrap())
-        .collect();
-    let summary = protocol::verify_ledger(&entries, &w.pki.issuer.public_key(), &rc).unwrap();
+    let summary = verified_ledger(&b, &card_id, &w, &rc).await;
     assert_eq!((summary.entries, summary.last_counter), (1, 1));
     assert_eq!(
         a.get(&format!("{card_path}/contents")).await.json()["last_counter"],

@@ -317,3 +317,25 @@ pub fn provider_sar(w: &World, sdi: &Sdi, challenge: Challenge, rc: &Certificate
     }
     .sign(&p.key, vec![p.cert.der().to_vec()])
 }
+
+/// The card's ledger from `GET /v1/cards/{id}/ledger`, checked with `verify_ledger` under the
+/// issuer's key and `rc` (which must be the RC the ledger names).
+pub async fn verified_ledger(
+    server: &Server,
+    card_id: &CardId,
+    w: &World,
+    rc: &Certificate,
+) -> protocol::LedgerSummary {
+    let ledger = server
+        .get(&format!("/v1/cards/{}/ledger", card_id.to_hex()))
+        .await
+        .json();
+    assert_eq!(ledger["rc"], hex::encode(rc.der()));
+    let entries: Vec<SignedObject> = ledger["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| SignedObject::from_der(&hex::decode(e.as_str().unwrap()).unwrap()).unwrap())
+        .collect();
+    protocol::verify_ledger(&entries, &w.pki.issuer.public_key(), rc).unwrap()
+}
