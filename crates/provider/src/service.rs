@@ -489,6 +489,15 @@ impl Provider {
     /// Single-use: a SAR is granted once (409 on a replay, across instances).
     pub async fn grant(&self, sar_object: &SignedObject) -> Result<SignedObject, ServiceError> {
         let now = self.clock.now();
+        // A provider's SAR is answered by the issuer, never here: say so before trying its
+        // chain against the Issuer Registrar (nothing is granted on the unverified claim).
+        if let Ok(claimed) = sar_object.body_unverified::<Sar>() {
+            if claimed.requester_role != PartyRole::Issuer {
+                return Err(ServiceError::WrongRequesterRole {
+                    found: claimed.requester_role,
+                });
+            }
+        }
         let (sar, _) =
             self.open_issuer_signed::<Sar>(sar_object, "Sar", |sar| sar.requester.clone(), now)?;
         if sar.requester_role != PartyRole::Issuer {

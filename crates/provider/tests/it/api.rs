@@ -13,6 +13,9 @@ use testkit::world::{TestClient, World};
 use crate::support::{assert_error, hex_of, Backend, Place, Server};
 
 const NOW: UnixTime = TestPki::NOW;
+
+/// One change to an otherwise valid delegation.
+type DelegationEdit<'a> = dyn Fn(&mut protocol::Delegation) + 'a;
 const ITEM_A: [u8; 4] = [0xA0, 0x00, 0x00, 0x01];
 const ITEM_B: [u8; 4] = [0xA0, 0x00, 0x00, 0x02];
 const ITEM_C: [u8; 4] = [0xB0, 0x00, 0x00, 0x03];
@@ -433,6 +436,96 @@ async fn refusals(backend: Backend) {
     let forged = issuer_sar(&impostor, &sdi, Challenge([4; 16]), &rc);
     assert_error(&post_grant(&server, &forged).await, 422, "untrusted_signer");
 
+    // A provider's SAR is not granted by a provider.
+    let provider_sar = Sar {
+        requester_role: PartyRole::Provider,
+        requester: w.pki.provider.id.clone(),
+        rc_digest: rc.digest(),
+        sdi: sdi.clone(),
+        challenge: Challenge([6; 16]),
+        issued_at: NOW,
+        not_after: UnixTime(NOW.0 + 600),
+    }
+    .sign(
+        &w.pki.provider.key,
+        vec![w.pki.provider.cert.der().to_vec()],
+    );
+    assert_error(
+        &post_grant(&server, &provider_sar).await,
+        422,
+        "wrong_requester_role",
+    );
+
+    // Delegations that do not cover the lone SA: to another provider or DPR, another
+    // operation, another card, too small, expired; a rogue issuer's.
+    let alone = |delegation: &SignedObject| {
+        json!({
+            "delegation": hex::encode(delegation.to_der()),
+            "sdi": hex::encode(sdi.to_der()),
+            "challenge": hex::encode([7u8; 16]),
+        })
+    };
+    let issuer = &w.pki.issuer;
+    let delegation_with = |edit: &DelegationEdit<'_>, signer: &TestParty| {
+        let mut d = protocol::Delegation {
+            issuer: signer.id.clone(),
+            provider: w.pki.provider.id.clone(),
+            provider_key_digest: w.pki.provider.cert.digest(),
+            operations: protocol::OperationSet::STORE,
+            item_prefix: protocol::ItemPrefix::new(&[]).unwrap(),
+            max_item_size: 4096,
+            card_id: Some(w.card_id),
+            issued_at: NOW,
+            not_after: UnixTime(NOW.0 + 3600),
+        };
+        edit(&mut d);
+        d.sign(&signer.key, vec![signer.cert.der().to_vec()])
+    };
+    let good = delegation_with(&|_| {}, issuer);
+    let response = server
+        .post("/v1/authorizations/alone", &alone(&good), None)
+        .await;
+    assert_eq!(response.status, 201, "{}", response.text());
+    let rogue_provider = w.pki.rogue_provider.id.clone();
+    let refused: [(&DelegationEdit<'_>, &str); 6] = [
+        (
+            &|d| d.provider = rogue_provider.clone(),
+            "delegation_refused",
+        ),
+        (
+            &|d| d.provider_key_digest = crypto::sha256(b"another DPR"),
+            "delegation_refused",
+        ),
+        (
+            &|d| d.operations = protocol::OperationSet::DELETE,
+            "delegation_refused",
+        ),
+        (
+            &|d| d.card_id = Some(pki::CardId([9; 16])),
+            "delegation_refused",
+        ),
+        (&|d| d.max_item_size = 1, "delegation_refused"),
+        (&|d| d.not_after = UnixTime(NOW.0 - 1), "expired"),
+    ];
+    for (edit, code) in refused {
+        let delegation = delegation_with(edit, issuer);
+        assert_error(
+            &server
+                .post("/v1/authorizations/alone", &alone(&delegation), None)
+                .await,
+            422,
+            code,
+        );
+    }
+    let rogue = delegation_with(&|_| {}, &w.pki.rogue_issuer);
+    assert_error(
+        &server
+            .post("/v1/authorizations/alone", &alone(&rogue), None)
+            .await,
+        422,
+        "untrusted_signer",
+    );
+
     // An expired SAR.
     server.clock.set(UnixTime(NOW.0 + 601));
     let sar = issuer_sar(&w.pki.issuer, &sdi, Challenge([5; 16]), &rc);
@@ -462,13 +555,14 @@ async fn refusals(backend: Backend) {
     );
 
     // A receipt for an authorization this provider never signed (the world signs it).
+    let foreign = w.sdi(Operation::Store, &[0xEE], 1, b"foreign");
     let sa = w.sa(
         testkit::world::Path::ViaIssuer,
-        &sdi,
+        &foreign,
         challenge(&mut c),
         &rc,
     );
-    let receipt = c.store(&sa, None, DATA_A).unwrap();
+    let receipt = c.store(&sa, None, b"foreign").unwrap();
     assert_error(
         &post_receipt(&server, &w, &receipt, &rc).await,
         422,
