@@ -49,11 +49,14 @@ pub struct ProviderConfig {
     pub db_url: String,
     pub listen: SocketAddr,
     pub tls: Option<TlsFiles>,
+    /// The registrars' CRLs (PEM or DER files), loaded at start; [`Provider::set_crls`]
+    /// replaces them while running.
+    pub crl_files: Vec<PathBuf>,
     pub clock: Arc<dyn Clock>,
 }
 
 impl ProviderConfig {
-    /// A configuration with no TLS and the system clock.
+    /// A configuration with no TLS, no CRLs and the system clock.
     pub fn new(
         party_id: PartyId,
         key_file: PathBuf,
@@ -72,6 +75,7 @@ impl ProviderConfig {
             db_url,
             listen,
             tls: None,
+            crl_files: Vec::new(),
             clock: Arc::new(SystemClock),
         }
     }
@@ -86,14 +90,24 @@ pub struct App {
     pub metrics: Metrics,
 }
 
-fn read_certificate(path: &Path, what: &str) -> anyhow::Result<Certificate> {
+/// Reads a PEM or DER file and parses it with `from_pem` or `from_der`.
+fn read_pem_or_der<T>(
+    path: &Path,
+    what: &str,
+    from_pem: fn(&str) -> Result<T, pki::PkiError>,
+    from_der: fn(&[u8]) -> Result<T, pki::PkiError>,
+) -> anyhow::Result<T> {
     let bytes = std::fs::read(path)
         .with_context(|| format!("reading the {what} from {}", path.display()))?;
     let parsed = match std::str::from_utf8(&bytes) {
-        Ok(text) if text.contains("-----BEGIN") => Certificate::from_pem(text),
-        _ => Certificate::from_der(&bytes),
+        Ok(text) if text.contains("-----BEGIN") => from_pem(text),
+        _ => from_der(&bytes),
     };
     parsed.with_context(|| format!("the {what} in {}", path.display()))
+}
+
+fn read_certificate(path: &Path, what: &str) -> anyhow::Result<Certificate> {
+    read_pem_or_der(path, what, Certificate::from_pem, Certificate::from_der)
 }
 
 /// Opens the database (migrating it), loads the key and certificates, and checks they fit
@@ -111,6 +125,11 @@ pub async fn open(config: &ProviderConfig) -> anyhow::Result<App> {
     let issuer_root =
         read_certificate(&config.issuer_registrar_root_file, "issuer registrar root")?;
     let data_root = read_certificate(&config.data_registrar_root_file, "data registrar root")?;
+    let crls = config
+        .crl_files
+        .iter()
+        .map(|path| read_pem_or_der(path, "CRL", pki::Crl::from_pem, pki::Crl::from_der))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let db = Db::open(&config.db_url)
         .await
         .context("opening the provider database")?;
@@ -127,6 +146,7 @@ pub async fn open(config: &ProviderConfig) -> anyhow::Result<App> {
         config.clock.clone(),
     )
     .context("starting the provider")?;
+    provider.set_crls(crls);
     Ok(App {
         provider: Arc::new(provider),
         db,

@@ -5,14 +5,14 @@
 //!
 //! Every signed object from another party is verified the way the card verifies it: purpose,
 //! the signer's chain `[IRC]` to the Issuer Registrar root at the provider's clock, the leaf
-//! naming the party the body names, the signature. The provider holds no CRLs yet (fetching the
-//! registrars' CRLs is left; see docs/parties.md).
+//! naming the party the body names, the signature, with the registrars' CRLs the provider was
+//! given ([`Provider::set_crls`]; fetching them periodically is the caller's).
 
 use std::slice;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use crypto::{Digest, SigningKey};
-use pki::{CardId, Certificate, PartyId, PkiError, Role, UnixTime, VerifiedChain};
+use pki::{CardId, Certificate, Crl, PartyId, PkiError, Role, UnixTime, VerifiedChain};
 use protocol::{
     CertifiedData, Challenge, ConsentError, Delegation, ItemId, LedgerEntry, ListedItem, Operation,
     PartyRole, Policy, Purpose, ReceiptResult, Sa, SaBasis, Sar, Sdi, Signed, SignedObject,
@@ -125,6 +125,8 @@ pub struct Provider {
     dpr: Certificate,
     issuer_root: Certificate,
     data_root: Certificate,
+    /// The registrars' CRLs, consulted by every chain check.
+    crls: RwLock<Vec<Crl>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -188,8 +190,22 @@ impl Provider {
             dpr,
             issuer_root,
             data_root,
+            crls: RwLock::new(Vec::new()),
             clock,
         })
+    }
+
+    /// Replaces the CRLs every chain check uses (IRCs in SARs and delegations, the IRC and RC
+    /// of receipts). A CRL that claims a registrar as issuer and does not verify under it makes
+    /// the checks against that registrar fail (pki::verify_chain), never silently pass.
+    pub fn set_crls(&self, crls: Vec<Crl>) {
+        // A poisoned lock only means a writer panicked mid-assignment of a whole Vec: the
+        // value is still one of the two whole lists.
+        *self.crls.write().unwrap_or_else(|e| e.into_inner()) = crls;
+    }
+
+    pub fn crls(&self) -> Vec<Crl> {
+        self.crls.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn party_id(&self) -> &PartyId {
@@ -422,7 +438,7 @@ impl Provider {
         let verified = pki::verify_chain(
             &chain,
             slice::from_ref(&self.issuer_root),
-            &[],
+            &self.crls(),
             now,
             Role::Issuer,
         )
@@ -648,7 +664,7 @@ impl Provider {
         pki::verify_chain(
             &[rc.clone(), irc.clone()],
             slice::from_ref(&self.issuer_root),
-            &[],
+            &self.crls(),
             now,
             Role::Card,
         )

@@ -526,6 +526,28 @@ async fn refusals(backend: Backend) {
         "untrusted_signer",
     );
 
+    // A revoked IRC: the issuer's SARs and its cards' RCs are no longer trusted.
+    let crl_file = place.dir.path().join("issuer-registrar.crl");
+    std::fs::write(
+        &crl_file,
+        w.pki
+            .issuer_registrar_crl(&[w.pki.issuer.cert.serial()])
+            .to_pem(),
+    )
+    .unwrap();
+    let clock = server_kit::ManualClock::new(NOW);
+    let mut config = place.config(&w, &clock);
+    config.crl_files = vec![crl_file];
+    let revoking = provider::open(&config).await.unwrap();
+    assert_eq!(revoking.provider.crls().len(), 1);
+    server.app.provider.set_crls(revoking.provider.crls());
+    revoking.db.close().await;
+    let sar = issuer_sar(&w.pki.issuer, &sdi, Challenge([8; 16]), &rc);
+    let refused = post_grant(&server, &sar).await;
+    assert_error(&refused, 422, "untrusted_signer");
+    assert!(refused.text().contains("revoked"), "{}", refused.text());
+    server.app.provider.set_crls(Vec::new());
+
     // An expired SAR.
     server.clock.set(UnixTime(NOW.0 + 601));
     let sar = issuer_sar(&w.pki.issuer, &sdi, Challenge([5; 16]), &rc);
