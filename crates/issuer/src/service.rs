@@ -17,8 +17,8 @@ use server_kit::Clock;
 
 use crate::store::{
     AppendOutcome, AuthorizationRecord, CardRecord, CardView, ChallengeRecord, DelegationRecord,
-    Direction, ItemChange, ProviderPolicy, ProviderStatus, ReceiptAppend, RegisterOutcome,
-    RegistrationRecord, Store, StoreError,
+    Direction, ItemChange, LedgerRecord, ProviderPolicy, ProviderStatus, ReceiptAppend,
+    RegisterOutcome, RegistrationRecord, Store, StoreError,
 };
 
 const YEAR_S: u64 = 365 * 24 * 60 * 60;
@@ -915,21 +915,6 @@ impl Issuer {
         let sdi = self.receipt_sdi(&receipt, sdi).await?;
         const ATTEMPTS: u32 = 5;
         for _ in 0..ATTEMPTS {
-            if let Some(existing) = self.store.ledger_entry_by_receipt(&receipt_digest).await? {
-                let entry = SignedObject::from_der(&existing.entry_der)
-                    .map_err(ServiceError::StoredObject)?;
-                let body: LedgerEntry = entry
-                    .body_unverified()
-                    .map_err(ServiceError::StoredObject)?;
-                return Ok(Ingested {
-                    card_id,
-                    seq: existing.seq,
-                    counter: existing.counter,
-                    entry,
-                    newly_recorded: false,
-                    in_sync: body.view_digest == receipt.listing_digest,
-                });
-            }
             let view = self
                 .store
                 .card_view(&card_id)
@@ -937,6 +922,11 @@ impl Issuer {
                 .ok_or(ServiceError::CardNotRegistered { card_id })?;
             let expected = view.last_counter.saturating_add(1);
             if receipt.counter < expected {
+                // Read after the view: the entry and the view commit together, so a receipt
+                // the view already covers is either recorded (a repeat) or out of order.
+                if let Some(existing) = self.store.ledger_entry_by_receipt(&receipt_digest).await? {
+                    return self.recorded_before(card_id, &receipt, existing);
+                }
                 return Err(ServiceError::ReceiptOutOfOrder {
                     card_id,
                     last: view.last_counter,
@@ -999,6 +989,27 @@ impl Issuer {
         Err(ServiceError::Contention {
             card_id,
             attempts: ATTEMPTS,
+        })
+    }
+
+    fn recorded_before(
+        &self,
+        card_id: CardId,
+        receipt: &Receipt,
+        existing: LedgerRecord,
+    ) -> Result<Ingested, ServiceError> {
+        let entry =
+            SignedObject::from_der(&existing.entry_der).map_err(ServiceError::StoredObject)?;
+        let body: LedgerEntry = entry
+            .body_unverified()
+            .map_err(ServiceError::StoredObject)?;
+        Ok(Ingested {
+            card_id,
+            seq: existing.seq,
+            counter: existing.counter,
+            entry,
+            newly_recorded: false,
+            in_sync: body.view_digest == receipt.listing_digest,
         })
     }
 
