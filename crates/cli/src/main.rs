@@ -3,7 +3,9 @@
 mod bench;
 mod card_cmd;
 mod demo;
+mod provider_cmd;
 mod registrar_cmd;
+mod server_args;
 
 use clap::{Parser, Subcommand};
 
@@ -29,6 +31,9 @@ enum Top {
     /// An issuer registrar or a data registrar (REG-1).
     #[command(subcommand)]
     Registrar(registrar_cmd::RegistrarCommand),
+    /// A service provider's server (catalog, authorizations, receipts, ledger).
+    #[command(subcommand)]
+    Provider(provider_cmd::ProviderCommand),
     /// Walk a card through personalisation, registration, every storing path, deletion and
     /// refusals, with in-process parties and a sealed card image in a fresh data directory.
     Demo(demo::DemoArgs),
@@ -40,5 +45,6 @@ fn main() -> anyhow::Result<()> {
         Top::Bench(b) => bench::run(b),
         Top::Demo(d) => demo::run(d),
         Top::Registrar(r) => registrar_cmd::run(r),
+        Top::Provider(p) => provider_cmd::run(p),
     }
 }

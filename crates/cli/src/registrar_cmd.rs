@@ -3,11 +3,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use pki::PartyId;
 use registrar::{RegistrarConfig, RegistrarRole};
-use server_kit::TlsFiles;
+
+use crate::server_args::{print_token, runtime, OperatorCommand, TlsArgs};
 
 #[derive(Subcommand)]
 pub enum RegistrarCommand {
@@ -43,28 +43,12 @@ pub struct ServeArgs {
     /// Directory for the root key (generated on first start, mode 0600).
     #[arg(long)]
     data_dir: PathBuf,
-    /// PEM certificate chain for TLS (with --tls-key).
-    #[arg(long, requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// PEM private key for TLS.
-    #[arg(long, requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
-}
-
-#[derive(Subcommand)]
-pub enum OperatorCommand {
-    /// Create an operator and print its bearer token (shown once).
-    Add {
-        /// Database of the registrar the operator acts for.
-        #[arg(long)]
-        db: String,
-        /// The operator's name.
-        name: String,
-    },
+    #[command(flatten)]
+    tls: TlsArgs,
 }
 
 pub fn run(cmd: RegistrarCommand) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let runtime = runtime()?;
     match cmd {
         RegistrarCommand::Serve(a) => {
             let role = match a.role {
@@ -73,17 +57,13 @@ pub fn run(cmd: RegistrarCommand) -> anyhow::Result<()> {
             };
             let id = PartyId::new(&a.id)?;
             let mut config = RegistrarConfig::new(role, id, a.data_dir, a.db, a.listen);
-            config.tls = a.tls_cert.zip(a.tls_key).map(|(c, k)| TlsFiles {
-                certificate_chain: c,
-                private_key: k,
-            });
+            config.tls = a.tls.files();
             server_kit::init_logging();
             runtime.block_on(registrar::serve(config))
         }
         RegistrarCommand::Operator(OperatorCommand::Add { db, name }) => {
             let token = runtime.block_on(registrar::add_operator(&db, &name))?;
-            println!("operator {name:?} added; its token (shown once, keep it secret):");
-            println!("{}", token.expose());
+            print_token(&name, &token);
             Ok(())
         }
     }
