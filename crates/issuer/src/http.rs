@@ -77,6 +77,11 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         ),
         (Method::GET, "/v1/cards/{card_id}/contents", get(contents)),
         (Method::GET, "/v1/cards/{card_id}/ledger", get(ledger)),
+        (
+            Method::POST,
+            "/v1/cards/{card_id}/reconcile",
+            post(reconcile),
+        ),
         (Method::PUT, "/v1/providers/{provider}", put(put_provider)),
         (Method::GET, "/v1/providers/{provider}", get(provider)),
         (Method::POST, "/v1/authorizations/grant", post(grant)),
@@ -119,6 +124,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::InvalidProviderCertificate { .. } => bad("invalid_provider_certificate"),
             ServiceError::InvalidNotAfter { .. } => bad("invalid_not_after"),
             ServiceError::InvalidReceipt(_) => bad("invalid_receipt"),
+            ServiceError::InvalidListing(_) => bad("invalid_listing"),
             ServiceError::ReceiptGap { .. } => conflict("receipt_gap"),
             ServiceError::ReceiptOutOfOrder { .. } => conflict("receipt_out_of_order"),
             ServiceError::UnknownSdi { .. } => conflict("unknown_sdi"),
@@ -372,6 +378,28 @@ pub struct LedgerResponse {
     pub entries: Vec<String>,
 }
 
+/// `POST /v1/cards/{card_id}/reconcile` (REC-1).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileRequest {
+    /// The card's signed listing (SignedObject DER), hex.
+    pub listing: String,
+    /// The nonce the listing answers (0..=32 bytes), hex.
+    pub nonce: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReconcileResponse {
+    pub card_id: String,
+    pub in_sync: bool,
+    pub card_counter: u64,
+    pub issuer_counter: u64,
+    pub only_on_card: Vec<ItemBody>,
+    pub only_in_view: Vec<ItemBody>,
+    /// The card's version of items both hold with different details.
+    pub differing: Vec<ItemBody>,
+}
+
 // ---- parsing request fields ---------------------------------------------------------------
 
 fn parse_hex(code: &'static str, field: &str, text: &str) -> Result<Vec<u8>, ApiError> {
@@ -592,6 +620,37 @@ async fn ledger(
         card_id: card_id.to_hex(),
         rc: hex::encode(&registration.rc_der),
         entries: entries.iter().map(hex::encode).collect(),
+    }))
+}
+
+async fn reconcile(
+    State(state): State<AppState>,
+    ApiPath(card_id): ApiPath<String>,
+    ApiJson(request): ApiJson<ReconcileRequest>,
+) -> Result<Json<ReconcileResponse>, ApiError> {
+    let card_id = parse_card_id(&card_id)?;
+    let listing = parse_object("invalid_listing", "listing", &request.listing)?;
+    let nonce = parse_hex("invalid_nonce", "nonce", &request.nonce).and_then(|b| {
+        protocol::Nonce::new(&b).map_err(|e| ApiError::bad_request("invalid_nonce", e.to_string()))
+    })?;
+    let r = state.issuer.reconcile(&card_id, &listing, &nonce).await?;
+    if !r.in_sync {
+        tracing::warn!(
+            card_id = %card_id,
+            card_counter = r.card_counter,
+            issuer_counter = r.issuer_counter,
+            "the issuer's view differs from the card's listing"
+        );
+    }
+    let items = |items: &[ListedItem]| items.iter().map(item_body).collect();
+    Ok(Json(ReconcileResponse {
+        card_id: card_id.to_hex(),
+        in_sync: r.in_sync,
+        card_counter: r.card_counter,
+        issuer_counter: r.issuer_counter,
+        only_on_card: items(&r.only_on_card),
+        only_in_view: items(&r.only_in_view),
+        differing: items(&r.differing),
     }))
 }
 

@@ -31,7 +31,7 @@ pub use http::{
     RequestRequest, RequestResponse,
 };
 pub use openapi::document as openapi_document;
-pub use service::{Issuer, IssuerIdentity, ServiceError, Settings};
+pub use service::{Issuer, IssuerIdentity, Reconciliation, ServiceError, Settings};
 pub use store::{SqlStore, Store, StoreError};
 
 /// How to run one issuer instance. Instances sharing one database must share the key file.

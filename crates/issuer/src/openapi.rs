@@ -60,6 +60,25 @@ fn hex(description: &str) -> Value {
 
 /// The document.
 pub fn document() -> Value {
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "cardwright issuer",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "The card issuer: card registry and personalisation records, registration (REG-2), storing authorizations (STO-1 SAR, STO-2 SA, STO-3 delegations), receipts into records and a signed hash-chained ledger (STO-7, REC-1). Binary values are lowercase hex; signed objects are hex of SignedObject DER. See docs/parties.md and docs/protocol.md."
+        },
+        "paths": paths(),
+        "components": {
+            "securitySchemes": {
+                "operatorToken": {"type": "http", "scheme": "bearer", "description": "Operator token cwo_<32 hex>, valid only on this issuer's database."}
+            },
+            "schemas": schemas()
+        }
+    })
+}
+
+/// Every route, by path and method.
+fn paths() -> Value {
     let unauthenticated = || {
         error_response(
             "Missing, malformed or unknown operator token (`Authorization: Bearer cwo_…`).",
@@ -75,295 +94,310 @@ pub fn document() -> Value {
         )
     };
     json!({
-        "openapi": "3.1.0",
-        "info": {
-            "title": "cardwright issuer",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "The card issuer: card registry and personalisation records, registration (REG-2), storing authorizations (STO-1 SAR, STO-2 SA, STO-3 delegations), receipts into records and a signed hash-chained ledger (STO-7, REC-1). Binary values are lowercase hex; signed objects are hex of SignedObject DER. See docs/parties.md and docs/protocol.md."
-        },
-        "paths": {
-            "/v1/issuer": {"get": {
-                "operationId": "getIssuer",
-                "summary": "The issuer's party ID, IRC and public key (ledger entries verify under it).",
-                "responses": {"200": json_response("The issuer.", "Identity")}
-            }},
-            "/v1/cards": {"post": {
-                "operationId": "personaliseCard",
-                "summary": "Allocate a card ID, generate Sk and a PIN salt, record them (Sk wrapped) and return the personalisation record for the issuer's facility.",
+        "/v1/issuer": {"get": {
+            "operationId": "getIssuer",
+            "summary": "The issuer's party ID, IRC and public key (ledger entries verify under it).",
+            "responses": {"200": json_response("The issuer.", "Identity")}
+        }},
+        "/v1/cards": {"post": {
+            "operationId": "personaliseCard",
+            "summary": "Allocate a card ID, generate Sk and a PIN salt, record them (Sk wrapped) and return the personalisation record for the issuer's facility.",
+            "security": [{"operatorToken": []}],
+            "requestBody": json_body("PersonaliseRequest"),
+            "responses": {
+                "201": json_response("The personalisation record (holds Sk and the PIN).", "Personalisation"),
+                "400": error_response("A field is wrong; the code names it.", &with_body_codes(&["invalid_pin", "invalid_pin_try_limit"])),
+                "401": unauthenticated(),
+                "403": forbidden(),
+                "415": media(),
+                "500": internal()
+            }
+        }},
+        "/v1/cards/{card_id}": {"get": {
+            "operationId": "getCard",
+            "summary": "A card in the registry, with its registration if any.",
+            "parameters": card_param(),
+            "responses": {
+                "200": json_response("The card.", "Card"),
+                "400": error_response("Bad card ID.", &["invalid_card_id", "invalid_path"]),
+                "404": unknown_card(),
+                "500": internal()
+            }
+        }},
+        "/v1/cards/{card_id}/challenge": {"post": {
+            "operationId": "registrationChallenge",
+            "summary": "A fresh single-use REG-2 challenge for the card (no body).",
+            "parameters": card_param(),
+            "responses": {
+                "201": json_response("The challenge.", "Challenge"),
+                "400": error_response("Bad card ID.", &["invalid_card_id", "invalid_path"]),
+                "404": unknown_card(),
+                "409": error_response("The card is registered already.", &["already_registered"]),
+                "500": internal()
+            }
+        }},
+        "/v1/cards/{card_id}/registration": {"post": {
+            "operationId": "registerCard",
+            "summary": "REG-2: the card's signed RegistrationInfo answering a challenge from this issuer; returns the RC and the IRC for REGISTER COMPLETE. The challenge is spent.",
+            "parameters": card_param(),
+            "requestBody": json_body("RegistrationRequest"),
+            "responses": {
+                "201": json_response("Registered.", "Registration"),
+                "400": error_response("Refused; the code says why.", &with_body_codes(&["invalid_card_id", "invalid_path", "invalid_registration", "unknown_challenge", "card_mismatch"])),
+                "404": unknown_card(),
+                "409": error_response("Challenge spent or expired, or the card is registered already.", &["challenge_spent", "challenge_expired", "already_registered"]),
+                "415": media(),
+                "500": internal()
+            }
+        }},
+        "/v1/cards/{card_id}/contents": {"get": {
+            "operationId": "getContents",
+            "summary": "What the issuer believes is on the card, from the receipts it recorded.",
+            "parameters": card_param(),
+            "responses": {
+                "200": json_response("The view.", "Contents"),
+                "400": error_response("Bad card ID.", &["invalid_card_id", "invalid_path"]),
+                "404": unknown_card(),
+                "409": error_response("The card is not registered.", &["card_not_registered"]),
+                "500": internal()
+            }
+        }},
+        "/v1/cards/{card_id}/ledger": {"get": {
+            "operationId": "getLedger",
+            "summary": "The card's ledger: signed LedgerEntry objects in order, and the card's RC (protocol::verify_ledger checks them under the issuer's key).",
+            "parameters": card_param(),
+            "responses": {
+                "200": json_response("The ledger.", "Ledger"),
+                "400": error_response("Bad card ID.", &["invalid_card_id", "invalid_path"]),
+                "404": unknown_card(),
+                "409": error_response("The card is not registered.", &["card_not_registered"]),
+                "500": internal()
+            }
+        }},
+        "/v1/cards/{card_id}/reconcile": {"post": {
+            "operationId": "reconcile",
+            "summary": "REC-1: compare the issuer's view with the card's signed listing (verified under the card's RC, answering the nonce). Reports drift; changes nothing.",
+            "parameters": card_param(),
+            "requestBody": json_body("ReconcileRequest"),
+            "responses": {
+                "200": json_response("The comparison.", "Reconciliation"),
+                "400": error_response("Refused; the code says why.", &with_body_codes(&["invalid_card_id", "invalid_path", "invalid_listing", "invalid_nonce"])),
+                "404": unknown_card(),
+                "409": error_response("The card is not registered.", &["card_not_registered"]),
+                "415": media(),
+                "500": internal()
+            }
+        }},
+        "/v1/providers/{provider}": {
+            "put": {
+                "operationId": "putProvider",
+                "summary": "Set the issuer's policy for a provider: allowed or blocked, and its per-card quota in bytes.",
                 "security": [{"operatorToken": []}],
-                "requestBody": json_body("PersonaliseRequest"),
+                "parameters": provider_param(),
+                "requestBody": json_body("ProviderRequest"),
                 "responses": {
-                    "201": json_response("The personalisation record (holds Sk and the PIN).", "Personalisation"),
-                    "400": error_response("A field is wrong; the code names it.", &with_body_codes(&["invalid_pin", "invalid_pin_try_limit"])),
+                    "200": json_response("The policy now.", "Provider"),
+                    "400": error_response("A field is wrong.", &with_body_codes(&["invalid_provider", "invalid_status", "invalid_path"])),
                     "401": unauthenticated(),
                     "403": forbidden(),
                     "415": media(),
                     "500": internal()
                 }
-            }},
-            "/v1/cards/{card_id}": {"get": {
-                "operationId": "getCard",
-                "summary": "A card in the registry, with its registration if any.",
-                "parameters": card_param(),
-                "responses": {
-                    "200": json_response("The card.", "Card"),
-                    "400": error_response("Bad card ID.", &["invalid_card_id", "invalid_path"]),
-                    "404": unknown_card(),
-                    "500": internal()
-                }
-            }},
-            "/v1/cards/{card_id}/challenge": {"post": {
-                "operationId": "registrationChallenge",
-                "summary": "A fresh single-use REG-2 challenge for the card (no body).",
-                "parameters": card_param(),
-                "responses": {
-                    "201": json_response("The challenge.", "Challenge"),
-                    "400": error_response("Bad card ID.", &["invalid_card_id", "invalid_path"]),
-                    "404": unknown_card(),
-                    "409": error_response("The card is registered already.", &["already_registered"]),
-                    "500": internal()
-                }
-            }},
-            "/v1/cards/{card_id}/registration": {"post": {
-                "operationId": "registerCard",
-                "summary": "REG-2: the card's signed RegistrationInfo answering a challenge from this issuer; returns the RC and the IRC for REGISTER COMPLETE. The challenge is spent.",
-                "parameters": card_param(),
-                "requestBody": json_body("RegistrationRequest"),
-                "responses": {
-                    "201": json_response("Registered.", "Registration"),
-                    "400": error_response("Refused; the code says why.", &with_body_codes(&["invalid_card_id", "invalid_path", "invalid_registration", "unknown_challenge", "card_mismatch"])),
-                    "404": unknown_card(),
-                    "409": error_response("Challenge spent or expired, or the card is registered already.", &["challenge_spent", "challenge_expired", "already_registered"]),
-                    "415": media(),
-                    "500": internal()
-                }
-            }},
-            "/v1/cards/{card_id}/contents": {"get": {
-                "operationId": "getContents",
-                "summary": "What the issuer believes is on the card, from the receipts it recorded.",
-                "parameters": card_param(),
-                "responses": {
-                    "200": json_response("The view.", "Contents"),
-                    "400": error_response("Bad card ID.", &["invalid_card_id", "invalid_path"]),
-                    "404": unknown_card(),
-                    "409": error_response("The card is not registered.", &["card_not_registered"]),
-                    "500": internal()
-                }
-            }},
-            "/v1/cards/{card_id}/ledger": {"get": {
-                "operationId": "getLedger",
-                "summary": "The card's ledger: signed LedgerEntry objects in order, and the card's RC (protocol::verify_ledger checks them under the issuer's key).",
-                "parameters": card_param(),
-                "responses": {
-                    "200": json_response("The ledger.", "Ledger"),
-                    "400": error_response("Bad card ID.", &["invalid_card_id", "invalid_path"]),
-                    "404": unknown_card(),
-                    "409": error_response("The card is not registered.", &["card_not_registered"]),
-                    "500": internal()
-                }
-            }},
-            "/v1/providers/{provider}": {
-                "put": {
-                    "operationId": "putProvider",
-                    "summary": "Set the issuer's policy for a provider: allowed or blocked, and its per-card quota in bytes.",
-                    "security": [{"operatorToken": []}],
-                    "parameters": provider_param(),
-                    "requestBody": json_body("ProviderRequest"),
-                    "responses": {
-                        "200": json_response("The policy now.", "Provider"),
-                        "400": error_response("A field is wrong.", &with_body_codes(&["invalid_provider", "invalid_status", "invalid_path"])),
-                        "401": unauthenticated(),
-                        "403": forbidden(),
-                        "415": media(),
-                        "500": internal()
-                    }
-                },
-                "get": {
-                    "operationId": "getProvider",
-                    "summary": "The policy for a provider (unknown providers are blocked, quota 0).",
-                    "parameters": provider_param(),
-                    "responses": {
-                        "200": json_response("The policy.", "Provider"),
-                        "400": error_response("Bad provider ID.", &["invalid_provider", "invalid_path"]),
-                        "500": internal()
-                    }
-                }
             },
-            "/v1/authorizations/grant": {"post": {
-                "operationId": "grantAuthorization",
-                "summary": "STO-2: the issuer's SA over a provider's SAR (verified: DPR chain to the Data Registrar root, the card registered here and its RC bound, the provider allowed and within quota). Each SAR is granted once.",
-                "requestBody": json_body("GrantRequest"),
+            "get": {
+                "operationId": "getProvider",
+                "summary": "The policy for a provider (unknown providers are blocked, quota 0).",
+                "parameters": provider_param(),
                 "responses": {
-                    "201": json_response("The SA.", "Grant"),
-                    "400": error_response("Refused; the code says why.", &with_body_codes(&["invalid_sar", "authorization_expired", "rc_mismatch"])),
-                    "403": error_response("The issuer's policy does not allow this provider.", &["provider_not_allowed"]),
-                    "404": unknown_card(),
-                    "409": error_response("Replayed SAR, card not registered, or quota exceeded.", &["authorization_replayed", "card_not_registered", "quota_exceeded"]),
-                    "415": media(),
+                    "200": json_response("The policy.", "Provider"),
+                    "400": error_response("Bad provider ID.", &["invalid_provider", "invalid_path"]),
                     "500": internal()
                 }
-            }},
-            "/v1/authorizations/request": {"post": {
-                "operationId": "requestAuthorization",
-                "summary": "STO-1: the issuer's SAR for an SDI on its registered card over the card's challenge; the item's provider answers it with the SA.",
-                "requestBody": json_body("RequestRequest"),
-                "responses": {
-                    "201": json_response("The SAR.", "Request"),
-                    "400": error_response("A field is wrong.", &with_body_codes(&["invalid_card_id", "invalid_sdi", "invalid_challenge", "card_mismatch"])),
-                    "403": error_response("The issuer's policy does not allow the item's provider.", &["provider_not_allowed"]),
-                    "404": unknown_card(),
-                    "409": error_response("Card not registered, quota exceeded, or the same SAR again.", &["card_not_registered", "quota_exceeded", "authorization_replayed"]),
-                    "415": media(),
-                    "500": internal()
-                }
-            }},
-            "/v1/delegations": {"post": {
-                "operationId": "delegate",
-                "summary": "STO-3: an issuer-signed delegation letting one provider (pinned to its DPR) authorize alone within a scope.",
-                "security": [{"operatorToken": []}],
-                "requestBody": json_body("DelegationRequest"),
-                "responses": {
-                    "201": json_response("The delegation.", "Delegation"),
-                    "400": error_response("A field is wrong.", &with_body_codes(&["invalid_provider", "invalid_provider_certificate", "invalid_operations", "invalid_item_prefix", "invalid_card_id", "invalid_not_after"])),
-                    "401": unauthenticated(),
-                    "403": error_response("Disabled operator, or a provider the policy does not allow.", &["forbidden", "provider_not_allowed"]),
-                    "404": unknown_card(),
-                    "409": error_response("The card is not registered.", &["card_not_registered"]),
-                    "415": media(),
-                    "500": internal()
-                }
-            }},
-            "/v1/receipts": {"post": {
-                "operationId": "postReceipt",
-                "summary": "STO-7: a card's receipt (verified under its RC). Counters must follow on exactly; the view and the ledger change in one transaction. Idempotent: the same receipt again returns 200 with the first entry.",
-                "requestBody": json_body("ReceiptRequest"),
-                "responses": {
-                    "201": json_response("Recorded.", "ReceiptRecorded"),
-                    "200": json_response("Recorded before; nothing changed.", "ReceiptRecorded"),
-                    "400": error_response("Refused; the code says why.", &with_body_codes(&["invalid_receipt", "invalid_sdi", "sdi_mismatch"])),
-                    "404": unknown_card(),
-                    "409": error_response("A receipt is missing (reconcile with the card's listing), out of order, the card is not registered, or the SDI is unknown here.", &["receipt_gap", "receipt_out_of_order", "card_not_registered", "unknown_sdi"]),
-                    "415": media(),
-                    "500": internal()
-                }
-            }},
-            "/openapi.json": {"get": {
-                "operationId": "getOpenApi",
-                "summary": "This document.",
-                "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}}
-            }},
-            "/health": {"get": {
-                "operationId": "getHealth",
-                "summary": "Liveness and database reachability.",
-                "responses": {
-                    "200": json_response("Healthy.", "Health"),
-                    "503": json_response("The database does not answer.", "Health")
-                }
-            }},
-            "/metrics": {"get": {
-                "operationId": "getMetrics",
-                "summary": "Prometheus text exposition: requests by route and status, latency histogram, cards personalised and registered, authorizations signed, receipts ingested.",
-                "responses": {"200": {"description": "Metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}}
-            }}
-        },
-        "components": {
-            "securitySchemes": {
-                "operatorToken": {"type": "http", "scheme": "bearer", "description": "Operator token cwo_<32 hex>, valid only on this issuer's database."}
-            },
-            "schemas": {
-                "Error": {"type": "object", "required": ["code", "message"], "properties": {
-                    "code": {"type": "string", "description": "Stable snake_case code."},
-                    "message": {"type": "string"}
-                }},
-                "InternalError": {"type": "object", "required": ["code", "request_id"], "properties": {
-                    "code": {"const": "internal"},
-                    "request_id": {"type": ["string", "null"]}
-                }},
-                "Health": {"type": "object", "properties": {"status": {"type": "string"}, "db": {"type": "string"}}},
-                "Identity": {"type": "object", "required": ["party_id", "irc", "public_key"], "properties": {
-                    "party_id": {"type": "string"}, "irc": hex("IRC DER"), "public_key": hex("SEC1")
-                }},
-                "PersonaliseRequest": {"type": "object", "required": ["pin"], "additionalProperties": false, "properties": {
-                    "pin": {"type": "string", "pattern": "^[0-9]{4,12}$"},
-                    "pin_try_limit": {"type": "integer", "minimum": 1, "maximum": 15, "default": 3},
-                    "capacity": {"type": "integer", "minimum": 0, "default": 32768}
-                }},
-                "Personalisation": {"type": "object", "required": ["card_id", "sk", "sk_version", "issuer_anchor", "data_anchor", "issuer", "pin", "pin_salt", "pin_try_limit", "issuer_authenticator", "capacity", "time_floor"], "properties": {
-                    "card_id": hex("16 bytes"), "sk": hex("32 bytes: the card's Sk"), "sk_version": {"type": "integer"},
-                    "issuer_anchor": hex("Issuer Registrar root DER"), "data_anchor": hex("Data Registrar root DER"),
-                    "issuer": {"type": "string"}, "pin": {"type": "string"}, "pin_salt": hex("16 bytes"),
-                    "pin_try_limit": {"type": "integer"}, "issuer_authenticator": hex("bytes"),
-                    "capacity": {"type": "integer"}, "time_floor": {"type": "integer", "description": "Unix seconds"}
-                }},
-                "Card": {"type": "object", "required": ["card_id", "status", "capacity", "personalised_at", "registration"], "properties": {
-                    "card_id": hex("16 bytes"), "status": {"enum": ["personalised", "registered"]},
-                    "capacity": {"type": "integer"}, "personalised_at": {"type": "integer"},
-                    "registration": {"oneOf": [{"type": "null"}, {"type": "object", "properties": {
-                        "serial": {"type": "integer"}, "user_id": {"type": "string"},
-                        "registered_at": {"type": "integer"}, "rc": hex("RC DER")
-                    }}]}
-                }},
-                "Challenge": {"type": "object", "required": ["card_id", "challenge", "expires_at"], "properties": {
-                    "card_id": hex("16 bytes"), "challenge": hex("16 bytes"), "expires_at": {"type": "integer"}
-                }},
-                "RegistrationRequest": {"type": "object", "required": ["registration"], "additionalProperties": false, "properties": {
-                    "registration": hex("SignedObject DER (RegistrationInfo)")
-                }},
-                "Registration": {"type": "object", "required": ["rc", "irc", "serial", "not_before", "not_after"], "properties": {
-                    "rc": hex("RC DER"), "irc": hex("IRC DER"), "serial": {"type": "integer"},
-                    "not_before": {"type": "integer"}, "not_after": {"type": "integer"}
-                }},
-                "Item": {"type": "object", "properties": {
-                    "item_id": hex("1..=16 bytes"), "version": {"type": "integer"}, "size": {"type": "integer"},
-                    "data_digest": hex("SHA-256"), "owner": {"type": "string"}, "policy": {"type": "integer"}
-                }},
-                "Contents": {"type": "object", "required": ["card_id", "last_counter", "capacity", "free", "items", "view_digest"], "properties": {
-                    "card_id": hex("16 bytes"), "last_counter": {"type": "integer"}, "capacity": {"type": "integer"},
-                    "free": {"type": "integer"}, "items": {"type": "array", "items": {"$ref": "#/components/schemas/Item"}},
-                    "view_digest": hex("ListingBody SHA-256")
-                }},
-                "Ledger": {"type": "object", "required": ["card_id", "rc", "entries"], "properties": {
-                    "card_id": hex("16 bytes"), "rc": hex("RC DER"),
-                    "entries": {"type": "array", "items": hex("SignedObject DER (LedgerEntry)")}
-                }},
-                "ProviderRequest": {"type": "object", "required": ["status", "quota_bytes"], "additionalProperties": false, "properties": {
-                    "status": {"enum": ["allowed", "blocked"]}, "quota_bytes": {"type": "integer", "minimum": 0}
-                }},
-                "Provider": {"type": "object", "required": ["provider", "status", "quota_bytes", "updated_at"], "properties": {
-                    "provider": {"type": "string"}, "status": {"enum": ["allowed", "blocked"]},
-                    "quota_bytes": {"type": "integer"}, "updated_at": {"type": "integer"}
-                }},
-                "GrantRequest": {"type": "object", "required": ["sar"], "additionalProperties": false, "properties": {
-                    "sar": hex("SignedObject DER (Sar, signed by the provider with [DPR])")
-                }},
-                "Grant": {"type": "object", "required": ["sa", "not_after"], "properties": {
-                    "sa": hex("SignedObject DER (Sa)"), "not_after": {"type": "integer"}
-                }},
-                "RequestRequest": {"type": "object", "required": ["card_id", "sdi", "challenge"], "additionalProperties": false, "properties": {
-                    "card_id": hex("16 bytes"), "sdi": hex("Sdi DER"), "challenge": hex("the card's 16-byte challenge")
-                }},
-                "Request": {"type": "object", "required": ["sar", "not_after"], "properties": {
-                    "sar": hex("SignedObject DER (Sar)"), "not_after": {"type": "integer"}
-                }},
-                "DelegationRequest": {"type": "object", "required": ["provider", "provider_certificate", "operations", "max_item_size"], "additionalProperties": false, "properties": {
-                    "provider": {"type": "string"}, "provider_certificate": hex("DPR DER"),
-                    "operations": {"type": "array", "items": {"enum": ["store", "delete"]}, "minItems": 1},
-                    "item_prefix": hex("0..=16 bytes"), "max_item_size": {"type": "integer"},
-                    "card_id": hex("16 bytes; absent: every card"), "not_after": {"type": "integer"}
-                }},
-                "Delegation": {"type": "object", "required": ["delegation", "not_after"], "properties": {
-                    "delegation": hex("SignedObject DER (Delegation)"), "not_after": {"type": "integer"}
-                }},
-                "ReceiptRequest": {"type": "object", "required": ["receipt"], "additionalProperties": false, "properties": {
-                    "receipt": hex("SignedObject DER (Receipt)"),
-                    "sdi": hex("Sdi DER; needed when this issuer signed no authorization for it (STO-3)")
-                }},
-                "ReceiptRecorded": {"type": "object", "required": ["card_id", "seq", "counter", "entry", "newly_recorded", "in_sync"], "properties": {
-                    "card_id": hex("16 bytes"), "seq": {"type": "integer"}, "counter": {"type": "integer"},
-                    "entry": hex("SignedObject DER (LedgerEntry)"), "newly_recorded": {"type": "boolean"},
-                    "in_sync": {"type": "boolean"}
-                }}
             }
-        }
+        },
+        "/v1/authorizations/grant": {"post": {
+            "operationId": "grantAuthorization",
+            "summary": "STO-2: the issuer's SA over a provider's SAR (verified: DPR chain to the Data Registrar root, the card registered here and its RC bound, the provider allowed and within quota). Each SAR is granted once.",
+            "requestBody": json_body("GrantRequest"),
+            "responses": {
+                "201": json_response("The SA.", "Grant"),
+                "400": error_response("Refused; the code says why.", &with_body_codes(&["invalid_sar", "authorization_expired", "rc_mismatch"])),
+                "403": error_response("The issuer's policy does not allow this provider.", &["provider_not_allowed"]),
+                "404": unknown_card(),
+                "409": error_response("Replayed SAR, card not registered, or quota exceeded.", &["authorization_replayed", "card_not_registered", "quota_exceeded"]),
+                "415": media(),
+                "500": internal()
+            }
+        }},
+        "/v1/authorizations/request": {"post": {
+            "operationId": "requestAuthorization",
+            "summary": "STO-1: the issuer's SAR for an SDI on its registered card over the card's challenge; the item's provider answers it with the SA.",
+            "requestBody": json_body("RequestRequest"),
+            "responses": {
+                "201": json_response("The SAR.", "Request"),
+                "400": error_response("A field is wrong.", &with_body_codes(&["invalid_card_id", "invalid_sdi", "invalid_challenge", "card_mismatch"])),
+                "403": error_response("The issuer's policy does not allow the item's provider.", &["provider_not_allowed"]),
+                "404": unknown_card(),
+                "409": error_response("Card not registered, quota exceeded, or the same SAR again.", &["card_not_registered", "quota_exceeded", "authorization_replayed"]),
+                "415": media(),
+                "500": internal()
+            }
+        }},
+        "/v1/delegations": {"post": {
+            "operationId": "delegate",
+            "summary": "STO-3: an issuer-signed delegation letting one provider (pinned to its DPR) authorize alone within a scope.",
+            "security": [{"operatorToken": []}],
+            "requestBody": json_body("DelegationRequest"),
+            "responses": {
+                "201": json_response("The delegation.", "Delegation"),
+                "400": error_response("A field is wrong.", &with_body_codes(&["invalid_provider", "invalid_provider_certificate", "invalid_operations", "invalid_item_prefix", "invalid_card_id", "invalid_not_after"])),
+                "401": unauthenticated(),
+                "403": error_response("Disabled operator, or a provider the policy does not allow.", &["forbidden", "provider_not_allowed"]),
+                "404": unknown_card(),
+                "409": error_response("The card is not registered.", &["card_not_registered"]),
+                "415": media(),
+                "500": internal()
+            }
+        }},
+        "/v1/receipts": {"post": {
+            "operationId": "postReceipt",
+            "summary": "STO-7: a card's receipt (verified under its RC). Counters must follow on exactly; the view and the ledger change in one transaction. Idempotent: the same receipt again returns 200 with the first entry.",
+            "requestBody": json_body("ReceiptRequest"),
+            "responses": {
+                "201": json_response("Recorded.", "ReceiptRecorded"),
+                "200": json_response("Recorded before; nothing changed.", "ReceiptRecorded"),
+                "400": error_response("Refused; the code says why.", &with_body_codes(&["invalid_receipt", "invalid_sdi", "sdi_mismatch"])),
+                "404": unknown_card(),
+                "409": error_response("A receipt is missing (reconcile with the card's listing), out of order, the card is not registered, or the SDI is unknown here.", &["receipt_gap", "receipt_out_of_order", "card_not_registered", "unknown_sdi"]),
+                "415": media(),
+                "500": internal()
+            }
+        }},
+        "/openapi.json": {"get": {
+            "operationId": "getOpenApi",
+            "summary": "This document.",
+            "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}}
+        }},
+        "/health": {"get": {
+            "operationId": "getHealth",
+            "summary": "Liveness and database reachability.",
+            "responses": {
+                "200": json_response("Healthy.", "Health"),
+                "503": json_response("The database does not answer.", "Health")
+            }
+        }},
+        "/metrics": {"get": {
+            "operationId": "getMetrics",
+            "summary": "Prometheus text exposition: requests by route and status, latency histogram, cards personalised and registered, authorizations signed, receipts ingested.",
+            "responses": {"200": {"description": "Metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}}
+        }}
+    })
+}
+
+/// The request and response bodies.
+fn schemas() -> Value {
+    json!({
+        "Error": {"type": "object", "required": ["code", "message"], "properties": {
+            "code": {"type": "string", "description": "Stable snake_case code."},
+            "message": {"type": "string"}
+        }},
+        "InternalError": {"type": "object", "required": ["code", "request_id"], "properties": {
+            "code": {"const": "internal"},
+            "request_id": {"type": ["string", "null"]}
+        }},
+        "Health": {"type": "object", "properties": {"status": {"type": "string"}, "db": {"type": "string"}}},
+        "Identity": {"type": "object", "required": ["party_id", "irc", "public_key"], "properties": {
+            "party_id": {"type": "string"}, "irc": hex("IRC DER"), "public_key": hex("SEC1")
+        }},
+        "PersonaliseRequest": {"type": "object", "required": ["pin"], "additionalProperties": false, "properties": {
+            "pin": {"type": "string", "pattern": "^[0-9]{4,12}$"},
+            "pin_try_limit": {"type": "integer", "minimum": 1, "maximum": 15, "default": 3},
+            "capacity": {"type": "integer", "minimum": 0, "default": 32768}
+        }},
+        "Personalisation": {"type": "object", "required": ["card_id", "sk", "sk_version", "issuer_anchor", "data_anchor", "issuer", "pin", "pin_salt", "pin_try_limit", "issuer_authenticator", "capacity", "time_floor"], "properties": {
+            "card_id": hex("16 bytes"), "sk": hex("32 bytes: the card's Sk"), "sk_version": {"type": "integer"},
+            "issuer_anchor": hex("Issuer Registrar root DER"), "data_anchor": hex("Data Registrar root DER"),
+            "issuer": {"type": "string"}, "pin": {"type": "string"}, "pin_salt": hex("16 bytes"),
+            "pin_try_limit": {"type": "integer"}, "issuer_authenticator": hex("bytes"),
+            "capacity": {"type": "integer"}, "time_floor": {"type": "integer", "description": "Unix seconds"}
+        }},
+        "Card": {"type": "object", "required": ["card_id", "status", "capacity", "personalised_at", "registration"], "properties": {
+            "card_id": hex("16 bytes"), "status": {"enum": ["personalised", "registered"]},
+            "capacity": {"type": "integer"}, "personalised_at": {"type": "integer"},
+            "registration": {"oneOf": [{"type": "null"}, {"type": "object", "properties": {
+                "serial": {"type": "integer"}, "user_id": {"type": "string"},
+                "registered_at": {"type": "integer"}, "rc": hex("RC DER")
+            }}]}
+        }},
+        "Challenge": {"type": "object", "required": ["card_id", "challenge", "expires_at"], "properties": {
+            "card_id": hex("16 bytes"), "challenge": hex("16 bytes"), "expires_at": {"type": "integer"}
+        }},
+        "RegistrationRequest": {"type": "object", "required": ["registration"], "additionalProperties": false, "properties": {
+            "registration": hex("SignedObject DER (RegistrationInfo)")
+        }},
+        "Registration": {"type": "object", "required": ["rc", "irc", "serial", "not_before", "not_after"], "properties": {
+            "rc": hex("RC DER"), "irc": hex("IRC DER"), "serial": {"type": "integer"},
+            "not_before": {"type": "integer"}, "not_after": {"type": "integer"}
+        }},
+        "Item": {"type": "object", "properties": {
+            "item_id": hex("1..=16 bytes"), "version": {"type": "integer"}, "size": {"type": "integer"},
+            "data_digest": hex("SHA-256"), "owner": {"type": "string"}, "policy": {"type": "integer"}
+        }},
+        "Contents": {"type": "object", "required": ["card_id", "last_counter", "capacity", "free", "items", "view_digest"], "properties": {
+            "card_id": hex("16 bytes"), "last_counter": {"type": "integer"}, "capacity": {"type": "integer"},
+            "free": {"type": "integer"}, "items": {"type": "array", "items": {"$ref": "#/components/schemas/Item"}},
+            "view_digest": hex("ListingBody SHA-256")
+        }},
+        "Ledger": {"type": "object", "required": ["card_id", "rc", "entries"], "properties": {
+            "card_id": hex("16 bytes"), "rc": hex("RC DER"),
+            "entries": {"type": "array", "items": hex("SignedObject DER (LedgerEntry)")}
+        }},
+        "ReconcileRequest": {"type": "object", "required": ["listing", "nonce"], "additionalProperties": false, "properties": {
+            "listing": hex("SignedObject DER (Listing)"), "nonce": hex("0..=32 bytes")
+        }},
+        "Reconciliation": {"type": "object", "required": ["card_id", "in_sync", "card_counter", "issuer_counter", "only_on_card", "only_in_view", "differing"], "properties": {
+            "card_id": hex("16 bytes"), "in_sync": {"type": "boolean"},
+            "card_counter": {"type": "integer"}, "issuer_counter": {"type": "integer"},
+            "only_on_card": {"type": "array", "items": {"$ref": "#/components/schemas/Item"}},
+            "only_in_view": {"type": "array", "items": {"$ref": "#/components/schemas/Item"}},
+            "differing": {"type": "array", "items": {"$ref": "#/components/schemas/Item"}}
+        }},
+        "ProviderRequest": {"type": "object", "required": ["status", "quota_bytes"], "additionalProperties": false, "properties": {
+            "status": {"enum": ["allowed", "blocked"]}, "quota_bytes": {"type": "integer", "minimum": 0}
+        }},
+        "Provider": {"type": "object", "required": ["provider", "status", "quota_bytes", "updated_at"], "properties": {
+            "provider": {"type": "string"}, "status": {"enum": ["allowed", "blocked"]},
+            "quota_bytes": {"type": "integer"}, "updated_at": {"type": "integer"}
+        }},
+        "GrantRequest": {"type": "object", "required": ["sar"], "additionalProperties": false, "properties": {
+            "sar": hex("SignedObject DER (Sar, signed by the provider with [DPR])")
+        }},
+        "Grant": {"type": "object", "required": ["sa", "not_after"], "properties": {
+            "sa": hex("SignedObject DER (Sa)"), "not_after": {"type": "integer"}
+        }},
+        "RequestRequest": {"type": "object", "required": ["card_id", "sdi", "challenge"], "additionalProperties": false, "properties": {
+            "card_id": hex("16 bytes"), "sdi": hex("Sdi DER"), "challenge": hex("the card's 16-byte challenge")
+        }},
+        "Request": {"type": "object", "required": ["sar", "not_after"], "properties": {
+            "sar": hex("SignedObject DER (Sar)"), "not_after": {"type": "integer"}
+        }},
+        "DelegationRequest": {"type": "object", "required": ["provider", "provider_certificate", "operations", "max_item_size"], "additionalProperties": false, "properties": {
+            "provider": {"type": "string"}, "provider_certificate": hex("DPR DER"),
+            "operations": {"type": "array", "items": {"enum": ["store", "delete"]}, "minItems": 1},
+            "item_prefix": hex("0..=16 bytes"), "max_item_size": {"type": "integer"},
+            "card_id": hex("16 bytes; absent: every card"), "not_after": {"type": "integer"}
+        }},
+        "Delegation": {"type": "object", "required": ["delegation", "not_after"], "properties": {
+            "delegation": hex("SignedObject DER (Delegation)"), "not_after": {"type": "integer"}
+        }},
+        "ReceiptRequest": {"type": "object", "required": ["receipt"], "additionalProperties": false, "properties": {
+            "receipt": hex("SignedObject DER (Receipt)"),
+            "sdi": hex("Sdi DER; needed when this issuer signed no authorization for it (STO-3)")
+        }},
+        "ReceiptRecorded": {"type": "object", "required": ["card_id", "seq", "counter", "entry", "newly_recorded", "in_sync"], "properties": {
+            "card_id": hex("16 bytes"), "seq": {"type": "integer"}, "counter": {"type": "integer"},
+            "entry": hex("SignedObject DER (LedgerEntry)"), "newly_recorded": {"type": "boolean"},
+            "in_sync": {"type": "boolean"}
+        }}
     })
 }

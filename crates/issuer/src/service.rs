@@ -159,6 +159,23 @@ pub struct Ingested {
     pub in_sync: bool,
 }
 
+/// How the issuer's view of a card compares with the card's signed listing (REC-1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reconciliation {
+    pub card_id: CardId,
+    /// The listing's confirmation counter and the last one the issuer recorded.
+    pub card_counter: u64,
+    pub issuer_counter: u64,
+    /// Same counter and the view hashes to the listing's contents.
+    pub in_sync: bool,
+    /// Items the card holds and the view lacks.
+    pub only_on_card: Vec<ListedItem>,
+    /// Items the view holds and the card does not.
+    pub only_in_view: Vec<ListedItem>,
+    /// Items on both whose version, size, digest, owner or policy differ (the card's).
+    pub differing: Vec<ListedItem>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     #[error("card {card_id} is not in this issuer's registry")]
@@ -277,6 +294,9 @@ pub enum ServiceError {
 
     #[error("the SDI does not match the receipt: {reason}")]
     SdiMismatch { reason: String },
+
+    #[error("listing refused: {0}")]
+    InvalidListing(ConsentError),
 
     #[error("the IRC does not fit the configuration: {reason}")]
     IdentityMismatch { reason: String },
@@ -1050,6 +1070,53 @@ impl Issuer {
             return mismatch("operation differs".into());
         }
         Ok(sdi)
+    }
+
+    /// REC-1: compares the view with the card's signed listing (verified under the card's RC,
+    /// answering `nonce`). Changes nothing: a drift is reported for an operator (or a later
+    /// repair) to act on.
+    pub async fn reconcile(
+        &self,
+        card_id: &CardId,
+        listing: &SignedObject,
+        nonce: &protocol::Nonce,
+    ) -> Result<Reconciliation, ServiceError> {
+        let registration = self.registered(card_id).await?;
+        let rc = Certificate::from_der(&registration.rc_der)?;
+        let listing =
+            protocol::verify_listing(listing, &rc, nonce).map_err(ServiceError::InvalidListing)?;
+        let (view, capacity) = self.contents(card_id).await?;
+        let on_card = listing.contents.items();
+        let find = |items: &[ListedItem], id: &protocol::ItemId| {
+            items.iter().find(|i| &i.item_id == id).cloned()
+        };
+        let only_on_card = on_card
+            .iter()
+            .filter(|i| find(&view.items, &i.item_id).is_none())
+            .cloned()
+            .collect();
+        let only_in_view = view
+            .items
+            .iter()
+            .filter(|i| find(on_card, &i.item_id).is_none())
+            .cloned()
+            .collect();
+        let differing = on_card
+            .iter()
+            .filter(|i| find(&view.items, &i.item_id).is_some_and(|v| &v != *i))
+            .cloned()
+            .collect();
+        let in_sync = listing.counter == view.last_counter
+            && view_digest(&view.items, capacity)? == listing.contents.digest();
+        Ok(Reconciliation {
+            card_id: *card_id,
+            card_counter: listing.counter,
+            issuer_counter: view.last_counter,
+            in_sync,
+            only_on_card,
+            only_in_view,
+            differing,
+        })
     }
 
     /// The issuer's view of a registered card, with the card's capacity.

@@ -24,6 +24,23 @@ async fn post_receipt(server: &Server, receipt: &SignedObject, status: u16) -> s
     r.json()
 }
 
+/// Posts the card's signed listing to the issuer's reconciliation.
+async fn reconcile(
+    server: &Server,
+    c: &mut testkit::world::TestClient,
+    card_id: &CardId,
+) -> serde_json::Value {
+    let listing = c.listing(b"reconcile").unwrap();
+    let r = server
+        .post(
+            &format!("/v1/cards/{}/reconcile", card_id.to_hex()),
+            &json!({"listing": hex::encode(listing.to_der()), "nonce": hex::encode(b"reconcile")}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()
+}
+
 /// The provider's SA over an issuer-signed SAR (STO-1) or delegation (STO-3).
 fn provider_sa(
     w: &World,
@@ -154,6 +171,24 @@ async fn every_flow(backend: Backend) {
         )
         .await;
     assert_error(&gap, 409, "receipt_gap");
+    // The card's signed listing shows what the issuer missed.
+    let drift = reconcile(&server, &mut c, &card_id).await;
+    assert_eq!(drift["in_sync"], false);
+    assert_eq!(
+        (
+            drift["card_counter"].as_u64(),
+            drift["issuer_counter"].as_u64()
+        ),
+        (Some(3), Some(1))
+    );
+    let missed: Vec<&str> = drift["only_on_card"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["item_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(missed, [hex::encode(b"item-b"), hex::encode(b"item-c")]);
+    assert_eq!(drift["only_in_view"].as_array().unwrap().len(), 0);
     post_receipt(&server, &receipt_2, 201).await;
     // STO-3's SDI was never authorized here: it must come with the receipt.
     let unknown = server.post("/v1/receipts", &receipt_body(&receipt_3)).await;
@@ -208,6 +243,8 @@ async fn every_flow(backend: Backend) {
         hex::encode(listing.contents.digest().0)
     );
     assert_eq!(contents["last_counter"], listing.counter);
+
+    assert_eq!(reconcile(&server, &mut c, &card_id).await["in_sync"], true);
 
     // The ledger verifies under the issuer's key and the card's RC.
     let summary = verified_ledger(&server, &card_id, &w, &rc).await;
@@ -425,6 +462,16 @@ async fn refusals_carry_their_codes() {
         )
         .await;
     assert_error(&r, 403, "provider_not_allowed");
+
+    // A listing answering another nonce.
+    let listing = c.listing(b"old").unwrap();
+    let r = server
+        .post(
+            &format!("{card_path}/reconcile"),
+            &json!({"listing": hex::encode(listing.to_der()), "nonce": hex::encode(b"new")}),
+        )
+        .await;
+    assert_error(&r, 400, "invalid_listing");
 
     // Receipts: not the card's signature.
     let forged = Receipt {
