@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::Router;
-use pki::{Certificate, PartyId};
+use pki::{Certificate, Crl, PartyId};
 use server_kit::{Clock, Db, Kit, Metrics, OperatorToken, SystemClock, TlsFiles};
 
 pub use http::{
@@ -46,6 +46,9 @@ pub struct IssuerConfig {
     pub issuer_registrar_root_file: PathBuf,
     /// The Data Registrar's root certificate, DER or PEM.
     pub data_registrar_root_file: PathBuf,
+    /// The registrars' CRLs (DER or PEM), checked for the IRC at start and for providers'
+    /// DPRs on every grant and delegation. Fetching them from the registrars is not built.
+    pub crl_files: Vec<PathBuf>,
     /// `sqlite:PATH` or `postgres://…`.
     pub db_url: String,
     pub listen: SocketAddr,
@@ -71,6 +74,7 @@ impl IssuerConfig {
             irc_file,
             issuer_registrar_root_file,
             data_registrar_root_file,
+            crl_files: Vec::new(),
             db_url,
             listen,
             tls: None,
@@ -103,8 +107,22 @@ pub fn read_certificate(path: &Path) -> anyhow::Result<Certificate> {
     parsed.with_context(|| format!("parsing certificate {}", path.display()))
 }
 
-/// Opens the database (migrating it), loads the key, the IRC and the registrar roots, and
-/// checks the IRC certifies the key for the party ID under the Issuer Registrar root.
+/// Reads a CRL file in DER or PEM.
+pub fn read_crl(path: &Path) -> anyhow::Result<Crl> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading CRL {}", path.display()))?;
+    let parsed = if bytes.starts_with(b"-----BEGIN") {
+        let text = String::from_utf8(bytes)
+            .with_context(|| format!("CRL {} is not UTF-8 PEM", path.display()))?;
+        Crl::from_pem(&text)
+    } else {
+        Crl::from_der(&bytes)
+    };
+    parsed.with_context(|| format!("parsing CRL {}", path.display()))
+}
+
+/// Opens the database (migrating it), loads the key, the IRC, the registrar roots and CRLs,
+/// and checks the IRC certifies the key for the party ID under the Issuer Registrar root and
+/// is not revoked.
 pub async fn open(config: &IssuerConfig) -> anyhow::Result<App> {
     if !config.key_file.exists() {
         anyhow::bail!(
@@ -120,6 +138,11 @@ pub async fn open(config: &IssuerConfig) -> anyhow::Result<App> {
         issuer_anchor: read_certificate(&config.issuer_registrar_root_file)?,
         data_anchor: read_certificate(&config.data_registrar_root_file)?,
     };
+    let crls = config
+        .crl_files
+        .iter()
+        .map(|path| read_crl(path))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let db = Db::open(&config.db_url)
         .await
         .context("opening the issuer database")?;
@@ -128,6 +151,7 @@ pub async fn open(config: &IssuerConfig) -> anyhow::Result<App> {
         .context("migrating the issuer database")?;
     let issuer = Issuer::new(
         identity,
+        crls,
         Arc::new(store),
         config.clock.clone(),
         Box::new(crypto::OsRng),

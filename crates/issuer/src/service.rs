@@ -344,9 +344,11 @@ fn party_chain_error(source: PkiError) -> ConsentError {
 
 impl Issuer {
     /// Checks that the IRC certifies `identity.key` for `identity.party_id` under the Issuer
-    /// Registrar root at the clock's now, and returns the issuer.
+    /// Registrar root at the clock's now and is not revoked by `crls` (the registrars' CRLs,
+    /// also used for providers' chains), and returns the issuer.
     pub fn new(
         identity: IssuerIdentity,
+        crls: Vec<Crl>,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         rng: Box<dyn crypto::Rng + Send>,
@@ -368,7 +370,7 @@ impl Issuer {
         pki::verify_chain(
             std::slice::from_ref(&identity.irc),
             std::slice::from_ref(&identity.issuer_anchor),
-            &[],
+            &crls,
             clock.now(),
             Role::Issuer,
         )
@@ -383,7 +385,7 @@ impl Issuer {
             identity,
             clock,
             rng: Mutex::new(rng),
-            crls: RwLock::new(Vec::new()),
+            crls: RwLock::new(crls),
             settings,
         })
     }

@@ -596,3 +596,56 @@ async fn a_key_the_irc_does_not_certify_is_refused_at_start() {
     assert!(!config.key_file.exists(), "no key is generated");
     place.finish().await;
 }
+
+#[tokio::test]
+async fn revoked_certificates_are_refused() {
+    let place = Place::new(Backend::Sqlite, "issuer_crls").await.unwrap();
+    let w = World::new(37);
+    let crl_file = |name: &str, crl: pki::Crl| {
+        let path = place.dir.path().join(name);
+        std::fs::write(&path, crl.to_pem()).unwrap();
+        path
+    };
+    // The issuer's own IRC revoked: it does not start.
+    let clock = server_kit::ManualClock::new(NOW);
+    let mut config = place.config(&w.pki, &clock);
+    config.crl_files = vec![crl_file("ir.pem", w.pki.issuer_registrar_crl(&[10]))];
+    let err = issuer::open(&config).await.unwrap_err();
+    assert!(format!("{err:#}").contains("revoked"), "{err:#}");
+
+    // provider-1's DPR revoked: no grant, no delegation.
+    let revoking = crl_file("dr.pem", w.pki.crl_revoking_provider(20));
+    let server = Server::start_with(&place, &w.pki, "olga", |config| {
+        config.crl_files = vec![revoking];
+    })
+    .await;
+    let provider = w.pki.provider.id.clone();
+    server.allow(provider.as_str(), 1000).await;
+    let (mut c, card_id) = personalised_card(&server, &w).await;
+    let (rc, _) = register(&server, &w, &mut c, &card_id).await;
+    let item = sdi(card_id, Operation::Store, b"item", DATA, &provider);
+    let sar = provider_sar(&w, &item, Challenge(c.get_challenge().unwrap()), &rc);
+    let r = server
+        .post(
+            "/v1/authorizations/grant",
+            &json!({"sar": hex::encode(sar.to_der())}),
+        )
+        .await;
+    assert_error(&r, 400, "invalid_sar");
+    assert!(
+        r.json()["message"].as_str().unwrap().contains("revoked"),
+        "{}",
+        r.text()
+    );
+    let r = server
+        .operate(
+            "POST",
+            "/v1/delegations",
+            &json!({"provider": "provider-1", "provider_certificate": hex::encode(w.pki.provider.cert.der()),
+                    "operations": ["store"], "max_item_size": 10}),
+        )
+        .await;
+    assert_error(&r, 400, "invalid_provider_certificate");
+    server.stop().await;
+    place.finish().await;
+}

@@ -105,8 +105,20 @@ impl Server {
     /// An instance whose operator is `operator` (instances sharing a database need distinct
     /// operator names).
     pub async fn start_as(place: &Place, pki: &TestPki, operator: &str) -> Server {
+        Server::start_with(place, pki, operator, |_| {}).await
+    }
+
+    /// An instance whose configuration `adjust` changed first.
+    pub async fn start_with(
+        place: &Place,
+        pki: &TestPki,
+        operator: &str,
+        adjust: impl FnOnce(&mut IssuerConfig),
+    ) -> Server {
         let clock = ManualClock::new(NOW);
-        let app = issuer::open(&place.config(pki, &clock)).await.unwrap();
+        let mut config = place.config(pki, &clock);
+        adjust(&mut config);
+        let app = issuer::open(&config).await.unwrap();
         let mut rng = crypto::InsecureSeededRng::insecure_seeded_for_tests(operator.len() as u64);
         let token = app.db.add_operator(operator, NOW, &mut rng).await.unwrap();
         let listener = server_kit::bind("127.0.0.1:0".parse().unwrap(), None)
