@@ -112,8 +112,8 @@ impl SkWrapping {
     }
 }
 
-/// What the operator asks a personalisation record for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the operator asks a personalisation record for. `Debug` leaves the PIN out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct PersonalisationOrder {
     /// The holder's initial PIN: 4..=12 ASCII digits (the card's rule). Returned in the
     /// record, never stored.
@@ -123,7 +123,8 @@ pub struct PersonalisationOrder {
 }
 
 /// A personalisation record (`terminal::Personalisation`'s fields): for the issuer's facility.
-#[derive(Debug, Clone)]
+/// `Debug` leaves the PIN out (and `Sk` prints as `<secret>`).
+#[derive(Clone)]
 pub struct Personalised {
     pub card: CardRecord,
     pub sk: SymmetricKey,
@@ -131,6 +132,25 @@ pub struct Personalised {
     pub issuer: PartyId,
     pub issuer_anchor: Certificate,
     pub data_anchor: Certificate,
+}
+
+impl std::fmt::Debug for PersonalisationOrder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PersonalisationOrder")
+            .field("pin_try_limit", &self.pin_try_limit)
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Personalised {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Personalised")
+            .field("card", &self.card)
+            .field("sk", &self.sk)
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What an operator asks a delegation for (STO-3).
