@@ -3,6 +3,7 @@
 mod bench;
 mod card_cmd;
 mod demo;
+mod issuer_cmd;
 mod provider_cmd;
 mod registrar_cmd;
 mod server_args;
@@ -31,9 +32,12 @@ enum Top {
     /// An issuer registrar or a data registrar (REG-1).
     #[command(subcommand)]
     Registrar(registrar_cmd::RegistrarCommand),
+    /// A card issuer's server (personalisation, registration, authorizations, records).
+    #[command(subcommand)]
+    Issuer(server_args::PartyCommand),
     /// A service provider's server (catalog, authorizations, receipts, ledger).
     #[command(subcommand)]
-    Provider(provider_cmd::ProviderCommand),
+    Provider(server_args::PartyCommand),
     /// Walk a card through personalisation, registration, every storing path, deletion and
     /// refusals, with in-process parties and a sealed card image in a fresh data directory.
     Demo(demo::DemoArgs),
@@ -46,5 +50,6 @@ fn main() -> anyhow::Result<()> {
         Top::Demo(d) => demo::run(d),
         Top::Registrar(r) => registrar_cmd::run(r),
         Top::Provider(p) => provider_cmd::run(p),
+        Top::Issuer(i) => issuer_cmd::run(i),
     }
 }
