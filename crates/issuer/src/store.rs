@@ -11,7 +11,7 @@ use crypto::Digest;
 use pki::{CardId, PartyId, UnixTime};
 use protocol::{Challenge, ItemId, ListedItem};
 
-pub use sql::SqlStore;
+pub use sql::{SqlStore, MIGRATIONS};
 
 /// One card in the registry, as personalised (CARD-3, KEY-1).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use axum::Router;
 use pki::{Certificate, PartyId};
-use server_kit::{Clock, Db, Kit, Metrics, OperatorToken, SystemClock, TlsFiles};
+use server_kit::{Clock, Db, Kit, Listening, Metrics, OperatorToken, SystemClock, TlsFiles};
 
 pub use http::{
     AloneRequest, AppState, AuthorizationResponse, ContentsResponse, DataResponse, GrantRequest,
@@ -157,14 +157,9 @@ pub async fn open(config: &ProviderConfig) -> anyhow::Result<App> {
 /// The provider's full router: its API (see [`routes`]) with server-kit's routes and layers.
 pub fn router(app: &App) -> Router {
     let state = AppState::new(app.provider.clone(), app.db.clone(), &app.metrics);
-    let api = http::routes()
-        .into_iter()
-        .fold(Router::new(), |router, (_, path, handler)| {
-            router.route(path, handler)
-        })
-        .with_state(state);
-    server_kit::finish(
-        api,
+    server_kit::api_router(
+        http::routes(),
+        state,
         &Kit {
             db: app.db.clone(),
             metrics: app.metrics.clone(),
@@ -174,46 +169,27 @@ pub fn router(app: &App) -> Router {
 
 /// Every (method, path template) the router serves, the kit's included.
 pub fn routes() -> Vec<(String, &'static str)> {
-    http::routes()
-        .into_iter()
-        .map(|(method, path, _)| (method.to_string(), path))
-        .chain(
-            server_kit::KIT_ROUTES
-                .iter()
-                .map(|(method, path)| (method.to_string(), *path)),
-        )
-        .collect()
+    server_kit::route_table(http::routes())
 }
 
 /// Runs a provider until Ctrl-C or SIGTERM: JSON logs, open, listen (TLS if configured),
 /// serve, shut down gracefully.
 pub async fn serve(config: ProviderConfig) -> anyhow::Result<()> {
-    server_kit::init_logging();
-    let app = open(&config).await?;
-    let listener = server_kit::bind(config.listen, config.tls.as_ref()).await?;
-    tracing::info!(
-        party_id = %config.party_id,
-        db = %server_kit::redact_url(&config.db_url),
-        backend = app.db.backend(),
-        "provider listening on {}://{}",
-        listener.scheme(),
-        listener.local_addr()
-    );
-    listener
-        .serve(router(&app), server_kit::shutdown_signal())
-        .await
-        .context("serving HTTP")?;
-    app.db.close().await;
-    Ok(())
+    let who = Listening {
+        server: "provider",
+        role: None,
+        party_id: &config.party_id,
+        db_url: &config.db_url,
+    };
+    server_kit::serve_app(who, config.listen, config.tls.as_ref(), async {
+        let app = open(&config).await?;
+        Ok((app.db.clone(), router(&app)))
+    })
+    .await
 }
 
 /// Adds an operator to the provider database at `db_url` (migrating it first) and returns the
 /// token to hand over; for `cardwright provider operator add`.
 pub async fn add_operator(db_url: &str, name: &str) -> anyhow::Result<OperatorToken> {
-    let db = Db::open(db_url).await?;
-    SqlStore::open(db.clone()).await?;
-    let now = SystemClock.now();
-    let token = db.add_operator(name, now, &mut crypto::OsRng).await?;
-    db.close().await;
-    Ok(token)
+    server_kit::add_operator(db_url, &store::MIGRATIONS, name).await
 }

@@ -10,7 +10,7 @@ use pki::{PartyId, PkiError, Role, UnixTime};
 
 use crate::service::{RegistrarRole, RevocationReason};
 
-pub use sql::SqlStore;
+pub use sql::{SqlStore, MIGRATIONS};
 
 /// Who this registrar is: written once, on the first start against an empty database.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,7 +3,8 @@
 //! shape), the kit's routes and layers ([`finish`]: `/health`, `/metrics`, request ids, request
 //! spans, opaque 5xx), operator tokens ([`Operator`]), party request authentication
 //! ([`PartyRequest`]), JSON logs ([`init_logging`]), the listener with optional TLS ([`bind`],
-//! [`TlsFiles`]), clocks and key files. It knows no party's domain.
+//! [`TlsFiles`]), the run of a server from logging to shutdown ([`serve_app`], [`api_router`]),
+//! clocks and key files. It knows no party's domain.
 
 mod clock;
 mod db;
@@ -14,6 +15,7 @@ mod metrics;
 mod operator;
 mod party;
 mod router;
+mod serve;
 pub mod testing;
 
 use std::net::SocketAddr;
@@ -28,6 +30,7 @@ pub use metrics::{Counter, Metrics, UNMATCHED_ROUTE};
 pub use operator::{Operator, OperatorRecord, OperatorToken};
 pub use party::{PartyRequest, PartyTrust, MAX_PARTY_REQUEST_BODY, PARTY_REQUEST_HEADER};
 pub use router::{finish, Kit, KIT_ROUTES, REQUEST_ID_HEADER};
+pub use serve::{add_operator, api_router, route_table, serve_app, Listening, Route};
 
 /// What can go wrong setting a server up outside the database.
 #[derive(Debug, thiserror::Error)]
