@@ -3,46 +3,7 @@
 //! every 4xx lists its stable error codes under `x-error-codes`.
 
 use serde_json::{json, Value};
-
-fn error_response(description: &str, codes: &[&str]) -> Value {
-    json!({
-        "description": description,
-        "x-error-codes": codes,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-    })
-}
-
-fn json_response(description: &str, schema: &str) -> Value {
-    json!({
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}
-    })
-}
-
-fn json_body(schema: &str) -> Value {
-    json!({
-        "required": true,
-        "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}
-    })
-}
-
-fn internal() -> Value {
-    json!({
-        "description": "Internal error; the cause is logged under the request id.",
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InternalError"}}}
-    })
-}
-
-const BODY_CODES: [&str; 4] = [
-    "unsupported_media_type",
-    "malformed_json",
-    "invalid_body",
-    "unreadable_body",
-];
-
-fn with_body_codes(codes: &[&'static str]) -> Vec<&'static str> {
-    codes.iter().copied().chain(BODY_CODES).collect()
-}
+use server_kit::openapi::{error_response, internal, json_body, json_response, with_body_codes};
 
 /// The document.
 pub fn document() -> Value {

@@ -12,6 +12,7 @@ mod error;
 mod key_file;
 mod listener;
 mod metrics;
+pub mod openapi;
 mod operator;
 mod party;
 mod router;
