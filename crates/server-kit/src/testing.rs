@@ -1,10 +1,13 @@
 //! Test support for server crates (not for production): a fresh PostgreSQL database per test
-//! from `TEST_POSTGRES_URL`, and a minimal HTTP/1.1 client for API tests on port 0 (one
-//! request per connection, no pooling, no redirects: just enough to see status, headers and
-//! body exactly as a client would).
+//! from `TEST_POSTGRES_URL`, a test's database and scratch directory on either backend
+//! ([`PlaceForTests`]), a router served on port 0 ([`ServerForTests`]), and a minimal HTTP/1.1
+//! client for API tests (one request per connection, no pooling, no redirects: just enough to
+//! see status, headers and body exactly as a client would).
 
 use std::io::Write as _;
 use std::net::SocketAddr;
+
+use axum::Router;
 
 use sqlx::{Connection, Executor, PgConnection};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -99,6 +102,140 @@ fn with_database(url: &str, database: &str) -> String {
         out.push_str(query);
     }
     out
+}
+
+/// The database backend a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where a test's database and files live: a temporary directory, and a SQLite file in it or
+/// a fresh PostgreSQL database. [`PlaceForTests::finish`] drops the PostgreSQL database; the
+/// directory goes when the value is dropped.
+#[derive(Debug)]
+pub struct PlaceForTests {
+    /// `sqlite:…` or `postgres://…`.
+    pub db_url: String,
+    pub dir: tempfile::TempDir,
+    pg: Option<PostgresForTests>,
+}
+
+impl PlaceForTests {
+    /// A fresh place for test `label`, its SQLite database (if `backend` says SQLite) named
+    /// `sqlite_file` in the directory; `None` when PostgreSQL is asked for and not configured
+    /// (the skip is announced by [`fresh_postgres_for_tests`]).
+    pub async fn new(backend: Backend, label: &str, sqlite_file: &str) -> Option<PlaceForTests> {
+        let dir = tempfile::tempdir()
+            .unwrap_or_else(|e| panic!("cannot create a temporary directory: {e}"));
+        match backend {
+            Backend::Sqlite => Some(PlaceForTests {
+                db_url: format!("sqlite:{}", dir.path().join(sqlite_file).display()),
+                dir,
+                pg: None,
+            }),
+            Backend::Postgres => {
+                let pg = fresh_postgres_for_tests(label).await?;
+                Some(PlaceForTests {
+                    db_url: pg.url.clone(),
+                    dir,
+                    pg: Some(pg),
+                })
+            }
+        }
+    }
+
+    /// Drops the PostgreSQL database, if any (after the test closed its pools).
+    pub async fn finish(self) {
+        if let Some(pg) = self.pg {
+            pg.drop_database().await;
+        }
+    }
+}
+
+/// A router served over plain HTTP on `127.0.0.1`, port 0, until [`ServerForTests::stop`].
+#[derive(Debug)]
+pub struct ServerForTests {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl ServerForTests {
+    /// Binds a free loopback port and serves `router` on it in a task.
+    pub async fn serve(router: Router) -> ServerForTests {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let listener = crate::bind(loopback, None)
+            .await
+            .unwrap_or_else(|e| panic!("cannot listen on {loopback}: {e}"));
+        let addr = listener.local_addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(listener.serve(router, async {
+            let _ = stopped.await;
+        }));
+        ServerForTests {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> ResponseForTests {
+        request_for_tests(self.addr, "GET", path, &[], None)
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    /// Sends `body` as JSON with `authorization` (a full header value) if given.
+    pub async fn send_json(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        authorization: Option<&str>,
+    ) -> ResponseForTests {
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(value) = authorization {
+            headers.push(("Authorization", value));
+        }
+        request_for_tests(self.addr, method, path, &headers, Some(body))
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// Stops serving (graceful) and waits until the server task ended; panics if it failed.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await
+                .unwrap_or_else(|e| panic!("server task: {e}"))
+                .unwrap_or_else(|e| panic!("serving: {e}"));
+        }
+    }
+}
+
+/// Asserts a 4xx with `code` and a non-empty message.
+pub fn assert_error(response: &ResponseForTests, status: u16, code: &str) {
+    assert_eq!(response.status, status, "{}", response.text());
+    let body = response.json();
+    assert_eq!(body["code"], code, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+/// Decodes the hex string `field` of `value`; panics (naming it) when it is absent or not hex.
+pub fn hex_field(value: &serde_json::Value, field: &str) -> Vec<u8> {
+    hex::decode(
+        value[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {field} in {value}")),
+    )
+    .unwrap_or_else(|e| panic!("{field} in {value} is not hex: {e}"))
 }
 
 /// A response as the test client received it.

@@ -3,16 +3,14 @@
 //! registrar roots) with a manual clock at `TestPki::NOW`, and a real card from
 //! `testkit::world::World` personalised from the issuer's record and registered through it.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crypto::SymmetricKey;
 use issuer::{App, IssuerConfig};
 use pki::{CardId, Certificate, UnixTime};
 use protocol::{Challenge, Operation, PartyRole, Policy, Sar, Sdi, SignedObject};
-use server_kit::testing::{
-    fresh_postgres_for_tests, request_for_tests, PostgresForTests, ResponseForTests,
-};
+pub use server_kit::testing::{assert_error, hex_field as bytes_of, Backend};
+use server_kit::testing::{PlaceForTests, ResponseForTests, ServerForTests};
 use server_kit::{ManualClock, OperatorToken};
 use terminal::Personalisation;
 use testkit::test_pki::TestPki;
@@ -20,38 +18,23 @@ use testkit::world::{TestClient, World, PIN};
 
 pub const NOW: UnixTime = TestPki::NOW;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
 /// Where a test's database and files live; dropped (PostgreSQL: database dropped) by
 /// [`Place::finish`].
-pub struct Place {
-    pub db_url: String,
-    pub dir: tempfile::TempDir,
-    pg: Option<PostgresForTests>,
+pub struct Place(PlaceForTests);
+
+impl std::ops::Deref for Place {
+    type Target = PlaceForTests;
+
+    fn deref(&self) -> &PlaceForTests {
+        &self.0
+    }
 }
 
 impl Place {
     pub async fn new(backend: Backend, label: &str) -> Option<Place> {
-        let dir = tempfile::tempdir().unwrap();
-        match backend {
-            Backend::Sqlite => Some(Place {
-                db_url: format!("sqlite:{}", dir.path().join("issuer.db").display()),
-                dir,
-                pg: None,
-            }),
-            Backend::Postgres => {
-                let pg = fresh_postgres_for_tests(label).await?;
-                Some(Place {
-                    db_url: pg.url.clone(),
-                    dir,
-                    pg: Some(pg),
-                })
-            }
-        }
+        PlaceForTests::new(backend, label, "issuer.db")
+            .await
+            .map(Place)
     }
 
     /// A configuration from `pki`: the key as PKCS#8 PEM, the IRC as PEM, the roots as DER
@@ -81,20 +64,16 @@ impl Place {
     }
 
     pub async fn finish(self) {
-        if let Some(pg) = self.pg {
-            pg.drop_database().await;
-        }
+        self.0.finish().await;
     }
 }
 
 /// A running issuer with one operator.
 pub struct Server {
-    pub addr: SocketAddr,
     pub app: App,
     pub token: OperatorToken,
     pub clock: ManualClock,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    running: ServerForTests,
 }
 
 impl Server {
@@ -121,21 +100,12 @@ impl Server {
         let app = issuer::open(&config).await.unwrap();
         let mut rng = crypto::InsecureSeededRng::insecure_seeded_for_tests(operator.len() as u64);
         let token = app.db.add_operator(operator, NOW, &mut rng).await.unwrap();
-        let listener = server_kit::bind("127.0.0.1:0".parse().unwrap(), None)
-            .await
-            .unwrap();
-        let addr = listener.local_addr();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(listener.serve(issuer::router(&app), async {
-            let _ = stopped.await;
-        }));
+        let running = ServerForTests::serve(issuer::router(&app)).await;
         Server {
-            addr,
             app,
             token,
             clock,
-            stop: Some(stop),
-            task: Some(task),
+            running,
         }
     }
 
@@ -144,9 +114,7 @@ impl Server {
     }
 
     pub async fn get(&self, path: &str) -> ResponseForTests {
-        request_for_tests(self.addr, "GET", path, &[], None)
-            .await
-            .unwrap()
+        self.running.get(path).await
     }
 
     pub async fn send(
@@ -156,14 +124,10 @@ impl Server {
         body: &serde_json::Value,
         authorization: Option<&str>,
     ) -> ResponseForTests {
-        let mut headers = vec![("Content-Type", "application/json")];
-        if let Some(value) = authorization {
-            headers.push(("Authorization", value));
-        }
         let body = body.to_string();
-        request_for_tests(self.addr, method, path, &headers, Some(body.as_bytes()))
+        self.running
+            .send_json(method, path, body.as_bytes(), authorization)
             .await
-            .unwrap()
     }
 
     pub async fn post(&self, path: &str, body: &serde_json::Value) -> ResponseForTests {
@@ -192,35 +156,10 @@ impl Server {
         assert_eq!(r.status, 200, "{}", r.text());
     }
 
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap().unwrap();
-        }
+    pub async fn stop(self) {
+        self.running.stop().await;
         self.app.db.close().await;
     }
-}
-
-/// Asserts a 4xx with `code` and a non-empty message.
-pub fn assert_error(response: &ResponseForTests, status: u16, code: &str) {
-    assert_eq!(response.status, status, "{}", response.text());
-    let body = response.json();
-    assert_eq!(body["code"], code, "{body}");
-    assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-}
-
-pub fn bytes_of(value: &serde_json::Value, field: &str) -> Vec<u8> {
-    hex::decode(
-        value[field]
-            .as_str()
-            .unwrap_or_else(|| panic!("no {field} in {value}")),
-    )
-    .unwrap()
 }
 
 pub fn object_of(value: &serde_json::Value, field: &str) -> SignedObject {

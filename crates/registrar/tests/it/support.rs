@@ -7,47 +7,31 @@ use std::sync::Arc;
 
 use pki::{PartyId, UnixTime};
 use registrar::{App, RegistrarConfig, RegistrarRole};
-use server_kit::testing::{
-    fresh_postgres_for_tests, request_for_tests, PostgresForTests, ResponseForTests,
-};
+pub use server_kit::testing::{assert_error, hex_field as der_of, Backend};
+use server_kit::testing::{PlaceForTests, ResponseForTests, ServerForTests};
 use server_kit::{ManualClock, OperatorToken};
 
 /// 2027-01-15T08:00:00Z, as in testkit.
 pub const NOW: UnixTime = UnixTime(1_800_000_000);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
 /// Where a test's database lives; dropped (PostgreSQL: database dropped) by [`Place::finish`].
-pub struct Place {
-    pub db_url: String,
-    pub dir: tempfile::TempDir,
-    pg: Option<PostgresForTests>,
+pub struct Place(PlaceForTests);
+
+impl std::ops::Deref for Place {
+    type Target = PlaceForTests;
+
+    fn deref(&self) -> &PlaceForTests {
+        &self.0
+    }
 }
 
 impl Place {
     /// A fresh database for `label`, or `None` when PostgreSQL is asked for and not configured
     /// (the skip is announced by `fresh_postgres_for_tests`).
     pub async fn new(backend: Backend, label: &str) -> Option<Place> {
-        let dir = tempfile::tempdir().unwrap();
-        match backend {
-            Backend::Sqlite => Some(Place {
-                db_url: format!("sqlite:{}", dir.path().join("registrar.db").display()),
-                dir,
-                pg: None,
-            }),
-            Backend::Postgres => {
-                let pg = fresh_postgres_for_tests(label).await?;
-                Some(Place {
-                    db_url: pg.url.clone(),
-                    dir,
-                    pg: Some(pg),
-                })
-            }
-        }
+        PlaceForTests::new(backend, label, "registrar.db")
+            .await
+            .map(Place)
     }
 
     pub fn key_file(&self) -> PathBuf {
@@ -67,9 +51,7 @@ impl Place {
     }
 
     pub async fn finish(self) {
-        if let Some(pg) = self.pg {
-            pg.drop_database().await;
-        }
+        self.0.finish().await;
     }
 }
 
@@ -79,8 +61,7 @@ pub struct Server {
     pub app: App,
     pub token: OperatorToken,
     pub clock: ManualClock,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    running: ServerForTests,
 }
 
 impl Server {
@@ -97,21 +78,13 @@ impl Server {
     }
 
     pub async fn serve(app: App, token: OperatorToken, clock: ManualClock) -> Server {
-        let listener = server_kit::bind("127.0.0.1:0".parse().unwrap(), None)
-            .await
-            .unwrap();
-        let addr = listener.local_addr();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(listener.serve(registrar::router(&app), async {
-            let _ = stopped.await;
-        }));
+        let running = ServerForTests::serve(registrar::router(&app)).await;
         Server {
-            addr,
+            addr: running.addr,
             app,
             token,
             clock,
-            stop: Some(stop),
-            task: Some(task),
+            running,
         }
     }
 
@@ -120,9 +93,7 @@ impl Server {
     }
 
     pub async fn get(&self, path: &str) -> ResponseForTests {
-        request_for_tests(self.addr, "GET", path, &[], None)
-            .await
-            .unwrap()
+        self.running.get(path).await
     }
 
     /// POSTs JSON with `authorization` (a full header value) if given.
@@ -142,13 +113,9 @@ impl Server {
         body: &[u8],
         authorization: Option<&str>,
     ) -> ResponseForTests {
-        let mut headers = vec![("Content-Type", "application/json")];
-        if let Some(value) = authorization {
-            headers.push(("Authorization", value));
-        }
-        request_for_tests(self.addr, "POST", path, &headers, Some(body))
+        self.running
+            .send_json("POST", path, body, authorization)
             .await
-            .unwrap()
     }
 
     /// Issues a certificate for `subject` with a seeded key; returns the response body.
@@ -165,13 +132,8 @@ impl Server {
     }
 
     /// Stops serving (graceful) and closes the database.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap().unwrap();
-        }
+    pub async fn stop(self) {
+        self.running.stop().await;
         self.app.db.close().await;
     }
 }
@@ -184,24 +146,4 @@ pub fn signing_key(seed: u64) -> crypto::SigningKey {
 
 pub fn public_key_hex(seed: u64) -> String {
     hex::encode(signing_key(seed).verifying_key().to_sec1())
-}
-
-/// Asserts a 4xx with `code` and a non-empty message.
-pub fn assert_error(response: &ResponseForTests, status: u16, code: &str) {
-    assert_eq!(response.status, status, "{}", response.text());
-    let body = response.json();
-    assert_eq!(body["code"], code, "{body}");
-    assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-}
-
-pub fn der_of(value: &serde_json::Value, field: &str) -> Vec<u8> {
-    hex::decode(
-        value[field]
-            .as_str()
-            .unwrap_or_else(|| panic!("no {field} in {value}")),
-    )
-    .unwrap()
 }
