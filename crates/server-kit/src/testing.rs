@@ -238,6 +238,63 @@ pub fn hex_field(value: &serde_json::Value, field: &str) -> Vec<u8> {
     .unwrap_or_else(|e| panic!("{field} in {value} is not hex: {e}"))
 }
 
+/// Asserts that the OpenAPI document `doc` and the route table `routes` (method, path
+/// template) agree: every route is documented and really served by `server` (a request on
+/// `concrete_path(template)`, GET or an empty JSON POST, is not 404/405, unless its error code
+/// is `missing_code`: the route answered that the thing named is absent), the document has no
+/// operation the table lacks, and every `$ref` resolves.
+pub async fn assert_openapi_documents_routes(
+    server: &ServerForTests,
+    doc: &serde_json::Value,
+    routes: &[(String, &'static str)],
+    concrete_path: impl Fn(&str) -> String,
+    missing_code: &str,
+) {
+    for (method, path) in routes {
+        let operation = &doc["paths"][*path][method.to_lowercase()];
+        assert!(
+            operation.is_object(),
+            "{method} {path} is not in the OpenAPI document"
+        );
+        // The route really is served: a request with a concrete path is not 404/405.
+        let concrete = concrete_path(path);
+        let served = if method == "GET" {
+            server.get(&concrete).await
+        } else {
+            server.send_json("POST", &concrete, b"{}", None).await
+        };
+        assert!(
+            ![404, 405].contains(&served.status) || served.json()["code"] == missing_code,
+            "{method} {path}: {}",
+            served.text()
+        );
+    }
+    let documented: usize = doc["paths"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no paths in {doc}"))
+        .values()
+        .map(|ops| {
+            ops.as_object()
+                .unwrap_or_else(|| panic!("not an object of operations: {ops}"))
+                .len()
+        })
+        .sum();
+    assert_eq!(
+        documented,
+        routes.len(),
+        "the document has operations the router does not serve"
+    );
+    // Every $ref resolves.
+    let text = doc.to_string();
+    for piece in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+        let name = piece.split('"').next().unwrap_or_default();
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "dangling $ref {name}"
+        );
+    }
+}
+
 /// A response as the test client received it.
 #[derive(Debug, Clone)]
 pub struct ResponseForTests {

@@ -639,44 +639,14 @@ async fn openapi_documents_every_route() {
     let doc = response.json();
     assert_eq!(doc, provider::openapi_document());
     assert_eq!(doc["openapi"], "3.1.0");
-    let routes = provider::routes();
-    for (method, path) in &routes {
-        let operation = &doc["paths"][*path][method.to_lowercase()];
-        assert!(
-            operation.is_object(),
-            "{method} {path} is not in the OpenAPI document"
-        );
-        let concrete = path.replace("{id}", "a0");
-        let served = if method == "GET" {
-            server.get(&concrete).await
-        } else {
-            server.post(&concrete, &json!({}), None).await
-        };
-        assert!(
-            ![404, 405].contains(&served.status) || served.json()["code"] == "unknown_item",
-            "{method} {path}: {}",
-            served.text()
-        );
-    }
-    let documented: usize = doc["paths"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|ops| ops.as_object().unwrap().len())
-        .sum();
-    assert_eq!(
-        documented,
-        routes.len(),
-        "the document has operations the router does not serve"
-    );
-    let text = doc.to_string();
-    for piece in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
-        let name = piece.split('"').next().unwrap();
-        assert!(
-            doc["components"]["schemas"][name].is_object(),
-            "dangling $ref {name}"
-        );
-    }
+    server_kit::testing::assert_openapi_documents_routes(
+        &server.running,
+        &doc,
+        &provider::routes(),
+        |path| path.replace("{id}", "a0"),
+        "unknown_item",
+    )
+    .await;
     server.stop().await;
     place.finish().await;
 }

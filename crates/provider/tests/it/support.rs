@@ -61,7 +61,7 @@ pub struct Server {
     pub app: App,
     pub token: OperatorToken,
     pub clock: ManualClock,
-    running: ServerForTests,
+    pub running: ServerForTests,
 }
 
 impl Server {

@@ -496,46 +496,14 @@ async fn openapi_documents_every_route() {
     let doc = response.json();
     assert_eq!(doc, registrar::openapi_document());
     assert_eq!(doc["openapi"], "3.1.0");
-    let routes = registrar::routes();
-    for (method, path) in &routes {
-        let operation = &doc["paths"][*path][method.to_lowercase()];
-        assert!(
-            operation.is_object(),
-            "{method} {path} is not in the OpenAPI document"
-        );
-        // The route really is served: a request with a concrete path is not 404/405.
-        let concrete = path.replace("{serial}", "1");
-        let served = if method == "GET" {
-            server.get(&concrete).await
-        } else {
-            server.post(&concrete, &json!({}), None).await
-        };
-        assert!(
-            ![404, 405].contains(&served.status) || served.json()["code"] == "unknown_certificate",
-            "{method} {path}: {}",
-            served.text()
-        );
-    }
-    let documented: usize = doc["paths"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|ops| ops.as_object().unwrap().len())
-        .sum();
-    assert_eq!(
-        documented,
-        routes.len(),
-        "the document has operations the router does not serve"
-    );
-    // Every $ref resolves.
-    let text = doc.to_string();
-    for piece in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
-        let name = piece.split('"').next().unwrap();
-        assert!(
-            doc["components"]["schemas"][name].is_object(),
-            "dangling $ref {name}"
-        );
-    }
+    server_kit::testing::assert_openapi_documents_routes(
+        &server.running,
+        &doc,
+        &registrar::routes(),
+        |path| path.replace("{serial}", "1"),
+        "unknown_certificate",
+    )
+    .await;
     server.stop().await;
 }
 
