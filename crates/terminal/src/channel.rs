@@ -9,8 +9,6 @@ use crypto::Rng;
 pub enum ChannelError {
     #[error("card channel: {detail}")]
     Transport { detail: String },
-    #[error("card answered {len} bytes, fewer than a status word")]
-    ShortResponse { len: usize },
 }
 
 /// Carries one command APDU to a card and returns its response APDU (data + SW1 SW2).

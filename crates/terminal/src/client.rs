@@ -89,12 +89,9 @@ impl<C: CardChannel> CardClient<C> {
     /// Sends `cmd` and returns the response data, or the refusal as an error.
     pub fn send(&mut self, command: &'static str, cmd: Command) -> Result<Vec<u8>, ClientError> {
         let channel = &mut self.channel;
+        // `transceive` refuses an answer shorter than a status word (`InvalidResponse`).
         let resp = transceive(&cmd, self.framing, &mut |bytes: &[u8]| {
-            let r = channel.transmit(bytes)?;
-            if r.len() < 2 {
-                return Err(ChannelError::ShortResponse { len: r.len() });
-            }
-            Ok(r)
+            channel.transmit(bytes)
         })
         .map_err(|source| ClientError::Transport { command, source })?;
         if resp.status == Status::SUCCESS {
