@@ -7,7 +7,8 @@
 //! Layout (STYLE): this file holds the configuration and wiring ([`open`], [`router`],
 //! [`serve`], [`add_operator`]); `service.rs` the domain operations; `http.rs` the API;
 //! `store.rs` the storage trait with one SQL implementation for SQLite and PostgreSQL
-//! (`store/sql.rs`); `openapi.rs` the API document.
+//! (`store/sql.rs`); `openapi.rs` the API document. The API's JSON types live in
+//! `party_api::issuer`, shared with the issuer's callers.
 
 mod http;
 mod openapi;
@@ -23,13 +24,7 @@ use axum::Router;
 use pki::{Certificate, Crl, PartyId};
 use server_kit::{Clock, Db, Kit, Listening, Metrics, OperatorToken, SystemClock, TlsFiles};
 
-pub use http::{
-    AppState, CardResponse, ChallengeResponse, ContentsResponse, DelegationRequest,
-    DelegationResponse, GrantRequest, GrantResponse, IdentityResponse, ItemBody, LedgerResponse,
-    PersonalisationResponse, PersonaliseRequest, ProviderRequest, ProviderResponse, ReceiptRequest,
-    ReceiptResponse, RegistrationRequest, RegistrationResponse, RegistrationSummary,
-    RequestRequest, RequestResponse,
-};
+pub use http::AppState;
 pub use openapi::document as openapi_document;
 pub use service::{Issuer, IssuerIdentity, Reconciliation, ServiceError, Settings};
 pub use store::{SqlStore, Store, StoreError};
