@@ -24,8 +24,8 @@ async fn starts_restarts_and_reuses_its_directory() {
             .as_secs(),
     );
     pki::verify_chain(
-        &[first.irc.clone()],
-        &[first.issuer_anchor.clone()],
+        std::slice::from_ref(&first.irc),
+        std::slice::from_ref(&first.issuer_anchor),
         &[],
         now,
         pki::Role::Issuer,
