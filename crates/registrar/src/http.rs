@@ -1,7 +1,7 @@
-//! The registrar's HTTP API: JSON request/response types (DER as lowercase hex), handlers that
-//! extract → call the service → respond, the route table, and the one table from
-//! [`ServiceError`] to HTTP status and code. `docs/parties.md` and `GET /openapi.json` describe
-//! it.
+//! The registrar's HTTP API: handlers that extract → call the service → respond with the JSON
+//! types of `party_api::registrar` (DER as lowercase hex), the route table, and the one table
+//! from [`ServiceError`] to HTTP status and code. `docs/parties.md` and `GET /openapi.json`
+//! describe it.
 
 use std::sync::Arc;
 
@@ -11,8 +11,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::Json;
 use crypto::VerifyingKey;
+use party_api::registrar::{
+    CertificateList, CertificateResponse, CrlResponse, IssueRequest, ListQuery, RevocationBody,
+    RevokeRequest, RevokeResponse, RootResponse,
+};
 use pki::{PartyId, Role, UnixTime};
-use serde::{Deserialize, Serialize};
 use server_kit::{ApiError, ApiJson, ApiPath, ApiQuery, Counter, Db, Metrics, Operator};
 
 use crate::service::{Registrar, RevocationReason, RevocationResult, ServiceError};
@@ -83,102 +86,6 @@ impl From<ServiceError> for ApiError {
             | ServiceError::RootKeyMismatch { .. } => ApiError::internal(error),
         }
     }
-}
-
-// ---- API types --------------------------------------------------------------------------
-
-/// `GET /v1/root`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct RootResponse {
-    pub party_id: String,
-    /// `issuer_registrar` or `data_registrar`.
-    pub role: String,
-    pub serial: u64,
-    pub not_before: u64,
-    pub not_after: u64,
-    /// DER, hex.
-    pub certificate: String,
-    pub pem: String,
-}
-
-/// `POST /v1/certificates`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct IssueRequest {
-    /// The issuer's or provider's party ID.
-    pub subject: String,
-    /// Its P-256 public key, SEC1 (uncompressed or compressed), hex.
-    pub public_key: String,
-    /// Unix seconds; default: three years from now (capped at the root's end).
-    #[serde(default)]
-    pub not_after: Option<u64>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct RevocationBody {
-    pub reason: String,
-    pub revoked_at: u64,
-}
-
-/// A certificate issued here.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct CertificateResponse {
-    pub serial: u64,
-    pub subject: String,
-    /// `issuer` (IRC) or `provider` (DPR).
-    pub role: String,
-    pub not_before: u64,
-    pub not_after: u64,
-    pub issued_at: u64,
-    /// DER, hex.
-    pub certificate: String,
-    pub pem: String,
-    pub revocation: Option<RevocationBody>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct CertificateList {
-    pub certificates: Vec<CertificateResponse>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    #[serde(default)]
-    pub subject: Option<String>,
-}
-
-/// `POST /v1/revocations`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct RevokeRequest {
-    pub serial: u64,
-    /// One of `unspecified`, `key_compromise`, `affiliation_changed`, `superseded`,
-    /// `cessation_of_operation`.
-    pub reason: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct RevokeResponse {
-    pub serial: u64,
-    pub reason: String,
-    pub revoked_at: u64,
-    /// False when the certificate had been revoked before (the original reason and time are
-    /// reported).
-    pub newly_revoked: bool,
-    /// A CRL number that lists the certificate.
-    pub crl_number: u64,
-}
-
-/// `GET /v1/crl`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct CrlResponse {
-    pub number: u64,
-    pub this_update: u64,
-    pub next_update: u64,
-    /// DER, hex.
-    pub crl: String,
-    pub pem: String,
 }
 
 fn role_name(role: Role) -> &'static str {

@@ -22,11 +22,13 @@ use axum::Router;
 use pki::PartyId;
 use server_kit::{Clock, Db, Kit, Listening, Metrics, OperatorToken, SystemClock, TlsFiles};
 
-pub use http::{
-    AppState, CertificateList, CertificateResponse, CrlResponse, IssueRequest, RevocationBody,
-    RevokeRequest, RevokeResponse, RootResponse,
-};
+pub use http::AppState;
 pub use openapi::document as openapi_document;
+/// The API types live in `party_api::registrar`, shared with the callers.
+pub use party_api::registrar::{
+    CertificateList, CertificateResponse, CrlResponse, IssueRequest, RevocationBody, RevokeRequest,
+    RevokeResponse, RootResponse,
+};
 pub use service::{Registrar, RegistrarRole, RevocationReason, ServiceError, Validity};
 pub use store::{SqlStore, Store, StoreError};
 
