@@ -3,6 +3,7 @@
 //! (scripts/test.sh sets it; otherwise each PostgreSQL test says it was skipped).
 
 mod api;
+mod client;
 mod concurrency;
 mod conformance;
 mod support;
