@@ -18,7 +18,10 @@ use party_api::issuer::{
     RegistrationResponse, RegistrationSummary, RequestRequest, RequestResponse,
 };
 use pki::{CardId, Certificate, PartyId, UnixTime};
-use protocol::{Challenge, ItemPrefix, ListedItem, Operation, OperationSet, Sdi, SignedObject};
+use protocol::{
+    Challenge, ConsentError, ItemPrefix, ListedItem, Operation, OperationSet, ProtocolError, Sdi,
+    SignedObject,
+};
 use serde::Serialize;
 use server_kit::{ApiError, ApiJson, ApiPath, Counter, Db, Metrics, Operator};
 
@@ -99,43 +102,110 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
     ]
 }
 
-/// The one table from service errors to HTTP.
+/// Whether a refused signed object could not even be read (400) rather than read and refused
+/// on verification (422).
+fn unreadable(error: &ConsentError) -> bool {
+    matches!(
+        error,
+        ConsentError::Object(ProtocolError::Malformed { .. } | ProtocolError::InvalidField { .. })
+    )
+}
+
+fn unprocessable(code: &'static str, message: String) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+}
+
+/// A party-signed consent (a provider's SAR or SA) refused: 400 `object_code` if unreadable,
+/// else 422 with the shared code saying why (docs/parties.md, "Wire conventions").
+fn consent_refused(error: &ConsentError, object_code: &'static str, message: String) -> ApiError {
+    if unreadable(error) {
+        return ApiError::bad_request(object_code, message);
+    }
+    let code = match error {
+        ConsentError::Object(ProtocolError::WrongPurpose { .. }) => "wrong_purpose",
+        ConsentError::Object(
+            ProtocolError::BadSignature { .. } | ProtocolError::UnsupportedAlgorithm { .. },
+        )
+        | ConsentError::Certificate { .. }
+        | ConsentError::MissingChain { .. }
+        | ConsentError::NotTheRegistrar { .. }
+        | ConsentError::WrongSigner { .. } => "untrusted_signer",
+        ConsentError::Expired { .. } | ConsentError::InvalidValidity { .. } => {
+            "authorization_expired"
+        }
+        ConsentError::RcMismatch { .. } => "rc_mismatch",
+        ConsentError::SdiMismatch { .. } | ConsentError::SdiDigestMismatch { .. } => "sdi_mismatch",
+        _ => object_code,
+    };
+    unprocessable(code, message)
+}
+
+/// A card-signed object (registration information, receipt, listing) refused: 400 if
+/// unreadable, 422 `wrong_purpose` for another kind of object, else 422 `object_code` (the
+/// card's own key signs it: there is no party signer to distrust).
+fn card_object_refused(
+    error: &ConsentError,
+    object_code: &'static str,
+    message: String,
+) -> ApiError {
+    match error {
+        e if unreadable(e) => ApiError::bad_request(object_code, message),
+        ConsentError::Object(ProtocolError::WrongPurpose { .. }) => {
+            unprocessable("wrong_purpose", message)
+        }
+        _ => unprocessable(object_code, message),
+    }
+}
+
+/// The one table from service errors to HTTP: 400 unreadable input, 403 policy, 404 unknown
+/// things, 409 state conflicts, 422 signed objects refused on verification.
 impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> ApiError {
         let message = error.to_string();
         let conflict = |code| ApiError::conflict(code, message.clone());
         let bad = |code| ApiError::bad_request(code, message.clone());
+        let refused = |code| unprocessable(code, message.clone());
         match error {
             ServiceError::UnknownCard { .. } => ApiError::not_found("unknown_card", message),
+            ServiceError::UnknownChallenge { .. } => {
+                ApiError::not_found("unknown_challenge", message)
+            }
+            ServiceError::UnknownSdi { .. } => ApiError::not_found("unknown_sdi", message),
             ServiceError::CardNotRegistered { .. } => conflict("card_not_registered"),
             ServiceError::AlreadyRegistered { .. } => conflict("already_registered"),
             ServiceError::InvalidPin { .. } => bad("invalid_pin"),
             ServiceError::InvalidPinTryLimit { .. } => bad("invalid_pin_try_limit"),
-            ServiceError::UnknownChallenge { .. } => bad("unknown_challenge"),
+            ServiceError::InvalidNotAfter { .. } => bad("invalid_not_after"),
+            // The request's SDI (a plain field) names another card than the request.
+            ServiceError::CardMismatch { object: "Sdi", .. } => bad("card_mismatch"),
+            // The card's signed registration answers another card's challenge or names
+            // another card than the path.
             ServiceError::ChallengeForOtherCard { .. } | ServiceError::CardMismatch { .. } => {
-                bad("card_mismatch")
+                refused("card_mismatch")
             }
             ServiceError::ChallengeSpent { .. } => conflict("challenge_spent"),
             ServiceError::ChallengeExpired { .. } => conflict("challenge_expired"),
-            ServiceError::InvalidRegistration(_) => bad("invalid_registration"),
-            ServiceError::InvalidSar(_) | ServiceError::SarNotAcceptable { .. } => {
-                bad("invalid_sar")
+            ServiceError::InvalidRegistration(e) => {
+                card_object_refused(&e, "invalid_registration", message)
             }
-            ServiceError::Expired { .. } => bad("authorization_expired"),
-            ServiceError::RcMismatch { .. } => bad("rc_mismatch"),
+            ServiceError::InvalidReceipt(e) => card_object_refused(&e, "invalid_receipt", message),
+            ServiceError::InvalidListing(e) => card_object_refused(&e, "invalid_listing", message),
+            ServiceError::InvalidSar(e) => consent_refused(&e, "invalid_sar", message),
+            ServiceError::SarNotAcceptable { .. } => refused("invalid_sar"),
+            ServiceError::Expired { .. } => refused("authorization_expired"),
+            ServiceError::RcMismatch { .. } => refused("rc_mismatch"),
+            ServiceError::SdiMismatch { .. } => refused("sdi_mismatch"),
+            ServiceError::ProviderCertificateRefused { .. } => refused("untrusted_signer"),
+            ServiceError::ProviderCertificateMismatch { .. } => {
+                refused("invalid_provider_certificate")
+            }
             ServiceError::ProviderNotAllowed { .. } => {
                 ApiError::new(StatusCode::FORBIDDEN, "provider_not_allowed", message)
             }
             ServiceError::QuotaExceeded { .. } => conflict("quota_exceeded"),
             ServiceError::AuthorizationReplayed { .. } => conflict("authorization_replayed"),
-            ServiceError::InvalidProviderCertificate { .. } => bad("invalid_provider_certificate"),
-            ServiceError::InvalidNotAfter { .. } => bad("invalid_not_after"),
-            ServiceError::InvalidReceipt(_) => bad("invalid_receipt"),
-            ServiceError::InvalidListing(_) => bad("invalid_listing"),
             ServiceError::ReceiptGap { .. } => conflict("receipt_gap"),
             ServiceError::ReceiptOutOfOrder { .. } => conflict("receipt_out_of_order"),
-            ServiceError::UnknownSdi { .. } => conflict("unknown_sdi"),
-            ServiceError::SdiMismatch { .. } => bad("sdi_mismatch"),
             ServiceError::IdentityMismatch { .. }
             | ServiceError::Contention { .. }
             | ServiceError::Store(_)

@@ -104,10 +104,11 @@ fn paths() -> Value {
             "requestBody": json_body("RegistrationRequest"),
             "responses": {
                 "201": json_response("Registered.", "Registration"),
-                "400": error_response("Refused; the code says why.", &with_body_codes(&["invalid_card_id", "invalid_path", "invalid_registration", "unknown_challenge", "card_mismatch"])),
-                "404": unknown_card(),
+                "400": error_response("Unreadable input; the code names it.", &with_body_codes(&["invalid_card_id", "invalid_path", "invalid_registration"])),
+                "404": error_response("The card is not in the registry, or the challenge was not issued here.", &["unknown_card", "unknown_challenge"]),
                 "409": error_response("Challenge spent or expired, or the card is registered already.", &["challenge_spent", "challenge_expired", "already_registered"]),
                 "415": media(),
+                "422": error_response("The registration information is refused on verification (signature), is not one, or is another card's.", &["invalid_registration", "wrong_purpose", "card_mismatch"]),
                 "500": internal()
             }
         }},
@@ -142,10 +143,11 @@ fn paths() -> Value {
             "requestBody": json_body("ReconcileRequest"),
             "responses": {
                 "200": json_response("The comparison.", "Reconciliation"),
-                "400": error_response("Refused; the code says why.", &with_body_codes(&["invalid_card_id", "invalid_path", "invalid_listing", "invalid_nonce"])),
+                "400": error_response("Unreadable input; the code names it.", &with_body_codes(&["invalid_card_id", "invalid_path", "invalid_listing", "invalid_nonce"])),
                 "404": unknown_card(),
                 "409": error_response("The card is not registered.", &["card_not_registered"]),
                 "415": media(),
+                "422": error_response("The listing is refused on verification under the card's RC (signature, card, nonce), or is not a listing.", &["invalid_listing", "wrong_purpose"]),
                 "500": internal()
             }
         }},
@@ -182,11 +184,12 @@ fn paths() -> Value {
             "requestBody": json_body("GrantRequest"),
             "responses": {
                 "201": json_response("The SA.", "Grant"),
-                "400": error_response("Refused; the code says why.", &with_body_codes(&["invalid_sar", "authorization_expired", "rc_mismatch"])),
+                "400": error_response("The SAR cannot be read.", &with_body_codes(&["invalid_sar"])),
                 "403": error_response("The issuer's policy does not allow this provider.", &["provider_not_allowed"]),
                 "404": unknown_card(),
                 "409": error_response("Replayed SAR, card not registered, or quota exceeded.", &["authorization_replayed", "card_not_registered", "quota_exceeded"]),
                 "415": media(),
+                "422": error_response("The SAR is refused on verification: its signer's chain or signature (untrusted_signer), not a SAR (wrong_purpose), expired, bound to another RC, or not a provider's request for its own item (invalid_sar).", &["untrusted_signer", "wrong_purpose", "authorization_expired", "rc_mismatch", "invalid_sar"]),
                 "500": internal()
             }
         }},
@@ -217,6 +220,7 @@ fn paths() -> Value {
                 "404": unknown_card(),
                 "409": error_response("The card is not registered.", &["card_not_registered"]),
                 "415": media(),
+                "422": error_response("The provider's certificate does not verify under the Data Registrar root now (untrusted_signer: chain, expired, revoked) or is another party's.", &["untrusted_signer", "invalid_provider_certificate"]),
                 "500": internal()
             }
         }},
@@ -227,10 +231,11 @@ fn paths() -> Value {
             "responses": {
                 "201": json_response("Recorded.", "ReceiptRecorded"),
                 "200": json_response("Recorded before; nothing changed.", "ReceiptRecorded"),
-                "400": error_response("Refused; the code says why.", &with_body_codes(&["invalid_receipt", "invalid_sdi", "sdi_mismatch"])),
-                "404": unknown_card(),
-                "409": error_response("A receipt is missing (reconcile with the card's listing), out of order, the card is not registered, or the SDI is unknown here.", &["receipt_gap", "receipt_out_of_order", "card_not_registered", "unknown_sdi"]),
+                "400": error_response("Unreadable input; the code names it.", &with_body_codes(&["invalid_receipt", "invalid_sdi"])),
+                "404": error_response("The card is not in the registry, or the receipt's SDI is unknown here (send it along).", &["unknown_card", "unknown_sdi"]),
+                "409": error_response("A receipt is missing (reconcile with the card's listing), out of order, or the card is not registered.", &["receipt_gap", "receipt_out_of_order", "card_not_registered"]),
                 "415": media(),
+                "422": error_response("The receipt is refused on verification under the card's RC, is not a receipt, or the SDI sent does not match it.", &["invalid_receipt", "wrong_purpose", "sdi_mismatch"]),
                 "500": internal()
             }
         }},

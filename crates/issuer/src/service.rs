@@ -282,8 +282,15 @@ pub enum ServiceError {
     #[error("this SAR ({sar_digest:?}) was authorized before; every authorization is single-use")]
     AuthorizationReplayed { sar_digest: Digest },
 
-    #[error("provider certificate refused: {reason}")]
-    InvalidProviderCertificate { reason: String },
+    #[error("the certificate given for provider {provider} does not verify: {source}")]
+    ProviderCertificateRefused {
+        provider: PartyId,
+        #[source]
+        source: PkiError,
+    },
+
+    #[error("the certificate given for provider {provider} is {subject}'s")]
+    ProviderCertificateMismatch { provider: PartyId, subject: PartyId },
 
     #[error("delegation not_after {not_after:?} is not after now ({now:?})")]
     InvalidNotAfter { not_after: UnixTime, now: UnixTime },
@@ -878,7 +885,6 @@ impl Issuer {
 
     pub async fn delegate(&self, order: DelegationOrder) -> Result<SignedObject, ServiceError> {
         let now = self.clock.now();
-        let invalid = |reason: String| ServiceError::InvalidProviderCertificate { reason };
         let verified = pki::verify_chain(
             std::slice::from_ref(&order.provider_certificate),
             std::slice::from_ref(&self.identity.data_anchor),
@@ -886,12 +892,15 @@ impl Issuer {
             now,
             Role::Provider,
         )
-        .map_err(|e| invalid(e.to_string()))?;
+        .map_err(|source| ServiceError::ProviderCertificateRefused {
+            provider: order.provider.clone(),
+            source,
+        })?;
         if verified.leaf_subject != order.provider {
-            return Err(invalid(format!(
-                "the certificate is {}'s, not {}'s",
-                verified.leaf_subject, order.provider
-            )));
+            return Err(ServiceError::ProviderCertificateMismatch {
+                provider: order.provider,
+                subject: verified.leaf_subject,
+            });
         }
         let policy = self.provider(&order.provider).await?;
         if policy.status != ProviderStatus::Allowed {

@@ -192,7 +192,7 @@ async fn every_flow(backend: Backend) {
     post_receipt(&server, &receipt_2, 201).await;
     // STO-3's SDI was never authorized here: it must come with the receipt.
     let unknown = server.post("/v1/receipts", &receipt_body(&receipt_3)).await;
-    assert_error(&unknown, 409, "unknown_sdi");
+    assert_error(&unknown, 404, "unknown_sdi");
     let r = server
         .post(
             "/v1/receipts",
@@ -332,7 +332,7 @@ async fn refusals_carry_their_codes() {
             &json!({"registration": hex::encode(registration.to_der())}),
         )
         .await;
-    assert_error(&r, 400, "unknown_challenge");
+    assert_error(&r, 404, "unknown_challenge");
     let r = server
         .post(
             &format!("{card_path}/registration"),
@@ -355,6 +355,23 @@ async fn refusals_carry_their_codes() {
         .await;
     assert_error(&r, 409, "challenge_expired");
     server.clock.set(NOW);
+    // A challenge issued for another card.
+    let (_, other_card) = personalised_card(&server, &w).await;
+    let r = server
+        .post(
+            &format!("/v1/cards/{}/challenge", other_card.to_hex()),
+            &json!({}),
+        )
+        .await;
+    let challenge: [u8; 16] = bytes_of(&r.json(), "challenge").try_into().unwrap();
+    let registration = c.register(&w.user, &challenge).unwrap();
+    let r = server
+        .post(
+            &format!("{card_path}/registration"),
+            &json!({"registration": hex::encode(registration.to_der())}),
+        )
+        .await;
+    assert_error(&r, 422, "card_mismatch");
 
     let (rc, _) = register(&server, &w, &mut c, &card_id).await;
     let r = server
@@ -393,13 +410,13 @@ async fn refusals_carry_their_codes() {
         .issue_card_rc(card_id, w.pki.provider.public_key(), crypto::sha256(b"x"));
     assert_error(
         &grant(provider_sar(&w, &item, ch, &other_rc)).await,
-        400,
+        422,
         "rc_mismatch",
     );
     server.clock.advance(3600);
     assert_error(
         &grant(provider_sar(&w, &item, ch, &rc)).await,
-        400,
+        422,
         "authorization_expired",
     );
     server.clock.set(NOW);
@@ -418,9 +435,39 @@ async fn refusals_carry_their_codes() {
         }
         .sign(&p.key, vec![p.cert.der().to_vec()])
     };
-    assert_error(&grant(by_rogue).await, 400, "invalid_sar");
+    assert_error(&grant(by_rogue).await, 422, "untrusted_signer");
     let not_a_sar = w.delegation(&w.pki.provider, b"", 10);
-    assert_error(&grant(not_a_sar).await, 400, "invalid_sar");
+    assert_error(&grant(not_a_sar).await, 422, "wrong_purpose");
+    // provider-2 asking to store provider-1's item.
+    let by_other = {
+        let p = &w.pki.provider_2;
+        protocol::Sar {
+            requester_role: PartyRole::Provider,
+            requester: p.id.clone(),
+            rc_digest: rc.digest(),
+            sdi: item.clone(),
+            challenge: ch,
+            issued_at: NOW,
+            not_after: UnixTime(NOW.0 + 600),
+        }
+        .sign(&p.key, vec![p.cert.der().to_vec()])
+    };
+    assert_error(&grant(by_other).await, 422, "invalid_sar");
+    // Signed with another key than its DPR certifies.
+    let forged = {
+        let p = &w.pki.provider;
+        protocol::Sar {
+            requester_role: PartyRole::Provider,
+            requester: p.id.clone(),
+            rc_digest: rc.digest(),
+            sdi: item.clone(),
+            challenge: ch,
+            issued_at: NOW,
+            not_after: UnixTime(NOW.0 + 600),
+        }
+        .sign(&w.pki.provider_2.key, vec![p.cert.der().to_vec()])
+    };
+    assert_error(&grant(forged).await, 422, "untrusted_signer");
     let r = server
         .post("/v1/authorizations/grant", &json!({"sar": "00"}))
         .await;
@@ -452,6 +499,15 @@ async fn refusals_carry_their_codes() {
                     "operations": ["store"], "max_item_size": 10}),
         )
         .await;
+    assert_error(&r, 422, "invalid_provider_certificate");
+    let r = server
+        .operate(
+            "POST",
+            "/v1/delegations",
+            &json!({"provider": "provider-1", "provider_certificate": "3000",
+                    "operations": ["store"], "max_item_size": 10}),
+        )
+        .await;
     assert_error(&r, 400, "invalid_provider_certificate");
     let r = server
         .operate(
@@ -471,7 +527,7 @@ async fn refusals_carry_their_codes() {
             &json!({"listing": hex::encode(listing.to_der()), "nonce": hex::encode(b"new")}),
         )
         .await;
-    assert_error(&r, 400, "invalid_listing");
+    assert_error(&r, 422, "invalid_listing");
 
     // Receipts: not the card's signature.
     let forged = Receipt {
@@ -486,6 +542,13 @@ async fn refusals_carry_their_codes() {
     }
     .sign(&w.pki.provider.key);
     let r = server.post("/v1/receipts", &receipt_body(&forged)).await;
+    assert_error(&r, 422, "invalid_receipt");
+    let r = server
+        .post(
+            "/v1/receipts",
+            &json!({"receipt": hex::encode(listing.to_der())}),
+        )
+        .await;
     assert_error(&r, 400, "invalid_receipt");
 
     server.stop().await;
@@ -631,7 +694,7 @@ async fn revoked_certificates_are_refused() {
             &json!({"sar": hex::encode(sar.to_der())}),
         )
         .await;
-    assert_error(&r, 400, "invalid_sar");
+    assert_error(&r, 422, "untrusted_signer");
     assert!(
         r.json()["message"].as_str().unwrap().contains("revoked"),
         "{}",
@@ -645,7 +708,7 @@ async fn revoked_certificates_are_refused() {
                     "operations": ["store"], "max_item_size": 10}),
         )
         .await;
-    assert_error(&r, 400, "invalid_provider_certificate");
+    assert_error(&r, 422, "untrusted_signer");
     server.stop().await;
     place.finish().await;
 }
