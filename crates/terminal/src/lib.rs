@@ -9,8 +9,12 @@
 
 mod channel;
 mod client;
+#[cfg(feature = "pcsc")]
+mod pcsc;
 mod personalisation;
 
 pub use channel::{CardChannel, ChannelError, InProcessCard};
 pub use client::{meaning, CardClient, CardStatus, ClientError, IssuerCommandKind};
+#[cfg(feature = "pcsc")]
+pub use pcsc::{PcscCard, PcscTransaction};
 pub use personalisation::{dgi, Personalisation};
