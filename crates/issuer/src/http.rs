@@ -23,9 +23,11 @@ use protocol::{
     SignedObject,
 };
 use serde::Serialize;
-use server_kit::{ApiError, ApiJson, ApiPath, Counter, Db, Metrics, Operator};
+use server_kit::{
+    ApiError, ApiJson, ApiPath, Counter, Db, Metrics, Operator, PartyRequest, PartyTrust,
+};
 
-use crate::service::{DelegationOrder, Issuer, PersonalisationOrder, ServiceError};
+use crate::service::{Caller, DelegationOrder, Issuer, PersonalisationOrder, ServiceError};
 use crate::store::{ProviderPolicy, ProviderStatus};
 
 /// What every handler gets.
@@ -65,6 +67,12 @@ impl AppState {
 impl FromRef<AppState> for Db {
     fn from_ref(state: &AppState) -> Db {
         state.db.clone()
+    }
+}
+
+impl FromRef<AppState> for PartyTrust {
+    fn from_ref(state: &AppState) -> PartyTrust {
+        state.issuer.party_trust().clone()
     }
 }
 
@@ -198,6 +206,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::ProviderCertificateRefused { .. } => refused("untrusted_signer"),
             ServiceError::ProviderCertificateMismatch { .. } => {
                 refused("invalid_provider_certificate")
+            }
+            ServiceError::CallerNotRequester { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "caller_not_requester", message)
             }
             ServiceError::ProviderNotAllowed { .. } => {
                 ApiError::new(StatusCode::FORBIDDEN, "provider_not_allowed", message)
@@ -513,12 +524,30 @@ fn not_after_of<T: protocol::Signed>(object: &SignedObject, read: impl Fn(&T) ->
         .unwrap_or(0)
 }
 
-async fn grant(
-    State(state): State<AppState>,
-    ApiJson(request): ApiJson<GrantRequest>,
-) -> Result<Response, ApiError> {
+/// The JSON body of an authenticated party request (the bytes its signature covers), with
+/// `ApiJson`'s codes: 400 `malformed_json`, `invalid_body`.
+fn party_body<T: serde::de::DeserializeOwned>(party: &PartyRequest) -> Result<T, ApiError> {
+    serde_json::from_slice(&party.body).map_err(|e| {
+        if e.is_data() {
+            ApiError::bad_request(
+                "invalid_body",
+                format!("the JSON body does not fit the request: {e}"),
+            )
+        } else {
+            ApiError::bad_request("malformed_json", format!("malformed JSON: {e}"))
+        }
+    })
+}
+
+/// STO-2, party-authenticated: only the provider that signed the SAR may ask for its SA.
+async fn grant(State(state): State<AppState>, party: PartyRequest) -> Result<Response, ApiError> {
+    let request: GrantRequest = party_body(&party)?;
     let sar = parse_object("invalid_sar", "sar", &request.sar)?;
-    let sa = state.issuer.grant(&sar).await?;
+    let caller = Caller {
+        role: party.request.caller_role,
+        party: party.request.caller.clone(),
+    };
+    let sa = state.issuer.grant(&sar, &caller).await?;
     state.authorizations_signed.increment();
     Ok(created(GrantResponse {
         sa: hex::encode(sa.to_der()),

@@ -26,7 +26,7 @@ use server_kit::{Clock, Db, Kit, Listening, Metrics, OperatorToken, SystemClock,
 
 pub use http::AppState;
 pub use openapi::document as openapi_document;
-pub use service::{Issuer, IssuerIdentity, Reconciliation, ServiceError, Settings};
+pub use service::{Caller, Issuer, IssuerIdentity, Reconciliation, ServiceError, Settings};
 pub use store::{SqlStore, Store, StoreError};
 
 /// How to run one issuer instance. Instances sharing one database must share the key file.

@@ -31,7 +31,8 @@ pub fn document() -> Value {
         "paths": paths(),
         "components": {
             "securitySchemes": {
-                "operatorToken": {"type": "http", "scheme": "bearer", "description": "Operator token cwo_<32 hex>, valid only on this issuer's database."}
+                "operatorToken": {"type": "http", "scheme": "bearer", "description": "Operator token cwo_<32 hex>, valid only on this issuer's database."},
+                "partyRequest": {"type": "apiKey", "in": "header", "name": "Cardwright-Request", "description": "Hex DER SignedObject (purpose apiRequest) over method, target, body SHA-256, audience (this issuer's party ID), time and nonce, with the caller's chain [DPR] (docs/parties.md, Authentication)."}
             },
             "schemas": schemas()
         }
@@ -180,15 +181,17 @@ fn paths() -> Value {
         },
         "/v1/authorizations/grant": {"post": {
             "operationId": "grantAuthorization",
-            "summary": "STO-2: the issuer's SA over a provider's SAR (verified: DPR chain to the Data Registrar root, the card registered here and its RC bound, the provider allowed and within quota). Each SAR is granted once.",
+            "summary": "STO-2: the issuer's SA over a provider's SAR, asked for by that provider in a party request (verified: DPR chain to the Data Registrar root, the caller is the SAR's signer, the card registered here and its RC bound, the provider allowed and within quota). Each SAR is granted once.",
+            "security": [{"partyRequest": []}],
             "requestBody": json_body("GrantRequest"),
             "responses": {
                 "201": json_response("The SA.", "Grant"),
-                "400": error_response("The SAR cannot be read.", &with_body_codes(&["invalid_sar"])),
-                "403": error_response("The issuer's policy does not allow this provider.", &["provider_not_allowed"]),
+                "400": error_response("The body or the SAR cannot be read.", &["invalid_sar", "malformed_json", "invalid_body", "unreadable_body"]),
+                "401": error_response("Missing or refused party request (chain, signature, method, target, body, audience), outside the ±300 s window, or its nonce used before.", &["unauthenticated", "request_stale", "request_replayed"]),
+                "403": error_response("The caller is not the provider that signed the SAR, or the issuer's policy does not allow it.", &["caller_not_requester", "provider_not_allowed"]),
                 "404": unknown_card(),
                 "409": error_response("Replayed SAR, card not registered, or quota exceeded.", &["authorization_replayed", "card_not_registered", "quota_exceeded"]),
-                "415": media(),
+                "413": error_response("The body is larger than a party request may carry (2 MiB).", &["body_too_large"]),
                 "422": error_response("The SAR is refused on verification: its signer's chain or signature (untrusted_signer), not a SAR (wrong_purpose), expired, bound to another RC, or not a provider's request for its own item (invalid_sar).", &["untrusted_signer", "wrong_purpose", "authorization_expired", "rc_mismatch", "invalid_sar"]),
                 "500": internal()
             }

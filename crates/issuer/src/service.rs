@@ -4,7 +4,7 @@
 //! and receipts into the per-card view and the signed, hash-chained ledger (STO-7, REC-1).
 //! Every party object is checked with the same `protocol`/`pki` functions the card runs.
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use crypto::{Digest, SigningKey, SymmetricKey};
 use pki::{CardId, Certificate, CertificateRequest, Crl, PartyId, PkiError, Role, UnixTime};
@@ -13,7 +13,7 @@ use protocol::{
     ConsentError, Delegation, ItemPrefix, LedgerEntry, ListedItem, Operation, OperationSet,
     PartyRole, ProtocolError, Receipt, ReceiptResult, Sa, SaBasis, Sar, Sdi, SignedObject,
 };
-use server_kit::Clock;
+use server_kit::{Clock, PartyTrust};
 
 use crate::store::{
     AppendOutcome, AuthorizationRecord, CardRecord, CardView, ChallengeRecord, DelegationRecord,
@@ -166,6 +166,13 @@ pub struct DelegationOrder {
     pub not_after: Option<UnixTime>,
 }
 
+/// The party that called, as party request authentication established it (SEC-3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub role: PartyRole,
+    pub party: PartyId,
+}
+
 /// What ingesting a receipt produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ingested {
@@ -266,6 +273,13 @@ pub enum ServiceError {
         found: Digest,
     },
 
+    #[error("{caller} ({caller_role:?}) is not the SAR's requester {requester}: a provider asks only for its own SARs")]
+    CallerNotRequester {
+        caller: PartyId,
+        caller_role: PartyRole,
+        requester: PartyId,
+    },
+
     #[error("provider {provider} is not allowed on this issuer's cards")]
     ProviderNotAllowed { provider: PartyId },
 
@@ -348,7 +362,10 @@ pub struct Issuer {
     sk_wrapping: SkWrapping,
     clock: Arc<dyn Clock>,
     rng: Mutex<Box<dyn crypto::Rng + Send>>,
-    crls: RwLock<Vec<Crl>>,
+    /// Whom the issuer trusts for party signatures: the registrar roots, the registrars' CRLs
+    /// (the one copy every chain check reads) and the clock; also what authenticates party
+    /// requests to its API, with the issuer's party ID as their audience.
+    trust: PartyTrust,
     settings: Settings,
 }
 
@@ -406,13 +423,20 @@ impl Issuer {
                 "the IRC does not verify under the issuer registrar root: {e}"
             ))
         })?;
+        let trust = PartyTrust::new(
+            identity.party_id.clone(),
+            identity.issuer_anchor.clone(),
+            identity.data_anchor.clone(),
+            clock.clone(),
+        );
+        trust.set_crls(crls);
         Ok(Issuer {
             store,
             sk_wrapping: SkWrapping::from_issuer_key(&identity.key),
             identity,
             clock,
             rng: Mutex::new(rng),
-            crls: RwLock::new(crls),
+            trust,
             settings,
         })
     }
@@ -433,13 +457,21 @@ impl Issuer {
         &self.sk_wrapping
     }
 
-    /// Replaces the registrars' CRLs used when checking providers' chains.
+    /// Replaces the registrars' CRLs used when checking providers' chains and authenticating
+    /// party requests.
     pub fn set_crls(&self, crls: Vec<Crl>) {
-        *self.crls.write().unwrap_or_else(|p| p.into_inner()) = crls;
+        self.trust.set_crls(crls);
     }
 
     fn crls(&self) -> Vec<Crl> {
-        self.crls.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.trust.crls()
+    }
+
+    /// What authenticates party requests to the issuer (`server_kit::PartyRequest`): audience
+    /// this issuer, the registrar roots, the CRLs held, the issuer's clock. Clones share the
+    /// CRLs with the issuer.
+    pub fn party_trust(&self) -> &PartyTrust {
+        &self.trust
     }
 
     fn random<const N: usize>(&self) -> [u8; N] {
@@ -767,12 +799,26 @@ impl Issuer {
             .map_err(|e| invalid(e.into()))
     }
 
-    /// STO-2: the issuer's SA over a provider's SAR. The SAR must verify, name a registered
-    /// card of this issuer and bind its RC, come from the item's owner, be unexpired, and the
-    /// owner must be allowed (and within quota); each SAR is granted once.
-    pub async fn grant(&self, sar_object: &SignedObject) -> Result<SignedObject, ServiceError> {
+    /// STO-2: the issuer's SA over a provider's SAR, asked for by `caller` (the party whose
+    /// request was authenticated). The SAR must verify and be the caller's own, name a
+    /// registered card of this issuer and bind its RC, come from the item's owner, be
+    /// unexpired, and the owner must be allowed (and within quota); each SAR is granted once.
+    pub async fn grant(
+        &self,
+        sar_object: &SignedObject,
+        caller: &Caller,
+    ) -> Result<SignedObject, ServiceError> {
         let now = self.clock.now();
         let sar = self.open_provider_sar(sar_object, now)?;
+        // The chain's leaf is the requester (checked above): only that provider may ask, so a
+        // SAR seen in transit cannot be turned into an SA by anyone else.
+        if caller.role != PartyRole::Provider || caller.party != sar.requester {
+            return Err(ServiceError::CallerNotRequester {
+                caller: caller.party.clone(),
+                caller_role: caller.role,
+                requester: sar.requester,
+            });
+        }
         if sar.requester != sar.sdi.owner {
             return Err(ServiceError::SarNotAcceptable {
                 reason: format!(

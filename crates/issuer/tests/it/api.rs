@@ -95,23 +95,16 @@ async fn every_flow(backend: Backend) {
     let stored = sdi(card_id, Operation::Store, b"item-a", DATA, &provider);
     let ch = Challenge(c.get_challenge().unwrap());
     let sar = provider_sar(&w, &stored, ch, &rc);
-    let r = server
-        .post(
-            "/v1/authorizations/grant",
-            &json!({"sar": hex::encode(sar.to_der())}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text());
-    let sa = object_of(&r.json(), "sa");
+    let granted = grant_as(&server, &w.pki.provider, &sar).await.unwrap();
+    let sa = SignedObject::from_der(&hex::decode(&granted.sa).unwrap()).unwrap();
+    assert_eq!(granted.not_after, NOW.0 + 600);
     let receipt_1 = c.store(&sa, None, DATA).unwrap();
     // The SAR again: single-use at the issuer as on the card.
-    let again = server
-        .post(
-            "/v1/authorizations/grant",
-            &json!({"sar": hex::encode(sar.to_der())}),
-        )
-        .await;
-    assert_error(&again, 409, "authorization_replayed");
+    assert_refused(
+        grant_as(&server, &w.pki.provider, &sar).await,
+        409,
+        "authorization_replayed",
+    );
     let recorded = post_receipt(&server, &receipt_1, 201).await;
     assert_eq!(
         (recorded["seq"].as_u64(), recorded["counter"].as_u64()),
@@ -207,14 +200,9 @@ async fn every_flow(backend: Backend) {
     let delete = sdi(card_id, Operation::Delete, b"item-a", DATA, &provider);
     let ch = Challenge(c.get_challenge().unwrap());
     let sar = provider_sar(&w, &delete, ch, &rc);
-    let r = server
-        .post(
-            "/v1/authorizations/grant",
-            &json!({"sar": hex::encode(sar.to_der())}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text());
-    let receipt_4 = c.delete(&object_of(&r.json(), "sa")).unwrap();
+    let granted = grant_as(&server, &w.pki.provider, &sar).await.unwrap();
+    let sa = SignedObject::from_der(&hex::decode(&granted.sa).unwrap()).unwrap();
+    let receipt_4 = c.delete(&sa).unwrap();
     let last = post_receipt(&server, &receipt_4, 201).await;
     assert_eq!(last["in_sync"], true);
 
@@ -382,25 +370,20 @@ async fn refusals_carry_their_codes() {
     // Grants: provider not allowed, then over quota, wrong RC, expired, issuer-signed SAR.
     let item = sdi(card_id, Operation::Store, b"item", DATA, &provider);
     let ch = Challenge(c.get_challenge().unwrap());
+    // Sent by provider-1 unless said otherwise.
     let grant = |sar: SignedObject| {
         let server = &server;
-        async move {
-            server
-                .post(
-                    "/v1/authorizations/grant",
-                    &json!({"sar": hex::encode(sar.to_der())}),
-                )
-                .await
-        }
+        let w = &w;
+        async move { grant_as(server, &w.pki.provider, &sar).await }
     };
-    assert_error(
-        &grant(provider_sar(&w, &item, ch, &rc)).await,
+    assert_refused(
+        grant(provider_sar(&w, &item, ch, &rc)).await,
         403,
         "provider_not_allowed",
     );
     server.allow(provider.as_str(), 4).await;
-    assert_error(
-        &grant(provider_sar(&w, &item, ch, &rc)).await,
+    assert_refused(
+        grant(provider_sar(&w, &item, ch, &rc)).await,
         409,
         "quota_exceeded",
     );
@@ -408,14 +391,15 @@ async fn refusals_carry_their_codes() {
     let other_rc = w
         .pki
         .issue_card_rc(card_id, w.pki.provider.public_key(), crypto::sha256(b"x"));
-    assert_error(
-        &grant(provider_sar(&w, &item, ch, &other_rc)).await,
+    assert_refused(
+        grant(provider_sar(&w, &item, ch, &other_rc)).await,
         422,
         "rc_mismatch",
     );
+    // An hour later the SAR has expired (the party request is signed at that time too).
     server.clock.advance(3600);
-    assert_error(
-        &grant(provider_sar(&w, &item, ch, &rc)).await,
+    assert_refused(
+        grant(provider_sar(&w, &item, ch, &rc)).await,
         422,
         "authorization_expired",
     );
@@ -435,9 +419,9 @@ async fn refusals_carry_their_codes() {
         }
         .sign(&p.key, vec![p.cert.der().to_vec()])
     };
-    assert_error(&grant(by_rogue).await, 422, "untrusted_signer");
+    assert_refused(grant(by_rogue).await, 422, "untrusted_signer");
     let not_a_sar = w.delegation(&w.pki.provider, b"", 10);
-    assert_error(&grant(not_a_sar).await, 422, "wrong_purpose");
+    assert_refused(grant(not_a_sar).await, 422, "wrong_purpose");
     // provider-2 asking to store provider-1's item.
     let by_other = {
         let p = &w.pki.provider_2;
@@ -452,7 +436,11 @@ async fn refusals_carry_their_codes() {
         }
         .sign(&p.key, vec![p.cert.der().to_vec()])
     };
-    assert_error(&grant(by_other).await, 422, "invalid_sar");
+    assert_refused(
+        grant_as(&server, &w.pki.provider_2, &by_other).await,
+        422,
+        "invalid_sar",
+    );
     // Signed with another key than its DPR certifies.
     let forged = {
         let p = &w.pki.provider;
@@ -467,11 +455,34 @@ async fn refusals_carry_their_codes() {
         }
         .sign(&w.pki.provider_2.key, vec![p.cert.der().to_vec()])
     };
-    assert_error(&grant(forged).await, 422, "untrusted_signer");
-    let r = server
-        .post("/v1/authorizations/grant", &json!({"sar": "00"}))
+    assert_refused(grant(forged).await, 422, "untrusted_signer");
+    let signer = provider_signer(&w.pki.provider);
+    let audience = w.pki.issuer.id.clone();
+    let party = party_api::Auth::Party {
+        signer: &signer,
+        audience: &audience,
+        now: NOW,
+    };
+    let r: Result<serde_json::Value, _> = server
+        .client
+        .call(
+            party_api::Method::Post,
+            "/v1/authorizations/grant",
+            Some(&json!({"sar": "00"})),
+            party,
+        )
         .await;
-    assert_error(&r, 400, "invalid_sar");
+    assert_refused(r, 400, "invalid_sar");
+    let r: Result<serde_json::Value, _> = server
+        .client
+        .call(
+            party_api::Method::Post,
+            "/v1/authorizations/grant",
+            Some(&json!({"sar": 1})),
+            party,
+        )
+        .await;
+    assert_refused(r, 400, "invalid_body");
 
     // STO-1 requests: SDI for another card, bad challenge.
     let elsewhere = sdi(CardId([1; 16]), Operation::Store, b"item", DATA, &provider);
@@ -550,6 +561,106 @@ async fn refusals_carry_their_codes() {
         )
         .await;
     assert_error(&r, 400, "invalid_receipt");
+
+    server.stop().await;
+    place.finish().await;
+}
+
+/// SEC-3 on STO-2: only the provider that signed the SAR, authenticated by its party request,
+/// gets the SA.
+#[tokio::test]
+async fn grant_answers_only_the_sars_requester() {
+    let place = Place::new(Backend::Sqlite, "issuer_grant_auth")
+        .await
+        .unwrap();
+    let w = World::new(38);
+    let server = Server::start(&place, &w.pki).await;
+    let provider = w.pki.provider.id.clone();
+    server.allow(provider.as_str(), 1000).await;
+    let (mut c, card_id) = personalised_card(&server, &w).await;
+    let (rc, _) = register(&server, &w, &mut c, &card_id).await;
+    let item = sdi(card_id, Operation::Store, b"item", DATA, &provider);
+    let sar = provider_sar(&w, &item, Challenge(c.get_challenge().unwrap()), &rc);
+    let body = json!({"sar": hex::encode(sar.to_der())}).to_string();
+
+    // No Cardwright-Request header.
+    let r = server
+        .send_json_raw("/v1/authorizations/grant", body.as_bytes(), &[])
+        .await;
+    assert_error(&r, 401, "unauthenticated");
+    // Another provider, and the issuer itself, passing provider-1's SAR on.
+    assert_refused(
+        grant_as(&server, &w.pki.provider_2, &sar).await,
+        403,
+        "caller_not_requester",
+    );
+    let issuer_signer = party_api::PartySigner::new(
+        w.pki.issuer.id.clone(),
+        PartyRole::Issuer,
+        w.pki.issuer.key.clone(),
+        w.pki.issuer.cert.clone(),
+    );
+    let audience = w.pki.issuer.id.clone();
+    let r: Result<serde_json::Value, _> = server
+        .client
+        .call(
+            party_api::Method::Post,
+            "/v1/authorizations/grant",
+            Some(&json!({"sar": hex::encode(sar.to_der())})),
+            party_api::Auth::Party {
+                signer: &issuer_signer,
+                audience: &audience,
+                now: NOW,
+            },
+        )
+        .await;
+    assert_refused(r, 403, "caller_not_requester");
+    // Signed for another audience.
+    let elsewhere = w.pki.provider_2.id.clone();
+    let r: Result<serde_json::Value, _> = server
+        .client
+        .call(
+            party_api::Method::Post,
+            "/v1/authorizations/grant",
+            Some(&json!({"sar": hex::encode(sar.to_der())})),
+            party_api::Auth::Party {
+                signer: &provider_signer(&w.pki.provider),
+                audience: &elsewhere,
+                now: NOW,
+            },
+        )
+        .await;
+    assert_refused(r, 401, "unauthenticated");
+
+    // provider-1's own request: 201; the very same request again: replayed.
+    let mut rng = crypto::InsecureSeededRng::insecure_seeded_for_tests(38);
+    let header = provider_signer(&w.pki.provider)
+        .sign_request(
+            "POST",
+            "/v1/authorizations/grant",
+            body.as_bytes(),
+            &audience,
+            NOW,
+            &mut rng,
+        )
+        .unwrap();
+    let headers = [(party_api::PARTY_REQUEST_HEADER, header.as_str())];
+    let r = server
+        .send_json_raw("/v1/authorizations/grant", body.as_bytes(), &headers)
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let sa = object_of(&r.json(), "sa");
+    c.store(&sa, None, DATA).unwrap();
+    let r = server
+        .send_json_raw("/v1/authorizations/grant", body.as_bytes(), &headers)
+        .await;
+    assert_error(&r, 401, "request_replayed");
+    // Six minutes later the same header is stale.
+    server.clock.advance(360);
+    let r = server
+        .send_json_raw("/v1/authorizations/grant", body.as_bytes(), &headers)
+        .await;
+    assert_error(&r, 401, "request_stale");
 
     server.stop().await;
     place.finish().await;
@@ -688,18 +799,19 @@ async fn revoked_certificates_are_refused() {
     let (rc, _) = register(&server, &w, &mut c, &card_id).await;
     let item = sdi(card_id, Operation::Store, b"item", DATA, &provider);
     let sar = provider_sar(&w, &item, Challenge(c.get_challenge().unwrap()), &rc);
-    let r = server
-        .post(
-            "/v1/authorizations/grant",
-            &json!({"sar": hex::encode(sar.to_der())}),
-        )
-        .await;
-    assert_error(&r, 422, "untrusted_signer");
-    assert!(
-        r.json()["message"].as_str().unwrap().contains("revoked"),
-        "{}",
-        r.text()
-    );
+    // Its party requests are refused before anything else...
+    let refused = grant_as(&server, &w.pki.provider, &sar).await.unwrap_err();
+    assert_eq!(refused.code(), Some("unauthenticated"), "{refused}");
+    assert!(refused.to_string().contains("revoked"), "{refused}");
+    // ...and its SAR, whoever passes it on.
+    let caller = issuer::Caller {
+        role: PartyRole::Provider,
+        party: provider.clone(),
+    };
+    let err = server.app.issuer.grant(&sar, &caller).await.unwrap_err();
+    let api = server_kit::ApiError::from(err);
+    assert_eq!((api.status.as_u16(), api.code), (422, "untrusted_signer"));
+    assert!(api.message.contains("revoked"), "{}", api.message);
     let r = server
         .operate(
             "POST",

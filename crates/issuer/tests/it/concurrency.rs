@@ -38,15 +38,15 @@ async fn two_instances(backend: Backend) {
     // Granted at B (policy set at A), replayed at A.
     let stored = sdi(card_id, Operation::Store, b"item", b"data", &provider);
     let ch = Challenge(c.get_challenge().unwrap());
-    let sar = json!({"sar": hex::encode(provider_sar(&w, &stored, ch, &rc).to_der())});
-    let r = b.post("/v1/authorizations/grant", &sar).await;
-    assert_eq!(r.status, 201, "{}", r.text());
-    assert_error(
-        &a.post("/v1/authorizations/grant", &sar).await,
+    let sar = provider_sar(&w, &stored, ch, &rc);
+    let granted = grant_as(&b, &w.pki.provider, &sar).await.unwrap();
+    assert_refused(
+        grant_as(&a, &w.pki.provider, &sar).await,
         409,
         "authorization_replayed",
     );
-    let receipt = c.store(&object_of(&r.json(), "sa"), None, b"data").unwrap();
+    let sa = protocol::SignedObject::from_der(&hex::decode(&granted.sa).unwrap()).unwrap();
+    let receipt = c.store(&sa, None, b"data").unwrap();
 
     // The same receipt at both instances at once: one ledger entry.
     let body = json!({"receipt": hex::encode(receipt.to_der())});

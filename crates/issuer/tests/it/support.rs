@@ -7,13 +7,15 @@ use std::sync::Arc;
 
 use crypto::SymmetricKey;
 use issuer::{App, IssuerConfig};
+use party_api::issuer::GrantResponse;
+use party_api::{Auth, ClientError, HttpClient, Method, PartySigner};
 use pki::{CardId, Certificate, UnixTime};
 use protocol::{Challenge, Operation, PartyRole, Policy, Sar, Sdi, SignedObject};
 pub use server_kit::testing::{assert_error, hex_field as bytes_of, Backend};
 use server_kit::testing::{PlaceForTests, ResponseForTests, ServerForTests};
 use server_kit::{ManualClock, OperatorToken};
 use terminal::Personalisation;
-use testkit::test_pki::TestPki;
+use testkit::test_pki::{TestParty, TestPki};
 use testkit::world::{TestClient, World, PIN};
 
 pub const NOW: UnixTime = TestPki::NOW;
@@ -73,6 +75,8 @@ pub struct Server {
     pub app: App,
     pub token: OperatorToken,
     pub clock: ManualClock,
+    /// party_api's client of this server (kept-alive connections).
+    pub client: HttpClient,
     running: ServerForTests,
 }
 
@@ -101,10 +105,12 @@ impl Server {
         let mut rng = crypto::InsecureSeededRng::insecure_seeded_for_tests(operator.len() as u64);
         let token = app.db.add_operator(operator, NOW, &mut rng).await.unwrap();
         let running = ServerForTests::serve(issuer::router(&app)).await;
+        let client = HttpClient::new(&format!("http://{}", running.addr)).unwrap();
         Server {
             app,
             token,
             clock,
+            client,
             running,
         }
     }
@@ -128,6 +134,20 @@ impl Server {
         self.running
             .send_json(method, path, body.as_bytes(), authorization)
             .await
+    }
+
+    /// POSTs `body` as JSON with extra `headers`, byte for byte (for party request headers).
+    pub async fn send_json_raw(
+        &self,
+        path: &str,
+        body: &[u8],
+        headers: &[(&str, &str)],
+    ) -> ResponseForTests {
+        let mut all = vec![("Content-Type", "application/json")];
+        all.extend_from_slice(headers);
+        server_kit::testing::request_for_tests(self.running.addr, "POST", path, &all, Some(body))
+            .await
+            .unwrap()
     }
 
     pub async fn post(&self, path: &str, body: &serde_json::Value) -> ResponseForTests {
@@ -289,4 +309,55 @@ pub async fn verified_ledger(
         .map(|e| SignedObject::from_der(&hex::decode(e.as_str().unwrap()).unwrap()).unwrap())
         .collect();
     protocol::verify_ledger(&entries, &w.pki.issuer.public_key(), rc).unwrap()
+}
+
+/// `party`'s request signer (a provider of the test PKI, with its DPR).
+pub fn provider_signer(party: &TestParty) -> PartySigner {
+    PartySigner::new(
+        party.id.clone(),
+        PartyRole::Provider,
+        party.key.clone(),
+        party.cert.clone(),
+    )
+}
+
+/// `POST /v1/authorizations/grant {sar}` as a party request signed by provider `party` at the
+/// server's clock, through party_api's client.
+pub async fn grant_as(
+    server: &Server,
+    party: &TestParty,
+    sar: &SignedObject,
+) -> Result<GrantResponse, ClientError> {
+    let signer = provider_signer(party);
+    let audience = server.app.issuer.party_id().clone();
+    let body = serde_json::json!({"sar": hex::encode(sar.to_der())});
+    server
+        .client
+        .call(
+            Method::Post,
+            "/v1/authorizations/grant",
+            Some(&body),
+            Auth::Party {
+                signer: &signer,
+                audience: &audience,
+                now: server_kit::Clock::now(&server.clock),
+            },
+        )
+        .await
+}
+
+/// Asserts the call was refused with `status` and `code` and a message.
+pub fn assert_refused<T: std::fmt::Debug>(result: Result<T, ClientError>, status: u16, code: &str) {
+    match result {
+        Err(ClientError::Refused {
+            status: s,
+            code: c,
+            message,
+            ..
+        }) => {
+            assert_eq!((s, c.as_str()), (status, code), "{message}");
+            assert!(!message.is_empty());
+        }
+        other => panic!("expected {status} {code}, got {other:?}"),
+    }
 }
