@@ -7,7 +7,7 @@
 //! Layout (STYLE): this file holds the configuration and wiring ([`open`], [`router`],
 //! [`serve`]); `service.rs` the domain operations; `http.rs` the API; `store.rs` the storage
 //! trait with one SQL implementation for SQLite and PostgreSQL (`store/sql.rs`); `openapi.rs`
-//! the API document.
+//! the API document. The API's JSON types live in `party_api::provider`, shared with callers.
 
 mod http;
 mod openapi;
@@ -23,11 +23,7 @@ use axum::Router;
 use pki::{Certificate, PartyId};
 use server_kit::{Clock, Db, Kit, Listening, Metrics, OperatorToken, SystemClock, TlsFiles};
 
-pub use http::{
-    AloneRequest, AppState, AuthorizationResponse, ContentsResponse, DataResponse, GrantRequest,
-    ItemList, ItemResponse, LedgerResponse, MembersResponse, PublishRequest, ReceiptRequest,
-    ReceiptResponse, RequestRequest,
-};
+pub use http::AppState;
 pub use openapi::document as openapi_document;
 pub use service::{Provider, RecordedReceipt, ServiceError, AUTHORIZATION_VALIDITY_S};
 pub use store::{SqlStore, Store, StoreError};
