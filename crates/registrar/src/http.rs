@@ -5,20 +5,24 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, State};
+use axum::extract::{FromRef, FromRequest, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::Json;
 use crypto::VerifyingKey;
 use party_api::registrar::{
-    CertificateList, CertificateResponse, CrlResponse, IssueRequest, ListQuery, RevocationBody,
-    RevokeRequest, RevokeResponse, RootResponse,
+    CertificateList, CertificateResponse, CertifiedDataResponse, CertifyDataRequest, CrlResponse,
+    IssueRequest, ListQuery, RevocationBody, RevokeRequest, RevokeResponse, RootResponse,
 };
 use pki::{PartyId, Role, UnixTime};
-use server_kit::{ApiError, ApiJson, ApiPath, ApiQuery, Counter, Db, Metrics, Operator};
+use protocol::Sdi;
+use serde::de::DeserializeOwned;
+use server_kit::{
+    ApiError, ApiJson, ApiPath, ApiQuery, Counter, Db, Metrics, Operator, PartyRequest, PartyTrust,
+};
 
-use crate::service::{Registrar, RevocationReason, RevocationResult, ServiceError};
+use crate::service::{Registrar, RegistrarRole, RevocationReason, RevocationResult, ServiceError};
 use crate::store::{CertificateRecord, CrlRecord, RevocationRecord};
 
 /// What every handler gets.
@@ -28,6 +32,7 @@ pub struct AppState {
     pub db: Db,
     pub issued: Counter,
     pub revoked: Counter,
+    pub certified: Counter,
 }
 
 impl AppState {
@@ -42,6 +47,10 @@ impl AppState {
             revoked: metrics.counter(
                 "registrar_revocations_total",
                 "Certificates revoked (repeated requests not counted).",
+            ),
+            certified: metrics.counter(
+                "registrar_data_certified_total",
+                "SDCI' signed for providers (data registrar).",
             ),
         }
     }
@@ -63,6 +72,7 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         (Method::GET, "/v1/certificates/{serial}", get(certificate)),
         (Method::POST, "/v1/revocations", post(revoke)),
         (Method::GET, "/v1/crl", get(crl)),
+        (Method::POST, "/v1/certified-data", post(certify_data)),
         (Method::GET, "/openapi.json", get(openapi)),
     ]
 }
@@ -80,6 +90,22 @@ impl From<ServiceError> for ApiError {
             ServiceError::SubjectIsRegistrar { .. } => {
                 ApiError::bad_request("invalid_subject", error.to_string())
             }
+            ServiceError::NotADataRegistrar { .. } => {
+                ApiError::not_found("not_a_data_registrar", error.to_string())
+            }
+            ServiceError::CallerNotProvider { .. } => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "caller_not_provider",
+                error.to_string(),
+            ),
+            ServiceError::CallerNotOwner { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "caller_not_owner", error.to_string())
+            }
+            ServiceError::NotAStore { .. } | ServiceError::DataMismatch { .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "sdi_mismatch",
+                error.to_string(),
+            ),
             ServiceError::Store(_)
             | ServiceError::Pki(_)
             | ServiceError::IdentityMismatch { .. }
@@ -172,6 +198,69 @@ fn parse_reason(text: &str) -> Result<RevocationReason, ApiError> {
             format!("reason {text:?} is not one of {}", known.join(", ")),
         )
     })
+}
+
+/// A JSON body read by an extractor that kept the raw bytes (a party request's body is signed
+/// as sent): the same codes as `ApiJson`.
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::bad_request(
+            "invalid_body",
+            format!("the JSON body does not fit the request: {e}"),
+        ),
+        _ => ApiError::bad_request("malformed_json", format!("malformed JSON: {e}")),
+    })
+}
+
+fn parse_sdi(text: &str) -> Result<Sdi, ApiError> {
+    let der = hex::decode(text)
+        .map_err(|e| ApiError::bad_request("invalid_sdi", format!("sdi is not hex: {e}")))?;
+    Sdi::from_der(&der).map_err(|e| ApiError::bad_request("invalid_sdi", format!("sdi: {e}")))
+}
+
+fn parse_data(text: &str) -> Result<Vec<u8>, ApiError> {
+    hex::decode(text)
+        .map_err(|e| ApiError::bad_request("invalid_data", format!("data is not hex: {e}")))
+}
+
+/// What a party request to this registrar is authenticated against: providers chain to this
+/// registrar's own root (it knows no other), checked with the CRL it last published. Built per
+/// request, so a revocation committed by any instance counts at once; the issuer anchor is the
+/// same root, so an issuer's request (IRC from the Issuer Registrar) cannot authenticate here.
+#[derive(Clone)]
+struct CallerTrust {
+    db: Db,
+    trust: PartyTrust,
+}
+
+impl FromRef<CallerTrust> for Db {
+    fn from_ref(state: &CallerTrust) -> Db {
+        state.db.clone()
+    }
+}
+
+impl FromRef<CallerTrust> for PartyTrust {
+    fn from_ref(state: &CallerTrust) -> PartyTrust {
+        state.trust.clone()
+    }
+}
+
+impl CallerTrust {
+    async fn of(state: &AppState) -> Result<CallerTrust, ApiError> {
+        let registrar = &state.registrar;
+        let root = registrar.root().clone();
+        let trust = PartyTrust::new(
+            registrar.party_id().clone(),
+            root.clone(),
+            root,
+            registrar.clock().clone(),
+        );
+        trust.set_crls(vec![registrar.published_crl().await?]);
+        Ok(CallerTrust {
+            db: state.db.clone(),
+            trust,
+        })
+    }
 }
 
 // ---- handlers ------------------------------------------------------------------------------
@@ -271,6 +360,44 @@ async fn revoke(
 async fn crl(State(state): State<AppState>) -> Result<Json<CrlResponse>, ApiError> {
     let crl = state.registrar.crl().await?;
     Ok(Json(crl_response(&crl)?))
+}
+
+/// SDCI' (SPEC STO-5). The role is checked before authentication: an issuer registrar has no
+/// such resource, whoever asks.
+async fn certify_data(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let registrar = &state.registrar;
+    if registrar.role() != RegistrarRole::DataRegistrar {
+        return Err(ServiceError::NotADataRegistrar {
+            party: registrar.party_id().clone(),
+        }
+        .into());
+    }
+    let party = PartyRequest::from_request(request, &CallerTrust::of(&state).await?).await?;
+    let body: CertifyDataRequest = parse_json(&party.body)?;
+    let sdi = parse_sdi(&body.sdi)?;
+    let data = parse_data(&body.data)?;
+    let caller = &party.request.caller;
+    let sdci = registrar
+        .certify_data(party.request.caller_role, caller, &sdi, &data)
+        .await?;
+    state.certified.increment();
+    tracing::info!(
+        provider = %caller,
+        item = %hex::encode(sdi.item_id.as_bytes()),
+        version = sdi.version,
+        size = sdi.size,
+        "data certified (SDCI')"
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(CertifiedDataResponse {
+            sdci: hex::encode(sdci.to_der()),
+        }),
+    )
+        .into_response())
 }
 
 async fn openapi() -> Json<serde_json::Value> {

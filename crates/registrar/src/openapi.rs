@@ -17,7 +17,7 @@ pub fn document() -> Value {
         "info": {
             "title": "cardwright registrar",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Issuer Registrar or Data Registrar (one program, two roles): certifies issuers (IRC) or providers (DPR), revokes, publishes CRLs. Binary values are lowercase hex of DER. See docs/parties.md and docs/pki.md."
+            "description": "Issuer Registrar or Data Registrar (one program, two roles): certifies issuers (IRC) or providers (DPR), revokes, publishes CRLs; a data registrar also certifies its providers' data (SDCI'). Binary values are lowercase hex of DER. See docs/parties.md and docs/pki.md."
         },
         "paths": {
             "/v1/root": {"get": {
@@ -83,6 +83,22 @@ pub fn document() -> Value {
                 "summary": "The current CRL over every revocation; its number increases with every change and every re-signing.",
                 "responses": {"200": json_response("The CRL.", "Crl"), "500": internal()}
             }},
+            "/v1/certified-data": {"post": {
+                "operationId": "certifyData",
+                "summary": "SDCI' (SPEC STO-5), data registrar only: certify that the data is what the SDI (a store of an item the calling provider owns) describes. The caller is a provider holding an unrevoked DPR from this registrar, authenticated by a party request. The answer is served as is: CertifiedData signed by the root key (purpose RegistrarCertifiedData, no chain).",
+                "security": [{"partyRequest": []}],
+                "requestBody": json_body("CertifyDataRequest"),
+                "responses": {
+                    "201": json_response("Certified (and recorded).", "CertifiedData"),
+                    "400": error_response("A field is wrong; the code names it.", &["invalid_sdi", "invalid_data", "malformed_json", "invalid_body", "unreadable_body"]),
+                    "401": error_response("The party request is missing or refused: no header, a chain not to this registrar's root (issuers cannot authenticate here), a revoked DPR, a bad signature or target, a stale time or a replayed nonce.", &["unauthenticated", "request_stale", "request_replayed"]),
+                    "403": error_response("The caller may not have this certified: the item is another provider's.", &["caller_not_owner", "caller_not_provider"]),
+                    "404": error_response("This is an issuer registrar.", &["not_a_data_registrar"]),
+                    "413": error_response("The body exceeds 2 MiB.", &["body_too_large"]),
+                    "422": error_response("The SDI is not a store, or the data's size or SHA-256 is not the SDI's.", &["sdi_mismatch"]),
+                    "500": internal()
+                }
+            }},
             "/openapi.json": {"get": {
                 "operationId": "getOpenApi",
                 "summary": "This document.",
@@ -98,13 +114,14 @@ pub fn document() -> Value {
             }},
             "/metrics": {"get": {
                 "operationId": "getMetrics",
-                "summary": "Prometheus text exposition: requests by route and status, latency histogram, certificates issued, revocations.",
+                "summary": "Prometheus text exposition: requests by route and status, latency histogram, certificates issued, revocations, data certified.",
                 "responses": {"200": {"description": "Metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}}
             }}
         },
         "components": {
             "securitySchemes": {
-                "operatorToken": {"type": "http", "scheme": "bearer", "description": "Operator token cwo_<32 hex>, valid only on this registrar's database."}
+                "operatorToken": {"type": "http", "scheme": "bearer", "description": "Operator token cwo_<32 hex>, valid only on this registrar's database."},
+                "partyRequest": {"type": "apiKey", "in": "header", "name": "Cardwright-Request", "description": "Hex DER SignedObject (purpose apiRequest) over method, target, body SHA-256, audience (this registrar's party ID), time and nonce, with the caller's chain [DPR] (docs/parties.md, Authentication)."}
             },
             "schemas": {
                 "Error": {"type": "object", "required": ["code", "message"], "properties": {
@@ -156,6 +173,13 @@ pub fn document() -> Value {
                     "revoked_at": {"type": "integer"},
                     "newly_revoked": {"type": "boolean"},
                     "crl_number": {"type": "integer"}
+                }},
+                "CertifyDataRequest": {"type": "object", "required": ["sdi", "data"], "additionalProperties": false, "properties": {
+                    "sdi": {"type": "string", "description": "DER of the Sdi (a store), hex"},
+                    "data": {"type": "string", "description": "The item's data, hex"}
+                }},
+                "CertifiedData": {"type": "object", "required": ["sdci"], "properties": {
+                    "sdci": {"type": "string", "description": "SDCI': DER of a SignedObject (purpose RegistrarCertifiedData, signed by the root key, no chain), hex"}
                 }},
                 "Crl": {"type": "object", "required": ["number", "this_update", "next_update", "crl", "pem"], "properties": {
                     "number": {"type": "integer"},

@@ -1,16 +1,18 @@
 //! The registrar's domain operations, free of HTTP and SQL: start-up (self-issue the root once,
 //! then insist the database and key agree with the configuration), certify issuers (IRC) or
-//! providers (DPR), look certificates up, revoke, and publish CRLs (docs/pki.md profiles).
+//! providers (DPR), look certificates up, revoke, and publish CRLs (docs/pki.md profiles); a
+//! data registrar also certifies its providers' data (SDCI', SPEC STO-5).
 
 use std::sync::Arc;
 
-use crypto::{SigningKey, VerifyingKey};
-use pki::{Certificate, CertificateRequest, PartyId, PkiError, Role, UnixTime};
+use crypto::{Digest, SigningKey, VerifyingKey};
+use pki::{Certificate, CertificateRequest, Crl, PartyId, PkiError, Role, UnixTime};
+use protocol::{CertifiedData, Operation, PartyRole, Sdi, SignedObject};
 use server_kit::Clock;
 
 use crate::store::{
-    CertificateRecord, CrlRecord, CrlSigner, Identity, Revocation, RevocationRecord, RevokeOutcome,
-    Store, StoreError,
+    CertificateRecord, Certification, CrlRecord, CrlSigner, Identity, Revocation, RevocationRecord,
+    RevokeOutcome, Store, StoreError,
 };
 
 /// The root certificate's serial; issued certificates get 2, 3, … from the store.
@@ -157,6 +159,35 @@ pub enum ServiceError {
     /// A registrar does not certify a party under its own name: chains would be ambiguous.
     #[error("subject {subject} is the registrar's own party ID")]
     SubjectIsRegistrar { subject: PartyId },
+
+    /// Only the Data Registrar certifies data (SDCI').
+    #[error("{party} is an issuer registrar: only a data registrar certifies data")]
+    NotADataRegistrar { party: PartyId },
+
+    /// Data is certified for providers only (an issuer's request cannot even be authenticated
+    /// here; this guards the rule itself).
+    #[error("{caller} calls as an issuer: only providers have data certified")]
+    CallerNotProvider { caller: PartyId },
+
+    /// A provider has only its own items certified.
+    #[error("the SDI names {owner} as the item's owner, not the caller {caller}")]
+    CallerNotOwner { caller: PartyId, owner: PartyId },
+
+    /// A delete carries no data to certify.
+    #[error("the SDI is a {operation:?}: only a store carries data to certify")]
+    NotAStore { operation: Operation },
+
+    /// The data is not what the SDI describes.
+    #[error(
+        "the data ({size} bytes, SHA-256 {digest}) is not what the SDI describes \
+         ({expected_size} bytes, SHA-256 {expected_digest})"
+    )]
+    DataMismatch {
+        size: usize,
+        digest: String,
+        expected_size: u32,
+        expected_digest: String,
+    },
 }
 
 /// What a revocation request did.
@@ -288,6 +319,10 @@ impl Registrar {
         &self.root
     }
 
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
     fn crl_signer(&self, now: UnixTime) -> RootCrlSigner<'_> {
         RootCrlSigner {
             root: &self.root,
@@ -413,4 +448,71 @@ impl Registrar {
             .reissue_crl(current.number, &self.crl_signer(now))
             .await?)
     }
+
+    /// The latest CRL published, as it was published (never re-signed here): what party
+    /// requests to this registrar are checked against, so a revocation committed by any
+    /// instance refuses the certificate's requests from then on.
+    pub async fn published_crl(&self) -> Result<Crl, ServiceError> {
+        Ok(Crl::from_der(&self.store.current_crl().await?.der)?)
+    }
+
+    /// SDCI' (SPEC STO-5): certifies that `data` is the data `sdi` describes, for the provider
+    /// `caller` whose party request (authenticated by its DPR from this registrar) asked. The
+    /// SDI must be a store of an item `caller` owns, and `data` must have the SDI's size and
+    /// SHA-256. Signed by the root key under purpose `RegistrarCertifiedData` with no chain
+    /// (cards hold the root as their data anchor) and recorded.
+    pub async fn certify_data(
+        &self,
+        caller_role: PartyRole,
+        caller: &PartyId,
+        sdi: &Sdi,
+        data: &[u8],
+    ) -> Result<SignedObject, ServiceError> {
+        if self.role != RegistrarRole::DataRegistrar {
+            return Err(ServiceError::NotADataRegistrar {
+                party: self.party_id.clone(),
+            });
+        }
+        if caller_role != PartyRole::Provider {
+            return Err(ServiceError::CallerNotProvider {
+                caller: caller.clone(),
+            });
+        }
+        if sdi.owner != *caller {
+            return Err(ServiceError::CallerNotOwner {
+                caller: caller.clone(),
+                owner: sdi.owner.clone(),
+            });
+        }
+        if sdi.operation != Operation::Store {
+            return Err(ServiceError::NotAStore {
+                operation: sdi.operation,
+            });
+        }
+        let digest = crypto::sha256(data);
+        let size_matches = u32::try_from(data.len()).is_ok_and(|size| size == sdi.size);
+        if !size_matches || digest != sdi.data_digest {
+            return Err(ServiceError::DataMismatch {
+                size: data.len(),
+                digest: hex_digest(&digest),
+                expected_size: sdi.size,
+                expected_digest: hex_digest(&sdi.data_digest),
+            });
+        }
+        let certified = CertifiedData::for_sdi(sdi);
+        let sdci = certified.sign_as_registrar(&self.key);
+        self.store
+            .record_certification(&Certification {
+                sdi_digest: certified.sdi_digest,
+                provider: caller.clone(),
+                data_digest: certified.data_digest,
+                certified_at: self.clock.now(),
+            })
+            .await?;
+        Ok(sdci)
+    }
+}
+
+fn hex_digest(digest: &Digest) -> String {
+    hex::encode(digest.0)
 }

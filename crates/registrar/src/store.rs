@@ -6,6 +6,7 @@
 mod sql;
 
 use async_trait::async_trait;
+use crypto::Digest;
 use pki::{PartyId, PkiError, Role, UnixTime};
 
 use crate::service::{RegistrarRole, RevocationReason};
@@ -57,6 +58,18 @@ pub struct CrlRecord {
     pub this_update: UnixTime,
     pub next_update: UnixTime,
     pub der: Vec<u8>,
+}
+
+/// One SDCI' signed (SPEC STO-5): for which SDI and data, at whose request, when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Certification {
+    /// SHA-256 of the SDI's DER.
+    pub sdi_digest: Digest,
+    /// The provider that asked (the SDI's owner).
+    pub provider: PartyId,
+    /// SHA-256 of the data certified.
+    pub data_digest: Digest,
+    pub certified_at: UnixTime,
 }
 
 /// What [`Store::revoke`] did.
@@ -151,4 +164,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         replacing: u64,
         signer: &dyn CrlSigner,
     ) -> Result<CrlRecord, StoreError>;
+
+    /// Appends `certification` to the log of SDCI's signed; repeats are recorded again.
+    async fn record_certification(&self, certification: &Certification) -> Result<(), StoreError>;
+
+    /// The certifications recorded, oldest first: all, or those `provider` asked for.
+    async fn certifications(
+        &self,
+        provider: Option<&PartyId>,
+    ) -> Result<Vec<Certification>, StoreError>;
 }

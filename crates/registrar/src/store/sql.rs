@@ -12,29 +12,44 @@
 //! never reused, and each CRL covers every revocation committed before it.
 
 use async_trait::async_trait;
+use crypto::Digest;
 use pki::{PartyId, Role, UnixTime};
 use server_kit::{on_pool, Db, MigrationSet};
 use sqlx::Row;
 
 use super::{
-    CertificateRecord, CrlRecord, CrlSigner, Identity, Revocation, RevocationRecord, RevokeOutcome,
-    Store, StoreError,
+    CertificateRecord, Certification, CrlRecord, CrlSigner, Identity, Revocation, RevocationRecord,
+    RevokeOutcome, Store, StoreError,
 };
 use crate::service::{RegistrarRole, RevocationReason};
 
 /// The registrar's migrations, applied by [`Db::migrate`].
 pub const MIGRATIONS: MigrationSet = MigrationSet {
     component: "registrar",
-    sqlite: &[server_kit::Migration {
-        version: 1,
-        description: "registrar",
-        sql: include_str!("../../migrations/sqlite/0001_registrar.sql"),
-    }],
-    postgres: &[server_kit::Migration {
-        version: 1,
-        description: "registrar",
-        sql: include_str!("../../migrations/postgres/0001_registrar.sql"),
-    }],
+    sqlite: &[
+        server_kit::Migration {
+            version: 1,
+            description: "registrar",
+            sql: include_str!("../../migrations/sqlite/0001_registrar.sql"),
+        },
+        server_kit::Migration {
+            version: 2,
+            description: "certifications",
+            sql: include_str!("../../migrations/sqlite/0002_certifications.sql"),
+        },
+    ],
+    postgres: &[
+        server_kit::Migration {
+            version: 1,
+            description: "registrar",
+            sql: include_str!("../../migrations/postgres/0001_registrar.sql"),
+        },
+        server_kit::Migration {
+            version: 2,
+            description: "certifications",
+            sql: include_str!("../../migrations/postgres/0002_certifications.sql"),
+        },
+    ],
 };
 
 /// The registrar's store on an open, migrated [`Db`].
@@ -146,6 +161,15 @@ fn crl_from_columns(
         next_update: time_from_db("CRL nextUpdate", next_update)?,
         der,
     })
+}
+
+fn digest_from_db(what: &'static str, bytes: Vec<u8>) -> Result<Digest, StoreError> {
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map(Digest)
+        .map_err(|_| StoreError::Corrupt {
+            what,
+            value: hex::encode(&bytes),
+        })
 }
 
 fn sign_crl(signer: &dyn CrlSigner, number: u64, revoked: &[u64]) -> Result<CrlRecord, StoreError> {
@@ -424,5 +448,51 @@ impl Store for SqlStore {
             Some(crl) => Ok(crl),
             None => self.current_crl().await,
         }
+    }
+
+    async fn record_certification(&self, c: &Certification) -> Result<(), StoreError> {
+        let certified_at = to_db("certification time", c.certified_at.0)?;
+        on_pool!(&self.db, |pool| {
+            sqlx::query(
+                "INSERT INTO certifications (sdi_digest, provider, data_digest, certified_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(c.sdi_digest.0.as_slice())
+            .bind(c.provider.as_str())
+            .bind(c.data_digest.0.as_slice())
+            .bind(certified_at)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    async fn certifications(
+        &self,
+        provider: Option<&PartyId>,
+    ) -> Result<Vec<Certification>, StoreError> {
+        const COLUMNS: &str = "SELECT sdi_digest, provider, data_digest, certified_at \
+                               FROM certifications";
+        let sql = match provider {
+            Some(_) => format!("{COLUMNS} WHERE provider = $1 ORDER BY id"),
+            None => format!("{COLUMNS} ORDER BY id"),
+        };
+        let rows: Vec<(Vec<u8>, String, Vec<u8>, i64)> = on_pool!(&self.db, |pool| {
+            let mut query = sqlx::query_as(&sql);
+            if let Some(provider) = provider {
+                query = query.bind(provider.as_str());
+            }
+            query.fetch_all(pool).await?
+        });
+        rows.into_iter()
+            .map(|(sdi_digest, provider, data_digest, at)| {
+                Ok(Certification {
+                    sdi_digest: digest_from_db("certified SDI digest", sdi_digest)?,
+                    provider: party_from_db("certifying provider", provider)?,
+                    data_digest: digest_from_db("certified data digest", data_digest)?,
+                    certified_at: time_from_db("certification time", at)?,
+                })
+            })
+            .collect()
     }
 }

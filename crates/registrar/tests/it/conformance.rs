@@ -5,7 +5,8 @@ use std::sync::Mutex;
 
 use pki::{PartyId, PkiError, Role, UnixTime};
 use registrar::store::{
-    CertificateRecord, CrlRecord, CrlSigner, Identity, Revocation, RevocationRecord, RevokeOutcome,
+    CertificateRecord, Certification, CrlRecord, CrlSigner, Identity, Revocation, RevocationRecord,
+    RevokeOutcome,
 };
 use registrar::{RegistrarRole, RevocationReason, SqlStore, Store, StoreError};
 
@@ -278,6 +279,47 @@ async fn revocations_and_crls(store: &dyn Store) {
     assert_eq!(store.current_crl().await.unwrap(), crl);
 }
 
+fn certification(sdi: u8, provider: &str, at: u64) -> Certification {
+    Certification {
+        sdi_digest: crypto::Digest([sdi; 32]),
+        provider: PartyId::new(provider).unwrap(),
+        data_digest: crypto::Digest([sdi ^ 0xFF; 32]),
+        certified_at: UnixTime(at),
+    }
+}
+
+async fn certifications_log(store: &dyn Store) {
+    assert!(store.certifications(None).await.unwrap().is_empty());
+    let log = [
+        certification(1, "provider-a", NOW.0),
+        certification(2, "provider-b", NOW.0 + 1),
+        // The same certification again is recorded again.
+        certification(1, "provider-a", NOW.0),
+        certification(3, "provider-a", NOW.0 + 2),
+    ];
+    for c in &log {
+        store.record_certification(c).await.unwrap();
+    }
+    assert_eq!(store.certifications(None).await.unwrap(), log);
+    let a = PartyId::new("provider-a").unwrap();
+    assert_eq!(
+        store.certifications(Some(&a)).await.unwrap(),
+        [log[0].clone(), log[2].clone(), log[3].clone()]
+    );
+    let nobody = PartyId::new("nobody").unwrap();
+    assert!(store
+        .certifications(Some(&nobody))
+        .await
+        .unwrap()
+        .is_empty());
+    let err = store
+        .record_certification(&certification(4, "provider-a", u64::MAX))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::OutOfRange { .. }), "{err}");
+    assert_eq!(store.certifications(None).await.unwrap().len(), 4);
+}
+
 async fn conformance(backend: Backend) {
     let Some(place) = Place::new(backend, "store_conformance").await else {
         return;
@@ -289,6 +331,7 @@ async fn conformance(backend: Backend) {
     initialise_once(store).await;
     serials_and_certificates(store).await;
     revocations_and_crls(store).await;
+    certifications_log(store).await;
     // Reopening (migrations again) keeps everything.
     let reopened = SqlStore::open(db.clone()).await.unwrap();
     assert_eq!(reopened.current_crl().await.unwrap().number, 4);

@@ -3,6 +3,7 @@
 //! (scripts/test.sh sets it; otherwise each PostgreSQL test says it was skipped).
 
 mod api;
+mod certified_data;
 mod client;
 mod concurrency;
 mod conformance;

@@ -67,13 +67,23 @@ pub struct Server {
 impl Server {
     /// Opens and serves a registrar on `place` with operator `alice`.
     pub async fn start(place: &Place, role: RegistrarRole, party: &str) -> Server {
-        let clock = ManualClock::new(NOW);
+        Server::start_at(place, role, party, NOW).await
+    }
+
+    /// [`Server::start`] with the clock at `now` (its root is valid from then).
+    pub async fn start_at(
+        place: &Place,
+        role: RegistrarRole,
+        party: &str,
+        now: UnixTime,
+    ) -> Server {
+        let clock = ManualClock::new(now);
         let app = registrar::open(&place.config(role, party, &clock))
             .await
             .unwrap();
         let mut rng = crypto::InsecureSeededRng::insecure_seeded_for_tests(party.len() as u64);
         let operator = format!("alice-{}", hex::encode(party));
-        let token = app.db.add_operator(&operator, NOW, &mut rng).await.unwrap();
+        let token = app.db.add_operator(&operator, now, &mut rng).await.unwrap();
         Server::serve(app, token, clock).await
     }
 
