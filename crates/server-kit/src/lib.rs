@@ -7,6 +7,7 @@
 //! clocks and key files. It knows no party's domain.
 
 mod clock;
+mod crl_refresh;
 mod db;
 mod error;
 mod key_file;
@@ -23,6 +24,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use crl_refresh::{
+    fetch_crl, fetch_crls_once, spawn_crl_refresh, CrlRefresh, CrlRefreshError, CrlSource,
+};
 pub use db::{redact_url, Db, DbError, Migration, MigrationSet};
 pub use error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, InternalErrorBody};
 pub use key_file::{load_or_generate_key, KeyOrigin};

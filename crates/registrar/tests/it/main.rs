@@ -7,4 +7,5 @@ mod certified_data;
 mod client;
 mod concurrency;
 mod conformance;
+mod crl_refresh;
 mod support;
