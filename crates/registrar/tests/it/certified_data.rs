@@ -91,6 +91,12 @@ impl Fixture {
         store.certifications(None).await.unwrap()
     }
 
+    async fn assert_counted(&self, certified: u64) {
+        let metrics = self.server.get("/metrics").await.text();
+        let line = format!("registrar_data_certified_total {certified}\n");
+        assert!(metrics.contains(&line), "{metrics}");
+    }
+
     /// POSTs `body` with `header` as the party request header, if any.
     async fn post(&self, header: Option<&str>, body: &[u8]) -> ResponseForTests {
         let mut headers = vec![("Content-Type", "application/json")];
@@ -210,11 +216,7 @@ async fn certified_data_is_accepted_by_a_card(backend: Backend) {
         certified_at: NOW,
     };
     assert_eq!(fx.certifications().await, [recorded.clone(), recorded]);
-    let metrics = fx.server.get("/metrics").await.text();
-    assert!(
-        metrics.contains("registrar_data_certified_total 2"),
-        "{metrics}"
-    );
+    fx.assert_counted(2).await;
 
     fx.server.stop().await;
     place.finish().await;
@@ -379,11 +381,7 @@ async fn refusals(backend: Backend) {
         .map(|c| c.provider.to_string())
         .collect();
     assert_eq!(providers, ["provider-1", "provider-2"]);
-    let metrics = fx.server.get("/metrics").await.text();
-    assert!(
-        metrics.contains("registrar_data_certified_total 2"),
-        "{metrics}"
-    );
+    fx.assert_counted(2).await;
 
     fx.server.stop().await;
     place.finish().await;
