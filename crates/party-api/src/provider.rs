@@ -103,12 +103,22 @@ pub struct AloneRequest {
     pub challenge: String,
 }
 
-/// A signed authorization (`sa` or `sar`), hex DER SignedObject.
+/// `POST /v1/authorizations/grant` and `…/alone`: the provider's SA.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct AuthorizationResponse {
-    /// `sa` or `sar`.
-    pub kind: String,
-    pub object: String,
+pub struct SaResponse {
+    /// The SA, hex DER SignedObject.
+    pub sa: String,
+    /// The SA's last valid second (Unix time).
+    pub not_after: u64,
+}
+
+/// `POST /v1/authorizations/request`: the provider's SAR.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SarResponse {
+    /// The SAR, hex DER SignedObject.
+    pub sar: String,
+    /// The SAR's last valid second (Unix time).
+    pub not_after: u64,
 }
 
 /// `POST /v1/receipts`.

@@ -12,16 +12,18 @@ use axum::routing::{get, post, MethodRouter};
 use axum::Json;
 use crypto::Digest;
 use party_api::provider::{
-    AloneRequest, AuthorizationResponse, CertifiedQuery, ContentsResponse, DataQuery, DataResponse,
-    GrantRequest, ItemList, ItemResponse, LedgerEntryResponse, LedgerResponse, Member,
-    MembersQuery, MembersResponse, PublishRequest, ReceiptRequest, ReceiptResponse, RequestRequest,
-    VersionQuery, ViewItemResponse,
+    AloneRequest, CertifiedQuery, ContentsResponse, DataQuery, DataResponse, GrantRequest,
+    ItemList, ItemResponse, LedgerEntryResponse, LedgerResponse, Member, MembersQuery,
+    MembersResponse, PublishRequest, ReceiptRequest, ReceiptResponse, RequestRequest, SaResponse,
+    SarResponse, VersionQuery, ViewItemResponse,
 };
 use pki::{CardId, Certificate};
-use protocol::{Challenge, DerCodec, ItemId, Policy, Sdi, SignedObject};
+use protocol::{
+    Challenge, ConsentError, DerCodec, ItemId, Policy, ProtocolError, Sdi, SignedObject,
+};
 use server_kit::{ApiError, ApiJson, ApiPath, ApiQuery, Counter, Db, Metrics, Operator};
 
-use crate::service::{Provider, ServiceError};
+use crate::service::{Authorization, Provider, ServiceError};
 use crate::store::{ItemRecord, ViewItem};
 
 /// What every handler gets.
@@ -80,38 +82,66 @@ fn unprocessable(code: &'static str, message: String) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
 }
 
-/// The one table from service errors to HTTP.
+/// The 400 code for a signed object whose body cannot be read, by the object's name.
+fn unreadable_code(object: &str) -> &'static str {
+    match object {
+        "Sar" => "invalid_sar",
+        "Delegation" => "invalid_delegation",
+        _ => "invalid_body",
+    }
+}
+
+/// A card receipt refused: 400 if it cannot be read, 422 `wrong_purpose` for another kind of
+/// object, else 422 `invalid_receipt` (the card's key signs it: no party signer to distrust).
+fn receipt_refused(error: &ConsentError, message: String) -> ApiError {
+    match error {
+        ConsentError::Object(
+            ProtocolError::Malformed { .. } | ProtocolError::InvalidField { .. },
+        ) => ApiError::bad_request("invalid_receipt", message),
+        ConsentError::Object(ProtocolError::WrongPurpose { .. }) => {
+            unprocessable("wrong_purpose", message)
+        }
+        _ => unprocessable("invalid_receipt", message),
+    }
+}
+
+/// The one table from service errors to HTTP (docs/parties.md, "Wire conventions"): 400
+/// unreadable input, 403 policy, 404 unknown things, 409 state conflicts, 422 signed objects
+/// refused on verification (with the shared codes).
 impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> ApiError {
         let message = error.to_string();
         match error {
             ServiceError::UnknownItem { .. } => ApiError::not_found("unknown_item", message),
             ServiceError::UnknownCard { .. } => ApiError::not_found("unknown_card", message),
+            ServiceError::UnknownAuthorization { .. } => {
+                ApiError::not_found("unknown_authorization", message)
+            }
             ServiceError::ItemVersionExists { .. } => {
                 ApiError::conflict("item_version_exists", message)
             }
             ServiceError::DataTooLarge { .. } => ApiError::bad_request("invalid_data", message),
-            ServiceError::WrongPurpose { .. } => ApiError::bad_request("wrong_purpose", message),
+            ServiceError::Unreadable { object, .. } => {
+                ApiError::bad_request(unreadable_code(object), message)
+            }
+            ServiceError::WrongPurpose { .. } => unprocessable("wrong_purpose", message),
             ServiceError::SdiMismatch { .. } => unprocessable("sdi_mismatch", message),
-            ServiceError::WrongRequesterRole { .. } => {
-                unprocessable("wrong_requester_role", message)
+            // A provider's SAR is a well-formed SAR this route does not take.
+            ServiceError::WrongRequesterRole { .. } => unprocessable("invalid_sar", message),
+            ServiceError::Untrusted { .. } | ServiceError::UntrustedRc { .. } => {
+                unprocessable("untrusted_signer", message)
             }
-            ServiceError::Untrusted { .. } => unprocessable("untrusted_signer", message),
-            ServiceError::Expired { .. } => unprocessable("expired", message),
-            ServiceError::Replayed { .. } => ApiError::conflict("authorization_replayed", message),
+            ServiceError::Expired { .. } => unprocessable("authorization_expired", message),
             ServiceError::DelegationRefused { .. } => unprocessable("delegation_refused", message),
-            ServiceError::CardNotAuthorized { .. } => {
-                ApiError::new(StatusCode::FORBIDDEN, "card_not_authorized", message)
-            }
-            ServiceError::UntrustedRc { .. } => unprocessable("untrusted_rc", message),
-            ServiceError::InvalidReceipt { .. } => unprocessable("invalid_receipt", message),
-            ServiceError::UnknownAuthorization { .. } => {
-                unprocessable("unknown_authorization", message)
-            }
+            ServiceError::InvalidReceipt { ref source } => receipt_refused(source, message),
+            ServiceError::RcMismatch { .. } => unprocessable("rc_mismatch", message),
+            ServiceError::Replayed { .. } => ApiError::conflict("authorization_replayed", message),
             ServiceError::CounterNotIncreasing { .. } => {
                 ApiError::conflict("counter_not_increasing", message)
             }
-            ServiceError::RcMismatch { .. } => ApiError::conflict("rc_mismatch", message),
+            ServiceError::CardNotAuthorized { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "card_not_authorized", message)
+            }
             ServiceError::Configuration { .. } | ServiceError::Store(_) => {
                 ApiError::internal(error)
             }
@@ -276,13 +306,14 @@ async fn certified(
     }))
 }
 
-fn authorization(state: &AppState, kind: &str, object: &SignedObject) -> Response {
+/// 201 `{sa, not_after}`.
+fn sa_created(state: &AppState, sa: &Authorization) -> Response {
     state.authorizations.increment();
     (
         StatusCode::CREATED,
-        Json(AuthorizationResponse {
-            kind: kind.to_string(),
-            object: hex::encode(object.to_der()),
+        Json(SaResponse {
+            sa: hex::encode(sa.object.to_der()),
+            not_after: sa.not_after.0,
         }),
     )
         .into_response()
@@ -294,7 +325,7 @@ async fn grant(
 ) -> Result<Response, ApiError> {
     let sar: SignedObject = parse_der("invalid_sar", "sar", &request.sar)?;
     let sa = state.provider.grant(&sar).await?;
-    Ok(authorization(&state, "sa", &sa))
+    Ok(sa_created(&state, &sa))
 }
 
 async fn request(
@@ -309,7 +340,15 @@ async fn request(
         .provider
         .request(card, rc_digest, &sdi, challenge)
         .await?;
-    Ok(authorization(&state, "sar", &sar))
+    state.authorizations.increment();
+    Ok((
+        StatusCode::CREATED,
+        Json(SarResponse {
+            sar: hex::encode(sar.object.to_der()),
+            not_after: sar.not_after.0,
+        }),
+    )
+        .into_response())
 }
 
 async fn alone(
@@ -321,14 +360,14 @@ async fn alone(
     let sdi: Sdi = parse_der("invalid_sdi", "sdi", &request.sdi)?;
     let challenge = parse_challenge(&request.challenge)?;
     let sa = state.provider.alone(&delegation, &sdi, challenge).await?;
-    Ok(authorization(&state, "sa", &sa))
+    Ok(sa_created(&state, &sa))
 }
 
 async fn receipt(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<ReceiptRequest>,
 ) -> Result<Response, ApiError> {
-    let receipt: SignedObject = parse_der("invalid_receipt_encoding", "receipt", &request.receipt)?;
+    let receipt: SignedObject = parse_der("invalid_receipt", "receipt", &request.receipt)?;
     let rc = parse_certificate("invalid_rc", "rc", &request.rc)?;
     let irc = parse_certificate("invalid_irc", "irc", &request.irc)?;
     let recorded = state.provider.record_receipt(&receipt, &rc, &irc).await?;

@@ -118,11 +118,11 @@ pub fn document() -> Value {
                 "summary": "STO-1: sign the SA over an issuer's SAR for one of this provider's items. Single-use per SAR.",
                 "requestBody": json_body("GrantRequest"),
                 "responses": {
-                    "201": json_response("The SA.", "Authorization"),
-                    "400": error_response("A field is wrong.", &with_body_codes(&["invalid_sar", "wrong_purpose"])),
+                    "201": json_response("The SA.", "Sa"),
+                    "400": error_response("A field cannot be read.", &with_body_codes(&["invalid_sar"])),
                     "409": error_response("This SAR was granted before.", &["authorization_replayed"]),
                     "415": media(),
-                    "422": error_response("Refused: the code says why.", &["untrusted_signer", "wrong_requester_role", "expired", "sdi_mismatch"]),
+                    "422": error_response("The SAR is refused: the code says why (invalid_sar: a provider's SAR).", &["untrusted_signer", "wrong_purpose", "invalid_sar", "authorization_expired", "sdi_mismatch"]),
                     "500": internal()
                 }
             }},
@@ -131,7 +131,7 @@ pub fn document() -> Value {
                 "summary": "STO-2: this provider's SAR for an SDI on a card, answering the card's challenge.",
                 "requestBody": json_body("RequestRequest"),
                 "responses": {
-                    "201": json_response("The SAR.", "Authorization"),
+                    "201": json_response("The SAR.", "Sar"),
                     "400": error_response("A field is wrong.", &with_body_codes(&["invalid_card_id", "invalid_rc_digest", "invalid_sdi", "invalid_challenge"])),
                     "415": media(),
                     "422": error_response("The SDI does not match the card or the catalog.", &["sdi_mismatch"]),
@@ -143,10 +143,10 @@ pub fn document() -> Value {
                 "summary": "STO-3: the lone SA under an issuer's delegation covering this provider, its DPR, the operation, item prefix, size, card and time.",
                 "requestBody": json_body("AloneRequest"),
                 "responses": {
-                    "201": json_response("The SA.", "Authorization"),
-                    "400": error_response("A field is wrong.", &with_body_codes(&["invalid_delegation", "invalid_sdi", "invalid_challenge", "wrong_purpose"])),
+                    "201": json_response("The SA.", "Sa"),
+                    "400": error_response("A field cannot be read.", &with_body_codes(&["invalid_delegation", "invalid_sdi", "invalid_challenge"])),
                     "415": media(),
-                    "422": error_response("Refused: the code says why.", &["untrusted_signer", "delegation_refused", "expired", "sdi_mismatch"]),
+                    "422": error_response("Refused: the code says why.", &["untrusted_signer", "wrong_purpose", "delegation_refused", "authorization_expired", "sdi_mismatch"]),
                     "500": internal()
                 }
             }},
@@ -157,10 +157,11 @@ pub fn document() -> Value {
                 "responses": {
                     "201": json_response("Recorded.", "Receipt"),
                     "200": json_response("Recorded before; nothing changed.", "Receipt"),
-                    "400": error_response("A field is wrong.", &with_body_codes(&["invalid_receipt_encoding", "invalid_rc", "invalid_irc"])),
-                    "409": error_response("Conflicts with the card's record.", &["counter_not_increasing", "rc_mismatch"]),
+                    "400": error_response("A field cannot be read.", &with_body_codes(&["invalid_receipt", "invalid_rc", "invalid_irc"])),
+                    "404": error_response("This provider consented to no such SDI for the card.", &["unknown_authorization"]),
+                    "409": error_response("The counter is not above the last recorded.", &["counter_not_increasing"]),
                     "415": media(),
-                    "422": error_response("Refused: the code says why.", &["untrusted_rc", "invalid_receipt", "unknown_authorization"]),
+                    "422": error_response("Refused: the code says why (untrusted_signer: the RC does not chain through the IRC; rc_mismatch: the card's receipts are recorded under another RC).", &["untrusted_signer", "wrong_purpose", "invalid_receipt", "rc_mismatch"]),
                     "500": internal()
                 }
             }},
@@ -241,7 +242,8 @@ pub fn document() -> Value {
                     "delegation": hex("The issuer's delegation, DER SignedObject."),
                     "sdi": hex("DER."), "challenge": hex("The card's 16-byte challenge.")
                 })),
-                "Authorization": object(&["kind", "object"], json!({"kind": {"enum": ["sa", "sar"]}, "object": hex("DER SignedObject.")})),
+                "Sa": object(&["sa", "not_after"], json!({"sa": hex("The SA, DER SignedObject."), "not_after": {"type": "integer", "description": "The SA's last valid second."}})),
+                "Sar": object(&["sar", "not_after"], json!({"sar": hex("The SAR, DER SignedObject."), "not_after": {"type": "integer", "description": "The SAR's last valid second."}})),
                 "ReceiptRequest": object(&["receipt", "rc", "irc"], json!({
                     "receipt": hex("The card's receipt, DER SignedObject."),
                     "rc": hex("The card's RC, DER."), "irc": hex("The RC issuer's IRC, DER.")

@@ -15,7 +15,8 @@ use crypto::{Digest, SigningKey};
 use pki::{CardId, Certificate, Crl, PartyId, PkiError, Role, UnixTime, VerifiedChain};
 use protocol::{
     CertifiedData, Challenge, ConsentError, Delegation, ItemId, LedgerEntry, ListedItem, Operation,
-    PartyRole, Policy, Purpose, ReceiptResult, Sa, SaBasis, Sar, Sdi, Signed, SignedObject,
+    PartyRole, Policy, ProtocolError, Purpose, ReceiptResult, Sa, SaBasis, Sar, Sdi, Signed,
+    SignedObject,
 };
 use server_kit::Clock;
 
@@ -46,6 +47,14 @@ pub enum ServiceError {
 
     #[error("the SAR was signed by a {found:?}; only an issuer's SAR can be granted here")]
     WrongRequesterRole { found: PartyRole },
+
+    /// A signed object whose body cannot be read as the object it claims to be.
+    #[error("{object} cannot be read: {source}")]
+    Unreadable {
+        object: &'static str,
+        #[source]
+        source: ProtocolError,
+    },
 
     #[error("{object} is not trusted: {source}")]
     Untrusted {
@@ -107,6 +116,13 @@ pub enum ServiceError {
 
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// A consent this provider signed (SA or SAR) and its last valid second.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorization {
+    pub object: SignedObject,
+    pub not_after: UnixTime,
 }
 
 /// A receipt as recorded: its ledger entry, and whether this request recorded it.
@@ -420,7 +436,10 @@ impl Provider {
         }
         let claimed: T = object
             .body_unverified()
-            .map_err(|e| untrusted(name)(e.into()))?;
+            .map_err(|source| ServiceError::Unreadable {
+                object: name,
+                source,
+            })?;
         let claimed_issuer = issuer_of(&claimed);
         if object.signer_chain().is_empty() {
             return Err(untrusted(name)(ConsentError::MissingChain { object: name }));
@@ -503,7 +522,7 @@ impl Provider {
 
     /// STO-1, grant side: the SA over an issuer's SAR for one of this provider's items.
     /// Single-use: a SAR is granted once (409 on a replay, across instances).
-    pub async fn grant(&self, sar_object: &SignedObject) -> Result<SignedObject, ServiceError> {
+    pub async fn grant(&self, sar_object: &SignedObject) -> Result<Authorization, ServiceError> {
         let now = self.clock.now();
         // A provider's SAR is answered by the issuer, never here: say so before trying its
         // chain against the Issuer Registrar (nothing is granted on the unverified claim).
@@ -523,6 +542,7 @@ impl Provider {
         }
         Self::check_validity("Sar", sar.issued_at, sar.not_after, now)?;
         self.check_sdi(&sar.sdi).await?;
+        let not_after = Self::not_after(now);
         let sa = Sa::new(
             SaBasis::Request(sar_object.clone()),
             PartyRole::Provider,
@@ -530,7 +550,7 @@ impl Provider {
             sar.sdi.clone(),
             sar.challenge,
             now,
-            Self::not_after(now),
+            not_after,
         )
         .sign(&self.key, self.chain());
         let sar_digest = sar_object.digest();
@@ -540,7 +560,10 @@ impl Provider {
         {
             return Err(ServiceError::Replayed { sar_digest });
         }
-        Ok(sa)
+        Ok(Authorization {
+            object: sa,
+            not_after,
+        })
     }
 
     /// STO-2, request side: this provider's SAR for `sdi` on `card_id` (whose RC has digest
@@ -551,7 +574,7 @@ impl Provider {
         rc_digest: Digest,
         sdi: &Sdi,
         challenge: Challenge,
-    ) -> Result<SignedObject, ServiceError> {
+    ) -> Result<Authorization, ServiceError> {
         let now = self.clock.now();
         if sdi.card_id != card_id {
             return Err(ServiceError::SdiMismatch {
@@ -559,6 +582,7 @@ impl Provider {
             });
         }
         self.check_sdi(sdi).await?;
+        let not_after = Self::not_after(now);
         let sar = Sar {
             requester_role: PartyRole::Provider,
             requester: self.party_id.clone(),
@@ -566,14 +590,17 @@ impl Provider {
             sdi: sdi.clone(),
             challenge,
             issued_at: now,
-            not_after: Self::not_after(now),
+            not_after,
         }
         .sign(&self.key, self.chain());
         // Signatures are deterministic: the same request at the same second is the same SAR,
         // already recorded; it is returned again.
         self.record_consent(ConsentKind::Request, sar.digest(), sdi, &sar, now)
             .await?;
-        Ok(sar)
+        Ok(Authorization {
+            object: sar,
+            not_after,
+        })
     }
 
     /// STO-3: the lone SA for `sdi` under the issuer's `delegation_object`, which must name
@@ -584,7 +611,7 @@ impl Provider {
         delegation_object: &SignedObject,
         sdi: &Sdi,
         challenge: Challenge,
-    ) -> Result<SignedObject, ServiceError> {
+    ) -> Result<Authorization, ServiceError> {
         let now = self.clock.now();
         let (delegation, _) = self.open_issuer_signed::<Delegation>(
             delegation_object,
@@ -633,6 +660,7 @@ impl Provider {
             now,
         )?;
         self.check_sdi(sdi).await?;
+        let not_after = Self::not_after(now);
         let sa = Sa::new(
             SaBasis::Delegation(delegation_object.clone()),
             PartyRole::Provider,
@@ -640,12 +668,15 @@ impl Provider {
             sdi.clone(),
             challenge,
             now,
-            Self::not_after(now),
+            not_after,
         )
         .sign(&self.key, self.chain());
         self.record_consent(ConsentKind::Alone, sa.digest(), sdi, &sa, now)
             .await?;
-        Ok(sa)
+        Ok(Authorization {
+            object: sa,
+            not_after,
+        })
     }
 
     // ---- receipts and records -----------------------------------------------------------

@@ -63,11 +63,13 @@ async fn post_grant(server: &Server, sar: &SignedObject) -> server_kit::testing:
         .await
 }
 
-fn object_of(response: &server_kit::testing::ResponseForTests, kind: &str) -> SignedObject {
+/// The signed object in field `field` (`sa` or `sar`) of a 201 answer, whose `not_after` is
+/// the object's.
+fn object_of(response: &server_kit::testing::ResponseForTests, field: &str) -> SignedObject {
     assert_eq!(response.status, 201, "{}", response.text());
     let body = response.json();
-    assert_eq!(body["kind"], kind);
-    SignedObject::from_der(&hex_of(&body, "object")).unwrap()
+    assert_eq!(body["not_after"], NOW.0 + 600, "{body}");
+    SignedObject::from_der(&hex_of(&body, field)).unwrap()
 }
 
 async fn post_receipt(
@@ -453,7 +455,7 @@ async fn refusals(backend: Backend) {
     assert_error(
         &post_grant(&server, &provider_sar).await,
         422,
-        "wrong_requester_role",
+        "invalid_sar",
     );
 
     // Delegations that do not cover the lone SA: to another provider or DPR, another
@@ -505,7 +507,10 @@ async fn refusals(backend: Backend) {
             "delegation_refused",
         ),
         (&|d| d.max_item_size = 1, "delegation_refused"),
-        (&|d| d.not_after = UnixTime(NOW.0 - 1), "expired"),
+        (
+            &|d| d.not_after = UnixTime(NOW.0 - 1),
+            "authorization_expired",
+        ),
     ];
     for (edit, code) in refused {
         let delegation = delegation_with(edit, issuer);
@@ -551,14 +556,18 @@ async fn refusals(backend: Backend) {
     // An expired SAR.
     server.clock.set(UnixTime(NOW.0 + 601));
     let sar = issuer_sar(&w.pki.issuer, &sdi, Challenge([5; 16]), &rc);
-    assert_error(&post_grant(&server, &sar).await, 422, "expired");
+    assert_error(
+        &post_grant(&server, &sar).await,
+        422,
+        "authorization_expired",
+    );
     server.clock.set(NOW);
 
     // Not a SAR at all; not hex.
     let delegation = w.delegation(&w.pki.provider, &[], 4096);
     assert_error(
         &post_grant(&server, &delegation).await,
-        400,
+        422,
         "wrong_purpose",
     );
     assert_error(
@@ -568,6 +577,15 @@ async fn refusals(backend: Backend) {
         400,
         "invalid_sar",
     );
+    // A signed SAR whose body is not a SAR cannot be read: 400, not a verification refusal.
+    let unreadable = SignedObject::sign(
+        protocol::Purpose::StoringAuthorizationRequest,
+        &[0x30, 0x00],
+        &w.pki.issuer.key,
+        vec![w.pki.issuer.cert.der().to_vec()],
+    )
+    .unwrap();
+    assert_error(&post_grant(&server, &unreadable).await, 400, "invalid_sar");
     assert_error(
         &server
             .post("/v1/authorizations/grant", &json!({}), None)
@@ -587,8 +605,14 @@ async fn refusals(backend: Backend) {
     let receipt = c.store(&sa, None, b"foreign").unwrap();
     assert_error(
         &post_receipt(&server, &w, &receipt, &rc).await,
-        422,
+        404,
         "unknown_authorization",
+    );
+    // Not a receipt: another kind of signed object.
+    assert_error(
+        &post_receipt(&server, &w, &sa, &rc).await,
+        422,
+        "wrong_purpose",
     );
     // An RC presented with another issuer's IRC does not chain.
     let response = server
@@ -602,7 +626,7 @@ async fn refusals(backend: Backend) {
             None,
         )
         .await;
-    assert_error(&response, 422, "untrusted_rc");
+    assert_error(&response, 422, "untrusted_signer");
     let card = w.card_id.to_hex();
     assert_error(
         &server.get(&format!("/v1/cards/{card}/contents")).await,

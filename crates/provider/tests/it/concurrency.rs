@@ -59,9 +59,8 @@ async fn two_instances(backend: Backend) {
     let body = grant(&sar(Challenge(c.get_challenge().unwrap())));
     let granted = a.post("/v1/authorizations/grant", &body, None).await;
     assert_eq!(granted.status, 201, "{}", granted.text());
-    let sa =
-        SignedObject::from_der(&hex::decode(granted.json()["object"].as_str().unwrap()).unwrap())
-            .unwrap();
+    let sa = SignedObject::from_der(&hex::decode(granted.json()["sa"].as_str().unwrap()).unwrap())
+        .unwrap();
     let receipt = c.store(&sa, None, DATA).unwrap();
     let body = json!({
         "receipt": hex::encode(receipt.to_der()),
