@@ -24,11 +24,12 @@ use protocol::{
 };
 use serde::Serialize;
 use server_kit::{
-    ApiError, ApiJson, ApiPath, Counter, Db, Metrics, Operator, PartyRequest, PartyTrust,
+    ApiError, ApiJson, ApiPath, Counter, Db, ErrorBody, Metrics, Operator, PartyRequest, PartyTrust,
 };
 
+use crate::provider_link::LinkError;
 use crate::service::{Caller, DelegationOrder, Issuer, PersonalisationOrder, ServiceError};
-use crate::store::{ProviderPolicy, ProviderStatus};
+use crate::store::{ProviderPolicy, ProviderStatus, ProviderUrl};
 
 /// What every handler gets.
 #[derive(Debug, Clone)]
@@ -207,6 +208,19 @@ impl From<ServiceError> for ApiError {
             ServiceError::ProviderCertificateMismatch { .. } => {
                 refused("invalid_provider_certificate")
             }
+            ServiceError::InvalidProviderUrl { .. } => bad("invalid_url"),
+            ServiceError::ProviderUrlMissing { .. } => conflict("provider_unreachable"),
+            ServiceError::ProviderCall(
+                LinkError::Refused { .. } | LinkError::InvalidAnswer { .. },
+            )
+            | ServiceError::ProviderSaRefused { .. }
+            | ServiceError::ProviderSaNotOurs { .. } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "provider_refused", message)
+            }
+            ServiceError::ProviderCall(
+                LinkError::Unreachable { .. } | LinkError::UnusableUrl { .. },
+            ) => ApiError::new(StatusCode::BAD_GATEWAY, "provider_unreachable", message),
+            ServiceError::ProviderCall(LinkError::Request { .. }) => ApiError::internal(error),
             ServiceError::CallerNotRequester { .. } => {
                 ApiError::new(StatusCode::FORBIDDEN, "caller_not_requester", message)
             }
@@ -309,6 +323,41 @@ fn provider_response(p: &ProviderPolicy) -> ProviderResponse {
         status: p.status.as_str().to_string(),
         quota_bytes: p.quota_bytes,
         updated_at: p.updated_at.0,
+        url: p.url.as_ref().map(|u| u.to_string()),
+    }
+}
+
+/// A handler error that may be a 502 naming another party. server-kit renders every 5xx
+/// `ApiError` opaque (its cause is this server's to hide); but when a provider refused or
+/// could not be reached, the caller must learn which provider, its status and code, and those
+/// are no secret of ours: the body keeps the 4xx shape `{code, message}`.
+#[derive(Debug)]
+struct Refusal(ApiError);
+
+impl From<ApiError> for Refusal {
+    fn from(error: ApiError) -> Refusal {
+        Refusal(error)
+    }
+}
+
+impl From<ServiceError> for Refusal {
+    fn from(error: ServiceError) -> Refusal {
+        Refusal(ApiError::from(error))
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let Refusal(error) = self;
+        if error.status != StatusCode::BAD_GATEWAY {
+            return error.into_response();
+        }
+        tracing::warn!(code = error.code, message = %error.message, "a provider call failed");
+        let body = ErrorBody {
+            code: error.code.to_string(),
+            message: error.message,
+        };
+        (StatusCode::BAD_GATEWAY, Json(body)).into_response()
     }
 }
 
@@ -493,15 +542,25 @@ async fn put_provider(
             format!("status {:?} is not allowed or blocked", request.status),
         )
     })?;
+    let url = request
+        .url
+        .as_deref()
+        .map(|text| {
+            ProviderUrl::parse(text).map_err(|reason| {
+                ApiError::bad_request("invalid_url", format!("url {text:?} {reason}"))
+            })
+        })
+        .transpose()?;
     let policy = state
         .issuer
-        .put_provider(provider, status, request.quota_bytes)
+        .put_provider(provider, status, request.quota_bytes, url)
         .await?;
     tracing::info!(
         operator = %operator.name,
         provider = %policy.provider,
         status = policy.status.as_str(),
         quota_bytes = policy.quota_bytes,
+        url = policy.url.as_ref().map(|u| u.as_str()),
         "provider policy set"
     );
     Ok(Json(provider_response(&policy)))
@@ -555,18 +614,22 @@ async fn grant(State(state): State<AppState>, party: PartyRequest) -> Result<Res
     }))
 }
 
+/// STO-1: the issuer's SAR, forwarded to the item's provider; answers both consents.
 async fn request(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<RequestRequest>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Refusal> {
     let card_id = parse_card_id(&request.card_id)?;
     let sdi = parse_sdi(&request.sdi)?;
     let challenge = parse_challenge(&request.challenge)?;
-    let sar = state.issuer.request(&card_id, sdi, challenge).await?;
+    let provider = sdi.owner.clone();
+    let consent = state.issuer.request(&card_id, sdi, challenge).await?;
     state.authorizations_signed.increment();
+    tracing::info!(card_id = %card_id, provider = %provider, "STO-1 consent obtained");
     Ok(created(RequestResponse {
-        sar: hex::encode(sar.to_der()),
-        not_after: not_after_of(&sar, |sar: &protocol::Sar| sar.not_after),
+        sar: hex::encode(consent.sar.to_der()),
+        sa: hex::encode(consent.sa.to_der()),
+        not_after: consent.not_after.0,
     }))
 }
 

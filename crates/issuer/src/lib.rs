@@ -7,11 +7,13 @@
 //! Layout (STYLE): this file holds the configuration and wiring ([`open`], [`router`],
 //! [`serve`], [`add_operator`]); `service.rs` the domain operations; `http.rs` the API;
 //! `store.rs` the storage trait with one SQL implementation for SQLite and PostgreSQL
-//! (`store/sql.rs`); `openapi.rs` the API document. The API's JSON types live in
+//! (`store/sql.rs`); `openapi.rs` the API document; `provider_link.rs` the issuer's calls to
+//! providers' servers (STO-1). The API's JSON types live in
 //! `party_api::issuer`, shared with the issuer's callers.
 
 mod http;
 mod openapi;
+pub mod provider_link;
 pub mod service;
 pub mod store;
 
@@ -21,12 +23,17 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::Router;
+use party_api::PartySigner;
 use pki::{Certificate, Crl, PartyId};
+use protocol::PartyRole;
 use server_kit::{Clock, Db, Kit, Listening, Metrics, OperatorToken, SystemClock, TlsFiles};
 
 pub use http::AppState;
 pub use openapi::document as openapi_document;
-pub use service::{Caller, Issuer, IssuerIdentity, Reconciliation, ServiceError, Settings};
+pub use provider_link::{HttpProviderLink, LinkError, ProviderLink};
+pub use service::{
+    Caller, Consent, Issuer, IssuerIdentity, Reconciliation, ServiceError, Settings,
+};
 pub use store::{SqlStore, Store, StoreError};
 
 /// How to run one issuer instance. Instances sharing one database must share the key file.
@@ -44,6 +51,9 @@ pub struct IssuerConfig {
     /// The registrars' CRLs (DER or PEM), checked for the IRC at start and for providers'
     /// DPRs on every grant and delegation. Fetching them from the registrars is not built.
     pub crl_files: Vec<PathBuf>,
+    /// PEM certificates that `https://` providers' servers are trusted by (STO-1 forwarding);
+    /// without them the issuer calls `http://` providers only.
+    pub provider_tls_roots_file: Option<PathBuf>,
     /// `sqlite:PATH` or `postgres://…`.
     pub db_url: String,
     pub listen: SocketAddr,
@@ -70,6 +80,7 @@ impl IssuerConfig {
             issuer_registrar_root_file,
             data_registrar_root_file,
             crl_files: Vec::new(),
+            provider_tls_roots_file: None,
             db_url,
             listen,
             tls: None,
@@ -138,6 +149,21 @@ pub async fn open(config: &IssuerConfig) -> anyhow::Result<App> {
         .iter()
         .map(|path| read_crl(path))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let tls_roots = config
+        .provider_tls_roots_file
+        .as_ref()
+        .map(|path| {
+            std::fs::read(path)
+                .with_context(|| format!("reading provider TLS roots {}", path.display()))
+        })
+        .transpose()?;
+    let signer = PartySigner::new(
+        identity.party_id.clone(),
+        PartyRole::Issuer,
+        identity.key.clone(),
+        identity.irc.clone(),
+    );
+    let link = HttpProviderLink::new(signer, tls_roots);
     let db = Db::open(&config.db_url)
         .await
         .context("opening the issuer database")?;
@@ -148,6 +174,7 @@ pub async fn open(config: &IssuerConfig) -> anyhow::Result<App> {
         identity,
         crls,
         Arc::new(store),
+        Arc::new(link),
         config.clock.clone(),
         Box::new(crypto::OsRng),
         config.settings,

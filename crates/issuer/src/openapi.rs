@@ -155,13 +155,13 @@ fn paths() -> Value {
         "/v1/providers/{provider}": {
             "put": {
                 "operationId": "putProvider",
-                "summary": "Set the issuer's policy for a provider: allowed or blocked, and its per-card quota in bytes.",
+                "summary": "Set (replace) the issuer's policy for a provider: allowed or blocked, its per-card quota in bytes, and its server's base URL (STO-1 requests are forwarded there; https needs the issuer's provider TLS roots).",
                 "security": [{"operatorToken": []}],
                 "parameters": provider_param(),
                 "requestBody": json_body("ProviderRequest"),
                 "responses": {
                     "200": json_response("The policy now.", "Provider"),
-                    "400": error_response("A field is wrong.", &with_body_codes(&["invalid_provider", "invalid_status", "invalid_path"])),
+                    "400": error_response("A field is wrong.", &with_body_codes(&["invalid_provider", "invalid_status", "invalid_url", "invalid_path"])),
                     "401": unauthenticated(),
                     "403": forbidden(),
                     "415": media(),
@@ -198,16 +198,17 @@ fn paths() -> Value {
         }},
         "/v1/authorizations/request": {"post": {
             "operationId": "requestAuthorization",
-            "summary": "STO-1: the issuer's SAR for an SDI on its registered card over the card's challenge; the item's provider answers it with the SA.",
+            "summary": "STO-1: the issuer signs its SAR for an SDI on its registered card over the card's challenge, sends it to the item's provider (POST {url}/v1/authorizations/grant as a party request, url from the provider's policy), verifies the provider's SA as the card will (DPR chain to the Data Registrar root, CRLs, signed by the item's provider, over exactly this SAR, unexpired) and answers both.",
             "requestBody": json_body("RequestRequest"),
             "responses": {
-                "201": json_response("The SAR.", "Request"),
+                "201": json_response("The SAR and the provider's SA: give the SA to the card.", "Request"),
                 "400": error_response("A field is wrong.", &with_body_codes(&["invalid_card_id", "invalid_sdi", "invalid_challenge", "card_mismatch"])),
                 "403": error_response("The issuer's policy does not allow the item's provider.", &["provider_not_allowed"]),
                 "404": unknown_card(),
-                "409": error_response("Card not registered, quota exceeded, or the same SAR again.", &["card_not_registered", "quota_exceeded", "authorization_replayed"]),
+                "409": error_response("Card not registered, quota exceeded, the same SAR again, or no url set for the provider.", &["card_not_registered", "quota_exceeded", "authorization_replayed", "provider_unreachable"]),
                 "415": media(),
-                "500": internal()
+                "500": internal(),
+                "502": error_response("The provider could not be reached, refused (the message names it, its status, code and message), or answered with an SA the issuer does not accept.", &["provider_unreachable", "provider_refused"])
             }
         }},
         "/v1/delegations": {"post": {
@@ -332,11 +333,13 @@ fn schemas() -> Value {
             "differing": {"type": "array", "items": {"$ref": "#/components/schemas/Item"}}
         }},
         "ProviderRequest": {"type": "object", "required": ["status", "quota_bytes"], "additionalProperties": false, "properties": {
-            "status": {"enum": ["allowed", "blocked"]}, "quota_bytes": {"type": "integer", "minimum": 0}
+            "status": {"enum": ["allowed", "blocked"]}, "quota_bytes": {"type": "integer", "minimum": 0},
+            "url": {"type": ["string", "null"], "description": "The provider server's base URL, http:// or https://, no query; absent: none."}
         }},
-        "Provider": {"type": "object", "required": ["provider", "status", "quota_bytes", "updated_at"], "properties": {
+        "Provider": {"type": "object", "required": ["provider", "status", "quota_bytes", "updated_at", "url"], "properties": {
             "provider": {"type": "string"}, "status": {"enum": ["allowed", "blocked"]},
-            "quota_bytes": {"type": "integer"}, "updated_at": {"type": "integer"}
+            "quota_bytes": {"type": "integer"}, "updated_at": {"type": "integer"},
+            "url": {"type": ["string", "null"]}
         }},
         "GrantRequest": {"type": "object", "required": ["sar"], "additionalProperties": false, "properties": {
             "sar": hex("SignedObject DER (Sar, signed by the provider with [DPR])")
@@ -347,8 +350,10 @@ fn schemas() -> Value {
         "RequestRequest": {"type": "object", "required": ["card_id", "sdi", "challenge"], "additionalProperties": false, "properties": {
             "card_id": hex("16 bytes"), "sdi": hex("Sdi DER"), "challenge": hex("the card's 16-byte challenge")
         }},
-        "Request": {"type": "object", "required": ["sar", "not_after"], "properties": {
-            "sar": hex("SignedObject DER (Sar)"), "not_after": {"type": "integer"}
+        "Request": {"type": "object", "required": ["sar", "sa", "not_after"], "properties": {
+            "sar": hex("SignedObject DER (Sar), the issuer's"),
+            "sa": hex("SignedObject DER (Sa), the item's provider's, over that SAR"),
+            "not_after": {"type": "integer", "description": "The SA's"}
         }},
         "DelegationRequest": {"type": "object", "required": ["provider", "provider_certificate", "operations", "max_item_size"], "additionalProperties": false, "properties": {
             "provider": {"type": "string"}, "provider_certificate": hex("DPR DER"),

@@ -10,15 +10,17 @@ use crypto::{Digest, SigningKey, SymmetricKey};
 use pki::{CardId, Certificate, CertificateRequest, Crl, PartyId, PkiError, Role, UnixTime};
 use protocol::Challenge;
 use protocol::{
-    ConsentError, Delegation, ItemPrefix, LedgerEntry, ListedItem, Operation, OperationSet,
-    PartyRole, ProtocolError, Receipt, ReceiptResult, Sa, SaBasis, Sar, Sdi, SignedObject,
+    CardContext, ConsentError, ConsentPath, Delegation, ItemPrefix, LedgerEntry, ListedItem,
+    Operation, OperationSet, PartyRole, ProtocolError, Receipt, ReceiptResult, Sa, SaBasis, Sar,
+    Sdi, SignedObject,
 };
 use server_kit::{Clock, PartyTrust};
 
+use crate::provider_link::{LinkError, ProviderLink};
 use crate::store::{
     AppendOutcome, AuthorizationRecord, CardRecord, CardView, ChallengeRecord, DelegationRecord,
-    Direction, ItemChange, LedgerRecord, ProviderPolicy, ProviderStatus, ReceiptAppend,
-    RegisterOutcome, RegistrationRecord, Store, StoreError,
+    Direction, ItemChange, LedgerRecord, ProviderPolicy, ProviderStatus, ProviderUrl,
+    ReceiptAppend, RegisterOutcome, RegistrationRecord, Store, StoreError,
 };
 
 const YEAR_S: u64 = 365 * 24 * 60 * 60;
@@ -166,6 +168,15 @@ pub struct DelegationOrder {
     pub not_after: Option<UnixTime>,
 }
 
+/// STO-1's outcome: the issuer's SAR and the provider's SA over it, verified as the card will.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consent {
+    pub sar: SignedObject,
+    pub sa: SignedObject,
+    /// The SA's `not_after`.
+    pub not_after: UnixTime,
+}
+
 /// The party that called, as party request authentication established it (SEC-3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
@@ -280,6 +291,30 @@ pub enum ServiceError {
         requester: PartyId,
     },
 
+    #[error("provider URL {url:?} refused: {reason}")]
+    InvalidProviderUrl { url: String, reason: String },
+
+    #[error(
+        "provider {provider} has no url in this issuer's policy: set it (PUT /v1/providers/{provider} with \"url\") so the issuer can forward its SAR"
+    )]
+    ProviderUrlMissing { provider: PartyId },
+
+    #[error(transparent)]
+    ProviderCall(LinkError),
+
+    #[error("provider {provider}'s SA does not verify: {source}")]
+    ProviderSaRefused {
+        provider: PartyId,
+        #[source]
+        source: Box<ConsentError>,
+    },
+
+    #[error("provider {provider}'s SA is not the answer to the SAR just signed: {reason}")]
+    ProviderSaNotOurs {
+        provider: PartyId,
+        reason: &'static str,
+    },
+
     #[error("provider {provider} is not allowed on this issuer's cards")]
     ProviderNotAllowed { provider: PartyId },
 
@@ -366,6 +401,8 @@ pub struct Issuer {
     /// (the one copy every chain check reads) and the clock; also what authenticates party
     /// requests to its API, with the issuer's party ID as their audience.
     trust: PartyTrust,
+    /// How the issuer reaches providers' servers (STO-1).
+    link: Arc<dyn ProviderLink>,
     settings: Settings,
 }
 
@@ -389,11 +426,13 @@ fn party_chain_error(source: PkiError) -> ConsentError {
 impl Issuer {
     /// Checks that the IRC certifies `identity.key` for `identity.party_id` under the Issuer
     /// Registrar root at the clock's now and is not revoked by `crls` (the registrars' CRLs,
-    /// also used for providers' chains), and returns the issuer.
+    /// also used for providers' chains), and returns the issuer; it reaches providers through
+    /// `link`.
     pub fn new(
         identity: IssuerIdentity,
         crls: Vec<Crl>,
         store: Arc<dyn Store>,
+        link: Arc<dyn ProviderLink>,
         clock: Arc<dyn Clock>,
         rng: Box<dyn crypto::Rng + Send>,
         settings: Settings,
@@ -437,6 +476,7 @@ impl Issuer {
             clock,
             rng: Mutex::new(rng),
             trust,
+            link,
             settings,
         })
     }
@@ -685,17 +725,29 @@ impl Issuer {
 
     // ---- provider policy -------------------------------------------------------------------
 
+    /// Sets the policy for `provider` (replacing it whole); a `url` must be one this issuer
+    /// can call (e.g. `https://` needs TLS roots configured).
     pub async fn put_provider(
         &self,
         provider: PartyId,
         status: ProviderStatus,
         quota_bytes: u32,
+        url: Option<ProviderUrl>,
     ) -> Result<ProviderPolicy, ServiceError> {
+        if let Some(url) = &url {
+            self.link
+                .check(url)
+                .map_err(|e| ServiceError::InvalidProviderUrl {
+                    url: url.to_string(),
+                    reason: e.to_string(),
+                })?;
+        }
         let policy = ProviderPolicy {
             provider,
             status,
             quota_bytes,
             updated_at: self.clock.now(),
+            url,
         };
         self.store.put_provider(&policy).await?;
         Ok(policy)
@@ -712,12 +764,13 @@ impl Issuer {
                 status: ProviderStatus::Blocked,
                 quota_bytes: 0,
                 updated_at: UnixTime(0),
+                url: None,
             }))
     }
 
     /// The issuer's policy on `sdi` for its owner: allowed, and (for a store) within quota in
-    /// the issuer's view of the card.
-    async fn check_policy(&self, sdi: &Sdi) -> Result<(), ServiceError> {
+    /// the issuer's view of the card. Returns the owner's policy.
+    async fn check_policy(&self, sdi: &Sdi) -> Result<ProviderPolicy, ServiceError> {
         let policy = self.provider(&sdi.owner).await?;
         if policy.status != ProviderStatus::Allowed {
             return Err(ServiceError::ProviderNotAllowed {
@@ -746,7 +799,7 @@ impl Issuer {
                 });
             }
         }
-        Ok(())
+        Ok(policy)
     }
 
     // ---- storing authorizations (STO-1, STO-2) --------------------------------------------
@@ -875,14 +928,55 @@ impl Issuer {
         Ok(sa)
     }
 
-    /// STO-1: the issuer's SAR for `sdi` on its registered card, over the card's `challenge`;
-    /// the item's provider then grants the SA.
+    /// STO-1, the whole exchange: the issuer's SAR for `sdi` on its registered card over the
+    /// card's `challenge` (after the policy checks), sent to the item's provider at the URL
+    /// its policy names; the SA that comes back must verify as the card will verify it (DPR
+    /// chain to the Data Registrar root with the CRLs held, signed by that provider, over
+    /// exactly this SAR, unexpired).
     pub async fn request(
         &self,
         card_id: &CardId,
         sdi: Sdi,
         challenge: Challenge,
+    ) -> Result<Consent, ServiceError> {
+        let (registration, policy) = self.check_request(card_id, &sdi).await?;
+        let provider = sdi.owner.clone();
+        let url = policy.url.ok_or_else(|| ServiceError::ProviderUrlMissing {
+            provider: provider.clone(),
+        })?;
+        let sar = self.sign_sar(&registration, &sdi, challenge).await?;
+        let sa = self
+            .link
+            .grant(&provider, &url, &sar, self.clock.now())
+            .await
+            .map_err(ServiceError::ProviderCall)?;
+        let granted = self.check_provider_sa(&sa, &sar, &registration, &sdi, challenge)?;
+        Ok(Consent {
+            sar,
+            sa,
+            not_after: granted.not_after,
+        })
+    }
+
+    /// STO-1's first half only: the issuer's SAR, signed and recorded after the same checks as
+    /// [`Issuer::request`], not sent anywhere (tests, and a caller that relays it itself).
+    pub async fn request_sar(
+        &self,
+        card_id: &CardId,
+        sdi: Sdi,
+        challenge: Challenge,
     ) -> Result<SignedObject, ServiceError> {
+        let (registration, _) = self.check_request(card_id, &sdi).await?;
+        self.sign_sar(&registration, &sdi, challenge).await
+    }
+
+    /// The checks before the issuer asks for a store or delete on its card: the SDI is for
+    /// that card, the card is registered, the item's provider is allowed (and within quota).
+    async fn check_request(
+        &self,
+        card_id: &CardId,
+        sdi: &Sdi,
+    ) -> Result<(RegistrationRecord, ProviderPolicy), ServiceError> {
         if sdi.card_id != *card_id {
             return Err(ServiceError::CardMismatch {
                 object: "Sdi",
@@ -891,7 +985,17 @@ impl Issuer {
             });
         }
         let registration = self.registered(card_id).await?;
-        self.check_policy(&sdi).await?;
+        let policy = self.check_policy(sdi).await?;
+        Ok((registration, policy))
+    }
+
+    /// Signs and records the issuer's SAR (single-use like every authorization).
+    async fn sign_sar(
+        &self,
+        registration: &RegistrationRecord,
+        sdi: &Sdi,
+        challenge: Challenge,
+    ) -> Result<SignedObject, ServiceError> {
         let now = self.clock.now();
         let not_after = UnixTime(now.0.saturating_add(self.settings.authorization_validity_s));
         let sar = Sar {
@@ -910,7 +1014,7 @@ impl Issuer {
             .insert_authorization(&AuthorizationRecord {
                 sar_digest,
                 direction: Direction::Request,
-                card_id: *card_id,
+                card_id: sdi.card_id,
                 provider: sdi.owner.clone(),
                 sdi_digest: sdi.digest(),
                 sdi_der: sdi.to_der(),
@@ -925,6 +1029,57 @@ impl Issuer {
             return Err(ServiceError::AuthorizationReplayed { sar_digest });
         }
         Ok(sar)
+    }
+
+    /// The provider's SA over the issuer's `sar`, checked with the card's own verification
+    /// (`verify_storing_authorization` in the card's place: its RC, this issuer, the registrar
+    /// roots, the CRLs held, the issuer's clock as time floor, the challenge outstanding), then
+    /// that it is the item's provider's answer to exactly this SAR. The card checks all of it
+    /// again; checking here names the provider at fault instead of a card refusing later.
+    fn check_provider_sa(
+        &self,
+        sa_object: &SignedObject,
+        sar: &SignedObject,
+        registration: &RegistrationRecord,
+        sdi: &Sdi,
+        challenge: Challenge,
+    ) -> Result<Sa, ServiceError> {
+        let provider = &sdi.owner;
+        let not_ours = |reason| ServiceError::ProviderSaNotOurs {
+            provider: provider.clone(),
+            reason,
+        };
+        let rc = Certificate::from_der(&registration.rc_der)?;
+        let crls = self.crls();
+        let context = CardContext {
+            card_id: sdi.card_id,
+            rc: Some(&rc),
+            issuer: &self.identity.party_id,
+            issuer_anchor: &self.identity.issuer_anchor,
+            data_anchor: &self.identity.data_anchor,
+            crls: &crls,
+            time_floor: self.clock.now(),
+            challenge: Some(challenge),
+        };
+        let authorized =
+            protocol::verify_storing_authorization(sa_object, &context).map_err(|source| {
+                ServiceError::ProviderSaRefused {
+                    provider: provider.clone(),
+                    source: Box::new(source),
+                }
+            })?;
+        if authorized.path != ConsentPath::IssuerRequested || &authorized.grantor != provider {
+            return Err(not_ours(
+                "it is not the item's provider's consent to an issuer's SAR",
+            ));
+        }
+        let sa: Sa = sa_object
+            .body_unverified()
+            .map_err(|_| not_ours("its body cannot be read"))?;
+        if sa.basis != SaBasis::Request(sar.clone()) {
+            return Err(not_ours("it rests on another SAR"));
+        }
+        Ok(sa)
     }
 
     // ---- delegations (STO-3) -----------------------------------------------------------------

@@ -97,6 +97,53 @@ pub struct ProviderPolicy {
     /// The most bytes this provider's items may occupy on one card (the issuer's view).
     pub quota_bytes: u32,
     pub updated_at: UnixTime,
+    /// Where the provider's server listens (STO-1: the issuer forwards its SARs there).
+    pub url: Option<ProviderUrl>,
+}
+
+/// A provider server's base URL: `http://` or `https://`, a host, an optional port and path;
+/// no user information, query, fragment or whitespace; at most [`ProviderUrl::MAX_LEN`] bytes.
+/// Whether it can be reached is found out when the issuer calls it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProviderUrl(String);
+
+impl ProviderUrl {
+    pub const MAX_LEN: usize = 512;
+
+    /// The URL without a trailing `/`, or why it is not one.
+    pub fn parse(text: &str) -> Result<ProviderUrl, &'static str> {
+        if text.len() > Self::MAX_LEN {
+            return Err("longer than 512 bytes");
+        }
+        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("contains whitespace or control characters");
+        }
+        let rest = text
+            .strip_prefix("http://")
+            .or_else(|| text.strip_prefix("https://"))
+            .ok_or("must start with http:// or https://")?;
+        let authority = rest.split('/').next().unwrap_or_default();
+        if authority.is_empty() || authority.starts_with(':') {
+            return Err("has no host");
+        }
+        if authority.contains('@') {
+            return Err("carries user information");
+        }
+        if rest.contains(['?', '#']) {
+            return Err("a base URL has no query or fragment");
+        }
+        Ok(ProviderUrl(text.trim_end_matches('/').to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ProviderUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// Which side of a consent the issuer signed.

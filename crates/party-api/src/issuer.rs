@@ -112,6 +112,10 @@ pub struct ProviderRequest {
     pub status: String,
     /// The most bytes this provider's items may occupy on one card.
     pub quota_bytes: u32,
+    /// The provider server's base URL (`http://…` or `https://…`): STO-1 requests are
+    /// forwarded there. Absent: none (a PUT replaces the whole policy).
+    #[serde(default)]
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -120,6 +124,8 @@ pub struct ProviderResponse {
     pub status: String,
     pub quota_bytes: u32,
     pub updated_at: u64,
+    #[serde(default)]
+    pub url: Option<String>,
 }
 
 /// `POST /v1/authorizations/grant` (STO-2).
@@ -137,7 +143,8 @@ pub struct GrantResponse {
     pub not_after: u64,
 }
 
-/// `POST /v1/authorizations/request` (STO-1).
+/// `POST /v1/authorizations/request` (STO-1): the issuer signs the SAR, obtains the provider's
+/// SA over it and answers both.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct RequestRequest {
@@ -150,8 +157,12 @@ pub struct RequestRequest {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RequestResponse {
-    /// The issuer's SAR (SignedObject DER), hex: the provider answers it with the SA.
+    /// The issuer's SAR (SignedObject DER), hex.
     pub sar: String,
+    /// The item's provider's SA over that SAR (SignedObject DER), hex, verified by the issuer:
+    /// give it to the card.
+    pub sa: String,
+    /// The SA's `not_after`.
     pub not_after: u64,
 }
 

@@ -17,23 +17,37 @@ use server_kit::{on_pool, Db, MigrationSet};
 
 use super::{
     AppendOutcome, AuthorizationRecord, CardRecord, CardView, ChallengeRecord, DelegationRecord,
-    ItemChange, LedgerRecord, ProviderPolicy, ProviderStatus, ReceiptAppend, RegisterOutcome,
-    RegistrationRecord, Store, StoreError,
+    ItemChange, LedgerRecord, ProviderPolicy, ProviderStatus, ProviderUrl, ReceiptAppend,
+    RegisterOutcome, RegistrationRecord, Store, StoreError,
 };
 
 /// The issuer's migrations, applied by [`Db::migrate`].
 pub const MIGRATIONS: MigrationSet = MigrationSet {
     component: "issuer",
-    sqlite: &[server_kit::Migration {
-        version: 1,
-        description: "issuer",
-        sql: include_str!("../../migrations/sqlite/0001_issuer.sql"),
-    }],
-    postgres: &[server_kit::Migration {
-        version: 1,
-        description: "issuer",
-        sql: include_str!("../../migrations/postgres/0001_issuer.sql"),
-    }],
+    sqlite: &[
+        server_kit::Migration {
+            version: 1,
+            description: "issuer",
+            sql: include_str!("../../migrations/sqlite/0001_issuer.sql"),
+        },
+        server_kit::Migration {
+            version: 2,
+            description: "provider url",
+            sql: include_str!("../../migrations/sqlite/0002_provider_url.sql"),
+        },
+    ],
+    postgres: &[
+        server_kit::Migration {
+            version: 1,
+            description: "issuer",
+            sql: include_str!("../../migrations/postgres/0001_issuer.sql"),
+        },
+        server_kit::Migration {
+            version: 2,
+            description: "provider url",
+            sql: include_str!("../../migrations/postgres/0002_provider_url.sql"),
+        },
+    ],
 };
 
 /// The issuer's store on an open, migrated [`Db`].
@@ -373,15 +387,16 @@ impl Store for SqlStore {
     async fn put_provider(&self, p: &ProviderPolicy) -> Result<(), StoreError> {
         on_pool!(&self.db, |pool| {
             sqlx::query(
-                "INSERT INTO providers (provider, status, quota_bytes, updated_at) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (provider) DO UPDATE SET \
+                "INSERT INTO providers (provider, status, quota_bytes, updated_at, url) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (provider) DO UPDATE SET \
                  status = excluded.status, quota_bytes = excluded.quota_bytes, \
-                 updated_at = excluded.updated_at",
+                 updated_at = excluded.updated_at, url = excluded.url",
             )
             .bind(p.provider.as_str())
             .bind(p.status.as_str())
             .bind(i64::from(p.quota_bytes))
             .bind(to_db("updated_at", p.updated_at.0)?)
+            .bind(p.url.as_ref().map(ProviderUrl::as_str))
             .execute(pool)
             .await?;
         });
@@ -389,16 +404,16 @@ impl Store for SqlStore {
     }
 
     async fn provider(&self, provider: &PartyId) -> Result<Option<ProviderPolicy>, StoreError> {
-        let row: Option<(String, String, i64, i64)> = on_pool!(&self.db, |pool| {
+        let row: Option<(String, String, i64, i64, Option<String>)> = on_pool!(&self.db, |pool| {
             sqlx::query_as(
-                "SELECT provider, status, quota_bytes, updated_at FROM providers \
+                "SELECT provider, status, quota_bytes, updated_at, url FROM providers \
                  WHERE provider = $1",
             )
             .bind(provider.as_str())
             .fetch_optional(pool)
             .await?
         });
-        row.map(|(provider, status, quota, at)| {
+        row.map(|(provider, status, quota, at, url)| {
             Ok(ProviderPolicy {
                 provider: party_from_db("provider", provider)?,
                 status: ProviderStatus::parse(&status).ok_or(StoreError::Corrupt {
@@ -407,6 +422,14 @@ impl Store for SqlStore {
                 })?,
                 quota_bytes: small_from_db("quota", quota)?,
                 updated_at: time_from_db("updated_at", at)?,
+                url: url
+                    .map(|u| {
+                        ProviderUrl::parse(&u).map_err(|_| StoreError::Corrupt {
+                            what: "provider url",
+                            value: u,
+                        })
+                    })
+                    .transpose()?,
             })
         })
         .transpose()

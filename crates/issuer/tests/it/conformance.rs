@@ -4,7 +4,8 @@
 use crypto::{sha256, Digest};
 use issuer::store::{
     AppendOutcome, AuthorizationRecord, CardRecord, ChallengeRecord, DelegationRecord, Direction,
-    ItemChange, ProviderPolicy, ProviderStatus, ReceiptAppend, RegisterOutcome, RegistrationRecord,
+    ItemChange, ProviderPolicy, ProviderStatus, ProviderUrl, ReceiptAppend, RegisterOutcome,
+    RegistrationRecord,
 };
 use issuer::{SqlStore, Store, StoreError};
 use pki::{CardId, PartyId, UnixTime};
@@ -165,10 +166,17 @@ async fn providers_and_authorizations(store: &dyn Store) {
         status: ProviderStatus::Allowed,
         quota_bytes: 100,
         updated_at: NOW,
+        url: Some(ProviderUrl::parse("http://127.0.0.1:8443/api").unwrap()),
     };
     store.put_provider(&policy).await.unwrap();
+    assert_eq!(
+        store.provider(&provider).await.unwrap().as_ref(),
+        Some(&policy)
+    );
+    // Replaced whole, the URL included.
     policy.status = ProviderStatus::Blocked;
     policy.quota_bytes = 7;
+    policy.url = None;
     store.put_provider(&policy).await.unwrap();
     assert_eq!(store.provider(&provider).await.unwrap(), Some(policy));
 

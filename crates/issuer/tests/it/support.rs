@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+pub use crate::stub_provider::{Answer, StubProvider};
 use crypto::SymmetricKey;
 use issuer::{App, IssuerConfig};
 use party_api::issuer::GrantResponse;
@@ -166,14 +167,20 @@ impl Server {
     }
 
     pub async fn allow(&self, provider: &str, quota_bytes: u32) {
+        self.allow_at(provider, quota_bytes, None).await;
+    }
+
+    /// Allows `provider` with its server at `url` (STO-1 forwarding goes there).
+    pub async fn allow_at(&self, provider: &str, quota_bytes: u32, url: Option<&str>) {
         let r = self
             .operate(
                 "PUT",
                 &format!("/v1/providers/{provider}"),
-                &serde_json::json!({"status": "allowed", "quota_bytes": quota_bytes}),
+                &serde_json::json!({"status": "allowed", "quota_bytes": quota_bytes, "url": url}),
             )
             .await;
         assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json()["url"].as_str(), url);
     }
 
     pub async fn stop(self) {

@@ -1,0 +1,215 @@
+//! How the issuer reaches a provider's server (STO-1: the issuer signs the SAR, the item's
+//! provider answers with its SA): the [`ProviderLink`] the service calls, and its
+//! implementation over HTTP ([`HttpProviderLink`]) with `party_api`'s client, each call a party
+//! request signed with the issuer's key and IRC for the provider as audience. It only carries
+//! objects; verifying the SA that comes back is the service's.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use party_api::{Auth, ClientError, HttpClient, Method, PartySigner};
+use pki::{PartyId, UnixTime};
+use protocol::SignedObject;
+use serde::{Deserialize, Serialize};
+
+use crate::store::ProviderUrl;
+
+/// The provider's route the issuer calls on STO-1.
+pub const GRANT_PATH: &str = "/v1/authorizations/grant";
+/// How long one call to a provider may take (connect, request, answer).
+pub const PROVIDER_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Clients kept (one per provider URL); past this the cache starts over.
+const MAX_CLIENTS: usize = 256;
+
+/// Why a call to a provider gave no SA.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The URL cannot be called from here at all (e.g. `https://` without TLS roots).
+    #[error("{url} cannot be called: {detail}")]
+    UnusableUrl { url: ProviderUrl, detail: String },
+
+    /// No answer: connection refused, timeout, TLS failure.
+    #[error("provider {provider} at {url} cannot be reached: {detail}")]
+    Unreachable {
+        provider: PartyId,
+        url: ProviderUrl,
+        detail: String,
+    },
+
+    /// The provider answered with an error of its own.
+    #[error("provider {provider} refused: {status} {code}: {message}")]
+    Refused {
+        provider: PartyId,
+        status: u16,
+        code: String,
+        message: String,
+    },
+
+    /// The provider answered 2xx with something that is not an SA.
+    #[error("provider {provider} answered with no readable SA: {detail}")]
+    InvalidAnswer { provider: PartyId, detail: String },
+
+    /// The request could not be built or signed (a bug here, not the provider's).
+    #[error("cannot build the request to provider {provider}: {detail}")]
+    Request { provider: PartyId, detail: String },
+}
+
+/// The issuer's way to its providers' servers. A trait so the service stays free of HTTP.
+#[async_trait]
+pub trait ProviderLink: Send + Sync + std::fmt::Debug {
+    /// Whether `url` can be called from this issuer at all (scheme, TLS roots); says nothing
+    /// about whether a server answers there.
+    fn check(&self, url: &ProviderUrl) -> Result<(), LinkError>;
+
+    /// STO-1: asks `provider` at `url` for its SA over the issuer's `sar`, in a party request
+    /// signed at `now`. Returns the SA as received: the caller verifies it.
+    async fn grant(
+        &self,
+        provider: &PartyId,
+        url: &ProviderUrl,
+        sar: &SignedObject,
+        now: UnixTime,
+    ) -> Result<SignedObject, LinkError>;
+}
+
+/// `POST /v1/authorizations/grant` at a provider: the body.
+#[derive(Debug, Serialize)]
+struct GrantBody {
+    /// The issuer's SAR, hex DER SignedObject.
+    sar: String,
+}
+
+/// The provider's answer (`{sa, not_after}`); only the SA is read, its own `not_after` counts.
+#[derive(Debug, Deserialize)]
+struct GrantAnswer {
+    /// The provider's SA, hex DER SignedObject.
+    sa: String,
+}
+
+/// [`ProviderLink`] over HTTP(S): one kept-alive `HttpClient` per provider URL, so repeated
+/// calls reuse connections; `https://` providers are trusted by the PEM roots given.
+pub struct HttpProviderLink {
+    signer: PartySigner,
+    tls_roots_pem: Option<Vec<u8>>,
+    timeout: Duration,
+    clients: Mutex<HashMap<ProviderUrl, HttpClient>>,
+}
+
+impl std::fmt::Debug for HttpProviderLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpProviderLink")
+            .field("signer", &self.signer)
+            .field("tls_roots", &self.tls_roots_pem.is_some())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpProviderLink {
+    /// A link signing as `signer` (the issuer, its key and IRC); `tls_roots_pem` are the
+    /// certificates `https://` providers are trusted by (without them only `http://` works).
+    pub fn new(signer: PartySigner, tls_roots_pem: Option<Vec<u8>>) -> HttpProviderLink {
+        HttpProviderLink {
+            signer,
+            tls_roots_pem,
+            timeout: PROVIDER_CALL_TIMEOUT,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The same link with another per-call timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> HttpProviderLink {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The cached client of `url`, made on first use.
+    fn client(&self, url: &ProviderUrl) -> Result<HttpClient, LinkError> {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(client) = clients.get(url) {
+            return Ok(client.clone());
+        }
+        let made = match &self.tls_roots_pem {
+            Some(pem) => HttpClient::with_roots_pem(url.as_str(), pem),
+            None => HttpClient::new(url.as_str()),
+        }
+        .map_err(|e| LinkError::UnusableUrl {
+            url: url.clone(),
+            detail: match e {
+                ClientError::InvalidUrl { detail, .. } => detail,
+                other => other.to_string(),
+            },
+        })?
+        .with_timeout(self.timeout);
+        if clients.len() >= MAX_CLIENTS {
+            clients.clear();
+        }
+        clients.insert(url.clone(), made.clone());
+        Ok(made)
+    }
+}
+
+#[async_trait]
+impl ProviderLink for HttpProviderLink {
+    fn check(&self, url: &ProviderUrl) -> Result<(), LinkError> {
+        self.client(url).map(|_| ())
+    }
+
+    async fn grant(
+        &self,
+        provider: &PartyId,
+        url: &ProviderUrl,
+        sar: &SignedObject,
+        now: UnixTime,
+    ) -> Result<SignedObject, LinkError> {
+        let unreachable = |detail: String| LinkError::Unreachable {
+            provider: provider.clone(),
+            url: url.clone(),
+            detail,
+        };
+        let client = self.client(url).map_err(|e| unreachable(e.to_string()))?;
+        let body = GrantBody {
+            sar: hex::encode(sar.to_der()),
+        };
+        let auth = Auth::Party {
+            signer: &self.signer,
+            audience: provider,
+            now,
+        };
+        let answer: GrantAnswer = client
+            .call(Method::Post, GRANT_PATH, Some(&body), auth)
+            .await
+            .map_err(|e| match e {
+                ClientError::Refused {
+                    status,
+                    code,
+                    message,
+                    ..
+                } => LinkError::Refused {
+                    provider: provider.clone(),
+                    status,
+                    code,
+                    message,
+                },
+                ClientError::InvalidResponse { detail, .. } => LinkError::InvalidAnswer {
+                    provider: provider.clone(),
+                    detail,
+                },
+                ClientError::InvalidRequest { detail } => LinkError::Request {
+                    provider: provider.clone(),
+                    detail,
+                },
+                ClientError::InvalidUrl { detail, .. } | ClientError::Transport { detail, .. } => {
+                    unreachable(detail)
+                }
+            })?;
+        let invalid = |detail: String| LinkError::InvalidAnswer {
+            provider: provider.clone(),
+            detail,
+        };
+        let der = hex::decode(&answer.sa).map_err(|e| invalid(format!("sa is not hex: {e}")))?;
+        SignedObject::from_der(&der).map_err(|e| invalid(format!("sa: {e}")))
+    }
+}
