@@ -21,9 +21,11 @@ use pki::{CardId, Certificate};
 use protocol::{
     Challenge, ConsentError, DerCodec, ItemId, Policy, ProtocolError, Sdi, SignedObject,
 };
-use server_kit::{ApiError, ApiJson, ApiPath, ApiQuery, Counter, Db, Metrics, Operator};
+use server_kit::{
+    ApiError, ApiJson, ApiPath, ApiQuery, Counter, Db, Metrics, Operator, PartyRequest, PartyTrust,
+};
 
-use crate::service::{Authorization, Provider, ServiceError};
+use crate::service::{Authorization, Caller, Provider, ServiceError};
 use crate::store::{ItemRecord, ViewItem};
 
 /// What every handler gets.
@@ -55,6 +57,12 @@ impl AppState {
 impl FromRef<AppState> for Db {
     fn from_ref(state: &AppState) -> Db {
         state.db.clone()
+    }
+}
+
+impl FromRef<AppState> for PartyTrust {
+    fn from_ref(state: &AppState) -> PartyTrust {
+        state.provider.party_trust().clone()
     }
 }
 
@@ -138,6 +146,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::Replayed { .. } => ApiError::conflict("authorization_replayed", message),
             ServiceError::CounterNotIncreasing { .. } => {
                 ApiError::conflict("counter_not_increasing", message)
+            }
+            ServiceError::CallerNotRequester { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "caller_not_requester", message)
             }
             ServiceError::CardNotAuthorized { .. } => {
                 ApiError::new(StatusCode::FORBIDDEN, "card_not_authorized", message)
@@ -319,12 +330,30 @@ fn sa_created(state: &AppState, sa: &Authorization) -> Response {
         .into_response()
 }
 
-async fn grant(
-    State(state): State<AppState>,
-    ApiJson(request): ApiJson<GrantRequest>,
-) -> Result<Response, ApiError> {
+/// The JSON body of an authenticated party request (the bytes its signature covers), with
+/// `ApiJson`'s codes: 400 `malformed_json`, `invalid_body`.
+fn party_body<T: serde::de::DeserializeOwned>(party: &PartyRequest) -> Result<T, ApiError> {
+    serde_json::from_slice(&party.body).map_err(|e| {
+        if e.is_data() {
+            ApiError::bad_request(
+                "invalid_body",
+                format!("the JSON body does not fit the request: {e}"),
+            )
+        } else {
+            ApiError::bad_request("malformed_json", format!("malformed JSON: {e}"))
+        }
+    })
+}
+
+/// STO-1, party-authenticated (SEC-3): only the issuer that signed the SAR gets its SA.
+async fn grant(State(state): State<AppState>, party: PartyRequest) -> Result<Response, ApiError> {
+    let request: GrantRequest = party_body(&party)?;
     let sar: SignedObject = parse_der("invalid_sar", "sar", &request.sar)?;
-    let sa = state.provider.grant(&sar).await?;
+    let caller = Caller {
+        role: party.request.caller_role,
+        party: party.request.caller.clone(),
+    };
+    let sa = state.provider.grant(&sar, &caller).await?;
     Ok(sa_created(&state, &sa))
 }
 

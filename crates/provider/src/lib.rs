@@ -25,7 +25,9 @@ use server_kit::{Clock, Db, Kit, Listening, Metrics, OperatorToken, SystemClock,
 
 pub use http::AppState;
 pub use openapi::document as openapi_document;
-pub use service::{Provider, RecordedReceipt, ServiceError, AUTHORIZATION_VALIDITY_S};
+pub use service::{
+    Authorization, Caller, Provider, RecordedReceipt, ServiceError, AUTHORIZATION_VALIDITY_S,
+};
 pub use store::{SqlStore, Store, StoreError};
 
 /// How to run one provider instance.

@@ -115,13 +115,16 @@ pub fn document() -> Value {
             }},
             "/v1/authorizations/grant": {"post": {
                 "operationId": "grantAuthorization",
-                "summary": "STO-1: sign the SA over an issuer's SAR for one of this provider's items. Single-use per SAR.",
+                "summary": "STO-1: sign the SA over an issuer's SAR for one of this provider's items, for the issuer that signed it (a party request). Single-use per SAR.",
+                "security": [{"partyRequest": []}],
                 "requestBody": json_body("GrantRequest"),
                 "responses": {
                     "201": json_response("The SA.", "Sa"),
-                    "400": error_response("A field cannot be read.", &with_body_codes(&["invalid_sar"])),
+                    "400": error_response("A field cannot be read.", &["invalid_sar", "malformed_json", "invalid_body", "unreadable_body"]),
+                    "401": error_response("The party request header is missing or refused, stale, or replayed.", &["unauthenticated", "request_stale", "request_replayed"]),
+                    "403": error_response("The caller is not the issuer that signed the SAR.", &["caller_not_requester"]),
                     "409": error_response("This SAR was granted before.", &["authorization_replayed"]),
-                    "415": media(),
+                    "413": error_response("The body exceeds 2 MiB.", &["body_too_large"]),
                     "422": error_response("The SAR is refused: the code says why (invalid_sar: a provider's SAR).", &["untrusted_signer", "wrong_purpose", "invalid_sar", "authorization_expired", "sdi_mismatch"]),
                     "500": internal()
                 }
@@ -218,7 +221,8 @@ pub fn document() -> Value {
         },
         "components": {
             "securitySchemes": {
-                "operatorToken": {"type": "http", "scheme": "bearer", "description": "cwo_<32 hex>, from `cardwright provider operator add`."}
+                "operatorToken": {"type": "http", "scheme": "bearer", "description": "cwo_<32 hex>, from `cardwright provider operator add`."},
+                "partyRequest": {"type": "apiKey", "in": "header", "name": "Cardwright-Request", "description": "Hex DER SignedObject (purpose apiRequest) over method, path and query, body SHA-256, audience (this provider), issued_at (±300 s) and a single-use nonce, signed with the caller's IRC or DPR key (docs/parties.md, \"Authentication\")."}
             },
             "schemas": {
                 "Error": object(&["code", "message"], json!({"code": {"type": "string"}, "message": {"type": "string"}})),

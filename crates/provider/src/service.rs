@@ -9,7 +9,7 @@
 //! given ([`Provider::set_crls`]; fetching them periodically is the caller's).
 
 use std::slice;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use crypto::{Digest, SigningKey};
 use pki::{CardId, Certificate, Crl, PartyId, PkiError, Role, UnixTime, VerifiedChain};
@@ -18,7 +18,7 @@ use protocol::{
     PartyRole, Policy, ProtocolError, Purpose, ReceiptResult, Sa, SaBasis, Sar, Sdi, Signed,
     SignedObject,
 };
-use server_kit::Clock;
+use server_kit::{Clock, PartyTrust};
 
 use crate::store::{
     ConsentKind, ConsentRecord, EntrySigner, ItemRecord, LedgerRecord, NewReceipt, PublishOutcome,
@@ -47,6 +47,13 @@ pub enum ServiceError {
 
     #[error("the SAR was signed by a {found:?}; only an issuer's SAR can be granted here")]
     WrongRequesterRole { found: PartyRole },
+
+    #[error("{caller} ({caller_role:?}) is not the SAR's requester {requester}: an issuer asks only for its own SARs")]
+    CallerNotRequester {
+        caller: PartyId,
+        caller_role: PartyRole,
+        requester: PartyId,
+    },
 
     /// A signed object whose body cannot be read as the object it claims to be.
     #[error("{object} cannot be read: {source}")]
@@ -118,6 +125,13 @@ pub enum ServiceError {
     Store(#[from] StoreError),
 }
 
+/// The party that called, as party request authentication established it (SEC-3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub role: PartyRole,
+    pub party: PartyId,
+}
+
 /// A consent this provider signed (SA or SAR) and its last valid second.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authorization {
@@ -141,8 +155,10 @@ pub struct Provider {
     dpr: Certificate,
     issuer_root: Certificate,
     data_root: Certificate,
-    /// The registrars' CRLs, consulted by every chain check.
-    crls: RwLock<Vec<Crl>>,
+    /// Whom the provider trusts for party signatures: the registrar roots, the registrars' CRLs
+    /// (the one copy every chain check reads) and the clock; also what authenticates party
+    /// requests to its API, with the provider's party ID as their audience.
+    trust: PartyTrust,
     clock: Arc<dyn Clock>,
 }
 
@@ -199,6 +215,12 @@ impl Provider {
                 issuer_root.role()
             )));
         }
+        let trust = PartyTrust::new(
+            party_id.clone(),
+            issuer_root.clone(),
+            data_root.clone(),
+            clock.clone(),
+        );
         Ok(Provider {
             store,
             party_id,
@@ -206,22 +228,28 @@ impl Provider {
             dpr,
             issuer_root,
             data_root,
-            crls: RwLock::new(Vec::new()),
+            trust,
             clock,
         })
     }
 
     /// Replaces the CRLs every chain check uses (IRCs in SARs and delegations, the IRC and RC
-    /// of receipts). A CRL that claims a registrar as issuer and does not verify under it makes
-    /// the checks against that registrar fail (pki::verify_chain), never silently pass.
+    /// of receipts, the chains of party requests). A CRL that claims a registrar as issuer and
+    /// does not verify under it makes the checks against that registrar fail
+    /// (pki::verify_chain), never silently pass.
     pub fn set_crls(&self, crls: Vec<Crl>) {
-        // A poisoned lock only means a writer panicked mid-assignment of a whole Vec: the
-        // value is still one of the two whole lists.
-        *self.crls.write().unwrap_or_else(|e| e.into_inner()) = crls;
+        self.trust.set_crls(crls);
     }
 
     pub fn crls(&self) -> Vec<Crl> {
-        self.crls.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.trust.crls()
+    }
+
+    /// What authenticates party requests to the provider (`server_kit::PartyRequest`):
+    /// audience this provider, the registrar roots, the CRLs held, the provider's clock. Clones
+    /// share the CRLs with the provider.
+    pub fn party_trust(&self) -> &PartyTrust {
+        &self.trust
     }
 
     pub fn party_id(&self) -> &PartyId {
@@ -520,9 +548,14 @@ impl Provider {
             .await?)
     }
 
-    /// STO-1, grant side: the SA over an issuer's SAR for one of this provider's items.
-    /// Single-use: a SAR is granted once (409 on a replay, across instances).
-    pub async fn grant(&self, sar_object: &SignedObject) -> Result<Authorization, ServiceError> {
+    /// STO-1, grant side: the SA over an issuer's SAR for one of this provider's items, asked
+    /// by `caller`, which must be the issuer that signed the SAR. Single-use: a SAR is granted
+    /// once (409 on a replay, across instances).
+    pub async fn grant(
+        &self,
+        sar_object: &SignedObject,
+        caller: &Caller,
+    ) -> Result<Authorization, ServiceError> {
         let now = self.clock.now();
         // A provider's SAR is answered by the issuer, never here: say so before trying its
         // chain against the Issuer Registrar (nothing is granted on the unverified claim).
@@ -538,6 +571,14 @@ impl Provider {
         if sar.requester_role != PartyRole::Issuer {
             return Err(ServiceError::WrongRequesterRole {
                 found: sar.requester_role,
+            });
+        }
+        // The verified leaf is the requester: only that issuer may ask for this SAR's SA.
+        if caller.role != PartyRole::Issuer || caller.party != sar.requester {
+            return Err(ServiceError::CallerNotRequester {
+                caller: caller.party.clone(),
+                caller_role: caller.role,
+                requester: sar.requester,
             });
         }
         Self::check_validity("Sar", sar.issued_at, sar.not_after, now)?;

@@ -2,6 +2,8 @@
 //! grant, STO-2 request, STO-3 alone, STO-4 certified data), receipts into contents and a
 //! ledger that `protocol::verify_ledger` accepts, and the refusals with their codes.
 
+use party_api::provider::{GrantRequest, SaResponse};
+use party_api::{Auth, Method, PartySigner};
 use pki::{Certificate, UnixTime};
 use protocol::{
     verify_ledger, Challenge, Operation, PartyRole, Policy, Sa, SaBasis, Sar, Sdi, SignedObject,
@@ -10,7 +12,10 @@ use serde_json::json;
 use testkit::test_pki::{TestParty, TestPki};
 use testkit::world::{TestClient, World};
 
-use crate::support::{assert_error, hex_of, Backend, Place, Server};
+use crate::support::{
+    assert_error, assert_refused, hex_of, issuer_signer, provider_signer, second_issuer, Backend,
+    Place, Server,
+};
 
 const NOW: UnixTime = TestPki::NOW;
 
@@ -53,12 +58,13 @@ fn issuer_sar(issuer: &TestParty, sdi: &Sdi, ch: Challenge, rc: &Certificate) ->
     .sign(&issuer.key, vec![issuer.cert.der().to_vec()])
 }
 
+/// `POST /v1/authorizations/grant {sar}` as a party request of the world's issuer.
 async fn post_grant(server: &Server, sar: &SignedObject) -> server_kit::testing::ResponseForTests {
     server
-        .post(
+        .post_party(
             "/v1/authorizations/grant",
             &json!({"sar": hex::encode(sar.to_der())}),
-            None,
+            &server.issuer,
         )
         .await
 }
@@ -547,8 +553,20 @@ async fn refusals(backend: Backend) {
     assert_eq!(revoking.provider.crls().len(), 1);
     server.app.provider.set_crls(revoking.provider.crls());
     revoking.db.close().await;
+    // The revoked issuer cannot even authenticate its request (the party trust shares the
+    // provider's CRLs).
     let sar = issuer_sar(&w.pki.issuer, &sdi, Challenge([8; 16]), &rc);
     let refused = post_grant(&server, &sar).await;
+    assert_error(&refused, 401, "unauthenticated");
+    assert!(refused.text().contains("revoked"), "{}", refused.text());
+    // Its SAR, sent by an issuer still trusted, is refused on its own chain.
+    let refused = server
+        .post_party(
+            "/v1/authorizations/grant",
+            &json!({"sar": hex::encode(sar.to_der())}),
+            &issuer_signer(&second_issuer(&w.pki)),
+        )
+        .await;
     assert_error(&refused, 422, "untrusted_signer");
     assert!(refused.text().contains("revoked"), "{}", refused.text());
     server.app.provider.set_crls(Vec::new());
@@ -572,7 +590,11 @@ async fn refusals(backend: Backend) {
     );
     assert_error(
         &server
-            .post("/v1/authorizations/grant", &json!({"sar": "00"}), None)
+            .post_party(
+                "/v1/authorizations/grant",
+                &json!({"sar": "00"}),
+                &server.issuer,
+            )
             .await,
         400,
         "invalid_sar",
@@ -588,7 +610,7 @@ async fn refusals(backend: Backend) {
     assert_error(&post_grant(&server, &unreadable).await, 400, "invalid_sar");
     assert_error(
         &server
-            .post("/v1/authorizations/grant", &json!({}), None)
+            .post_party("/v1/authorizations/grant", &json!({}), &server.issuer)
             .await,
         400,
         "invalid_body",
@@ -651,6 +673,116 @@ async fn refusals_sqlite() {
 #[tokio::test]
 async fn refusals_postgres() {
     refusals(Backend::Postgres).await;
+}
+
+/// `POST /v1/authorizations/grant` through party_api's client, signed by `signer` at the
+/// server's clock.
+async fn grant_by(
+    server: &Server,
+    body: &GrantRequest,
+    signer: &PartySigner,
+) -> Result<SaResponse, party_api::ClientError> {
+    server
+        .client
+        .call(
+            Method::Post,
+            "/v1/authorizations/grant",
+            Some(body),
+            Auth::Party {
+                signer,
+                audience: &server.party_id(),
+                now: server_kit::Clock::now(&server.clock),
+            },
+        )
+        .await
+}
+
+/// STO-1's grant is a party request (SEC-3): without the header, for another issuer's SAR, by
+/// a provider, replayed or stale it is refused; the issuer that signed the SAR gets its SA.
+async fn grant_is_a_party_request(backend: Backend) {
+    let Some(place) = Place::new(backend, "provider_grant_auth").await else {
+        return;
+    };
+    let w = World::new(35);
+    let server = Server::start(&place, &w).await;
+    let (_c, rc) = w.registered();
+    publish(&server, &ITEM_A, DATA_A, Policy::NONE).await;
+    let sdi = w.sdi(Operation::Store, &ITEM_A, 1, DATA_A);
+    let sar = issuer_sar(&w.pki.issuer, &sdi, Challenge([1; 16]), &rc);
+    let body = GrantRequest {
+        sar: hex::encode(sar.to_der()),
+    };
+    let path = "/v1/authorizations/grant";
+    // No header.
+    let json = serde_json::to_value(&body).unwrap();
+    assert_error(
+        &server.post(path, &json, None).await,
+        401,
+        "unauthenticated",
+    );
+    // Another issuer, trusted but not the SAR's signer; a provider.
+    let issuer_2 = second_issuer(&w.pki);
+    assert_refused(
+        grant_by(&server, &body, &issuer_signer(&issuer_2)).await,
+        403,
+        "caller_not_requester",
+    );
+    assert_refused(
+        grant_by(&server, &body, &provider_signer(&w.pki.provider)).await,
+        403,
+        "caller_not_requester",
+    );
+    // The SAR's issuer.
+    let granted = grant_by(&server, &body, &server.issuer).await.unwrap();
+    assert_eq!(granted.not_after, NOW.0 + 600);
+    let sa = SignedObject::from_der(&hex::decode(&granted.sa).unwrap()).unwrap();
+    assert_eq!(sa.purpose(), protocol::Purpose::StoringAuthorization);
+
+    // A header replayed (the same signed request sent twice): the second is refused before
+    // the SAR is even looked at.
+    let sar = issuer_sar(&w.pki.issuer, &sdi, Challenge([2; 16]), &rc);
+    let bytes = json!({"sar": hex::encode(sar.to_der())}).to_string();
+    let header = server.party_header(&server.issuer, path, bytes.as_bytes());
+    let headers = [("Cardwright-Request", header.as_str())];
+    let first = server.post_raw(path, bytes.as_bytes(), &headers).await;
+    assert_eq!(first.status, 201, "{}", first.text());
+    assert_error(
+        &server.post_raw(path, bytes.as_bytes(), &headers).await,
+        401,
+        "request_replayed",
+    );
+    // A header signed for another body.
+    let sar = issuer_sar(&w.pki.issuer, &sdi, Challenge([3; 16]), &rc);
+    let other = json!({"sar": hex::encode(sar.to_der())}).to_string();
+    assert_error(
+        &server.post_raw(path, other.as_bytes(), &headers).await,
+        401,
+        "unauthenticated",
+    );
+    // A header signed 301 s before the server's clock.
+    let header = server.party_header(&server.issuer, path, other.as_bytes());
+    server.clock.set(UnixTime(NOW.0 + 301));
+    assert_error(
+        &server
+            .post_raw(path, other.as_bytes(), &[("Cardwright-Request", &header)])
+            .await,
+        401,
+        "request_stale",
+    );
+    server.clock.set(NOW);
+
+    server.stop().await;
+    place.finish().await;
+}
+
+#[tokio::test]
+async fn grant_is_a_party_request_sqlite() {
+    grant_is_a_party_request(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn grant_is_a_party_request_postgres() {
+    grant_is_a_party_request(Backend::Postgres).await;
 }
 
 #[tokio::test]

@@ -47,8 +47,8 @@ async fn two_instances(backend: Backend) {
     for k in 0..8u8 {
         let body = grant(&sar(Challenge([k; 16])));
         let (x, y) = tokio::join!(
-            a.post("/v1/authorizations/grant", &body, None),
-            b.post("/v1/authorizations/grant", &body, None)
+            a.post_party("/v1/authorizations/grant", &body, &a.issuer),
+            b.post_party("/v1/authorizations/grant", &body, &b.issuer)
         );
         let mut statuses = [x.status, y.status];
         statuses.sort();
@@ -57,7 +57,9 @@ async fn two_instances(backend: Backend) {
 
     // A real receipt, posted to both at once: one ledger entry.
     let body = grant(&sar(Challenge(c.get_challenge().unwrap())));
-    let granted = a.post("/v1/authorizations/grant", &body, None).await;
+    let granted = a
+        .post_party("/v1/authorizations/grant", &body, &a.issuer)
+        .await;
     assert_eq!(granted.status, 201, "{}", granted.text());
     let sa = SignedObject::from_der(&hex::decode(granted.json()["sa"].as_str().unwrap()).unwrap())
         .unwrap();

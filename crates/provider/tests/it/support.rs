@@ -1,15 +1,77 @@
 //! Test harness: a provider for a `testkit` world on port 0 over SQLite (a temp file) or
 //! PostgreSQL (a fresh database on `TEST_POSTGRES_URL`), a manual clock at the world's `NOW`,
-//! and JSON requests.
+//! JSON requests, and party requests signed with `party_api::PartySigner` (seeded nonces).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use party_api::{ClientError, HttpClient, PartySigner};
+use pki::{CertificateRequest, PartyId, Role};
+use protocol::PartyRole;
 use provider::{App, ProviderConfig};
 pub use server_kit::testing::{assert_error, hex_field as hex_of, Backend};
 use server_kit::testing::{PlaceForTests, ResponseForTests, ServerForTests};
-use server_kit::{ManualClock, OperatorToken};
-use testkit::test_pki::TestPki;
+use server_kit::{Clock, ManualClock, OperatorToken};
+use testkit::test_pki::{TestParty, TestPki};
 use testkit::world::World;
+
+/// `party`'s request signer as an issuer (with its IRC).
+pub fn issuer_signer(party: &TestParty) -> PartySigner {
+    PartySigner::new(
+        party.id.clone(),
+        PartyRole::Issuer,
+        party.key.clone(),
+        party.cert.clone(),
+    )
+}
+
+/// `party`'s request signer as a provider (with its DPR).
+pub fn provider_signer(party: &TestParty) -> PartySigner {
+    PartySigner::new(
+        party.id.clone(),
+        PartyRole::Provider,
+        party.key.clone(),
+        party.cert.clone(),
+    )
+}
+
+/// `issuer-2`: a second issuer certified by the world's Issuer Registrar (IRC serial 11), so
+/// trusted like `issuer-1` but another party.
+pub fn second_issuer(pki: &TestPki) -> TestParty {
+    let mut rng = crypto::InsecureSeededRng::insecure_seeded_for_tests(0x1552);
+    let key = crypto::SigningKey::generate(&mut rng);
+    let id = PartyId::new("issuer-2").unwrap();
+    let request = CertificateRequest::party(
+        Role::Issuer,
+        id.clone(),
+        key.verifying_key(),
+        11,
+        TestPki::NOT_BEFORE,
+        TestPki::NOT_AFTER,
+    );
+    let cert = pki::issue(
+        &request,
+        &pki.issuer_registrar.cert,
+        &pki.issuer_registrar.key,
+    )
+    .unwrap();
+    TestParty { id, key, cert }
+}
+
+/// Asserts the call was refused with `status` and `code` and a message.
+pub fn assert_refused<T: std::fmt::Debug>(result: Result<T, ClientError>, status: u16, code: &str) {
+    match result {
+        Err(ClientError::Refused {
+            status: s,
+            code: c,
+            message,
+            ..
+        }) => {
+            assert_eq!((s, c.as_str()), (status, code), "{message}");
+            assert!(!message.is_empty());
+        }
+        other => panic!("expected {status} {code}, got {other:?}"),
+    }
+}
 
 /// Where a test's database and files live; dropped (PostgreSQL: database dropped) by
 /// [`Place::finish`].
@@ -62,6 +124,12 @@ pub struct Server {
     pub token: OperatorToken,
     pub clock: ManualClock,
     pub running: ServerForTests,
+    /// party_api's client of this server (kept-alive connections).
+    pub client: HttpClient,
+    /// The world's issuer (`issuer-1`) signing party requests.
+    pub issuer: PartySigner,
+    /// Nonces of the party request headers the harness signs itself.
+    nonces: Mutex<crypto::InsecureSeededRng>,
 }
 
 impl Server {
@@ -82,12 +150,66 @@ impl Server {
             .await
             .unwrap();
         let running = ServerForTests::serve(provider::router(&app)).await;
+        let client = HttpClient::new(&format!("http://{}", running.addr)).unwrap();
         Server {
             app,
             token,
             clock,
             running,
+            client,
+            issuer: issuer_signer(&w.pki.issuer),
+            nonces: Mutex::new(crypto::InsecureSeededRng::insecure_seeded_for_tests(
+                0x90 + operator.len() as u64,
+            )),
         }
+    }
+
+    /// This provider's party ID (the audience of party requests to it).
+    pub fn party_id(&self) -> PartyId {
+        self.app.provider.party_id().clone()
+    }
+
+    /// A `Cardwright-Request` header value for `POST path` with `body`, signed by `signer`
+    /// for this provider at the server's clock.
+    pub fn party_header(&self, signer: &PartySigner, path: &str, body: &[u8]) -> String {
+        let mut rng = self.nonces.lock().unwrap();
+        signer
+            .sign_request(
+                "POST",
+                path,
+                body,
+                &self.party_id(),
+                self.clock.now(),
+                &mut *rng,
+            )
+            .unwrap()
+    }
+
+    /// POSTs `body` byte for byte with extra `headers` (e.g. a party request header).
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: &[u8],
+        headers: &[(&str, &str)],
+    ) -> ResponseForTests {
+        let mut all = vec![("Content-Type", "application/json")];
+        all.extend_from_slice(headers);
+        server_kit::testing::request_for_tests(self.running.addr, "POST", path, &all, Some(body))
+            .await
+            .unwrap()
+    }
+
+    /// POSTs JSON as a party request signed by `signer`.
+    pub async fn post_party(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        signer: &PartySigner,
+    ) -> ResponseForTests {
+        let body = body.to_string();
+        let header = self.party_header(signer, path, body.as_bytes());
+        self.post_raw(path, body.as_bytes(), &[("Cardwright-Request", &header)])
+            .await
     }
 
     pub fn bearer(&self) -> String {
