@@ -1,8 +1,15 @@
 //! The issuer's API as a caller sees it (docs/parties.md, "Issuer"): the JSON request and
-//! response types of every route, which the issuer server serialises too. Binary values are
-//! lowercase hex; signed objects are hex of `SignedObject` DER.
+//! response types of every route, which the issuer server serialises too, and
+//! [`IssuerClient`], one method per route. Binary values are lowercase hex; signed objects are
+//! hex of `SignedObject` DER.
 
+use std::sync::Arc;
+
+use pki::{CardId, Certificate, PartyId, UnixTime};
+use protocol::{Challenge, Nonce, Sdi, SignedObject};
 use serde::{Deserialize, Serialize};
+
+use crate::{Auth, ClientError, HttpClient, Method, PartySigner};
 
 /// `GET /v1/issuer`: who this issuer is (its IRC carries the key its ledgers are signed with).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -273,4 +280,360 @@ pub struct ReconcileResponse {
     pub only_in_view: Vec<ItemBody>,
     /// The card's version of items both hold with different details.
     pub differing: Vec<ItemBody>,
+}
+
+// ---- decoding the hex fields ------------------------------------------------------------------
+
+/// A field of an answer that does not hold what the API promises (hex of the right object).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the answer's {field} is not {expected}: {detail}")]
+pub struct FieldError {
+    pub field: &'static str,
+    pub expected: &'static str,
+    pub detail: String,
+}
+
+fn hex_field(
+    field: &'static str,
+    expected: &'static str,
+    text: &str,
+) -> Result<Vec<u8>, FieldError> {
+    hex::decode(text).map_err(|e| FieldError {
+        field,
+        expected,
+        detail: e.to_string(),
+    })
+}
+
+fn object_field(field: &'static str, text: &str) -> Result<SignedObject, FieldError> {
+    const EXPECTED: &str = "a hex DER signed object";
+    SignedObject::from_der(&hex_field(field, EXPECTED, text)?).map_err(|e| FieldError {
+        field,
+        expected: EXPECTED,
+        detail: e.to_string(),
+    })
+}
+
+fn certificate_field(field: &'static str, text: &str) -> Result<Certificate, FieldError> {
+    const EXPECTED: &str = "a hex DER certificate";
+    Certificate::from_der(&hex_field(field, EXPECTED, text)?).map_err(|e| FieldError {
+        field,
+        expected: EXPECTED,
+        detail: e.to_string(),
+    })
+}
+
+impl ChallengeResponse {
+    /// The challenge to give the card's REGISTER.
+    pub fn challenge_value(&self) -> Result<Challenge, FieldError> {
+        const EXPECTED: &str = "16 bytes of hex";
+        let bytes = hex_field("challenge", EXPECTED, &self.challenge)?;
+        <[u8; 16]>::try_from(bytes.as_slice())
+            .map(Challenge)
+            .map_err(|_| FieldError {
+                field: "challenge",
+                expected: EXPECTED,
+                detail: format!("{} bytes", bytes.len()),
+            })
+    }
+}
+
+impl RegistrationResponse {
+    /// The card's RC.
+    pub fn rc_certificate(&self) -> Result<Certificate, FieldError> {
+        certificate_field("rc", &self.rc)
+    }
+
+    /// The issuer's IRC (REGISTER COMPLETE takes it with the RC).
+    pub fn irc_certificate(&self) -> Result<Certificate, FieldError> {
+        certificate_field("irc", &self.irc)
+    }
+}
+
+impl GrantResponse {
+    /// The issuer's SA (STO-2).
+    pub fn sa_object(&self) -> Result<SignedObject, FieldError> {
+        object_field("sa", &self.sa)
+    }
+}
+
+impl RequestResponse {
+    /// The issuer's SAR (STO-1).
+    pub fn sar_object(&self) -> Result<SignedObject, FieldError> {
+        object_field("sar", &self.sar)
+    }
+
+    /// The provider's SA over it, for the card.
+    pub fn sa_object(&self) -> Result<SignedObject, FieldError> {
+        object_field("sa", &self.sa)
+    }
+}
+
+impl DelegationResponse {
+    /// The issuer's delegation (STO-3), for the provider.
+    pub fn delegation_object(&self) -> Result<SignedObject, FieldError> {
+        object_field("delegation", &self.delegation)
+    }
+}
+
+impl ReceiptResponse {
+    /// The issuer's signed ledger entry for the receipt.
+    pub fn entry_object(&self) -> Result<SignedObject, FieldError> {
+        object_field("entry", &self.entry)
+    }
+}
+
+impl LedgerResponse {
+    /// The card's RC (what `protocol::verify_ledger` takes besides the issuer's key).
+    pub fn rc_certificate(&self) -> Result<Certificate, FieldError> {
+        certificate_field("rc", &self.rc)
+    }
+
+    /// The entries, in order, for `protocol::verify_ledger`.
+    pub fn entry_objects(&self) -> Result<Vec<SignedObject>, FieldError> {
+        self.entries
+            .iter()
+            .map(|entry| object_field("entries", entry))
+            .collect()
+    }
+}
+
+// ---- client -------------------------------------------------------------------------------
+
+/// A client of one issuer: one method per route, arguments as protocol and PKI types, answers
+/// as the API types above (their `*_object`/`*_certificate` methods decode the hex fields).
+/// Cheap to clone; clones share connections and the issuer's party ID once learnt.
+#[derive(Debug, Clone)]
+pub struct IssuerClient {
+    http: HttpClient,
+    /// The issuer's party ID: the audience of party requests (learnt from `GET /v1/issuer`
+    /// on first use unless given).
+    party_id: Arc<tokio::sync::OnceCell<PartyId>>,
+}
+
+impl IssuerClient {
+    pub fn new(http: HttpClient) -> IssuerClient {
+        IssuerClient {
+            http,
+            party_id: Arc::new(tokio::sync::OnceCell::new()),
+        }
+    }
+
+    /// A client that already knows the issuer's party ID (no lookup before party requests).
+    pub fn with_party_id(http: HttpClient, party_id: PartyId) -> IssuerClient {
+        IssuerClient {
+            http,
+            party_id: Arc::new(tokio::sync::OnceCell::new_with(Some(party_id))),
+        }
+    }
+
+    pub fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
+    /// The issuer's party ID, asked once (`GET /v1/issuer`) and remembered.
+    pub async fn party_id(&self) -> Result<PartyId, ClientError> {
+        self.party_id
+            .get_or_try_init(|| async {
+                let identity = self.identity().await?;
+                PartyId::new(&identity.party_id).map_err(|e| ClientError::InvalidResponse {
+                    method: Method::Get.as_str().to_string(),
+                    url: format!("{}/v1/issuer", self.http.base_url()),
+                    status: 200,
+                    detail: format!("party_id {:?}: {e}", identity.party_id),
+                })
+            })
+            .await
+            .cloned()
+    }
+
+    /// `GET /v1/issuer`: party ID, IRC and public key.
+    pub async fn identity(&self) -> Result<IdentityResponse, ClientError> {
+        self.get("/v1/issuer").await
+    }
+
+    /// `POST /v1/cards` as operator `token`: a personalisation record (it holds Sk and the
+    /// PIN: for the issuer's facility only).
+    pub async fn personalise(
+        &self,
+        token: &str,
+        order: &PersonaliseRequest,
+    ) -> Result<PersonalisationResponse, ClientError> {
+        self.http
+            .call(
+                Method::Post,
+                "/v1/cards",
+                Some(order),
+                Auth::Operator(token),
+            )
+            .await
+    }
+
+    /// `GET /v1/cards/{card_id}`.
+    pub async fn card(&self, card_id: &CardId) -> Result<CardResponse, ClientError> {
+        self.get(&card_path(card_id, "")).await
+    }
+
+    /// `POST /v1/cards/{card_id}/challenge`: a fresh REG-2 challenge.
+    pub async fn challenge(&self, card_id: &CardId) -> Result<ChallengeResponse, ClientError> {
+        self.post(&card_path(card_id, "/challenge"), &serde_json::json!({}))
+            .await
+    }
+
+    /// `POST /v1/cards/{card_id}/registration`: the card's signed registration information
+    /// (REG-2); the answer carries the RC and the IRC for REGISTER COMPLETE.
+    pub async fn register(
+        &self,
+        card_id: &CardId,
+        registration: &SignedObject,
+    ) -> Result<RegistrationResponse, ClientError> {
+        let request = RegistrationRequest {
+            registration: hex::encode(registration.to_der()),
+        };
+        self.post(&card_path(card_id, "/registration"), &request)
+            .await
+    }
+
+    /// `GET /v1/cards/{card_id}/contents`: the issuer's view of the card.
+    pub async fn contents(&self, card_id: &CardId) -> Result<ContentsResponse, ClientError> {
+        self.get(&card_path(card_id, "/contents")).await
+    }
+
+    /// `GET /v1/cards/{card_id}/ledger`.
+    pub async fn ledger(&self, card_id: &CardId) -> Result<LedgerResponse, ClientError> {
+        self.get(&card_path(card_id, "/ledger")).await
+    }
+
+    /// `POST /v1/cards/{card_id}/reconcile`: compares the view with the card's signed
+    /// `listing`, which answers `nonce` (REC-1).
+    pub async fn reconcile(
+        &self,
+        card_id: &CardId,
+        listing: &SignedObject,
+        nonce: &Nonce,
+    ) -> Result<ReconcileResponse, ClientError> {
+        let request = ReconcileRequest {
+            listing: hex::encode(listing.to_der()),
+            nonce: hex::encode(nonce.as_bytes()),
+        };
+        self.post(&card_path(card_id, "/reconcile"), &request).await
+    }
+
+    /// `PUT /v1/providers/{provider}` as operator `token`: replaces the issuer's policy for
+    /// `provider` (status, quota, server URL).
+    pub async fn put_provider(
+        &self,
+        token: &str,
+        provider: &PartyId,
+        policy: &ProviderRequest,
+    ) -> Result<ProviderResponse, ClientError> {
+        self.http
+            .call(
+                Method::Put,
+                &format!("/v1/providers/{provider}"),
+                Some(policy),
+                Auth::Operator(token),
+            )
+            .await
+    }
+
+    /// `GET /v1/providers/{provider}`: the policy (an unknown provider is blocked, quota 0).
+    pub async fn provider(&self, provider: &PartyId) -> Result<ProviderResponse, ClientError> {
+        // Party IDs are [A-Za-z0-9._-]: nothing to escape in a path.
+        self.get(&format!("/v1/providers/{provider}")).await
+    }
+
+    /// `POST /v1/authorizations/grant` (STO-2) as a party request of provider `signer` at
+    /// `now`: the issuer's SA over the provider's own `sar`.
+    pub async fn grant(
+        &self,
+        signer: &PartySigner,
+        now: UnixTime,
+        sar: &SignedObject,
+    ) -> Result<GrantResponse, ClientError> {
+        let audience = self.party_id().await?;
+        let request = GrantRequest {
+            sar: hex::encode(sar.to_der()),
+        };
+        self.http
+            .call(
+                Method::Post,
+                "/v1/authorizations/grant",
+                Some(&request),
+                Auth::Party {
+                    signer,
+                    audience: &audience,
+                    now,
+                },
+            )
+            .await
+    }
+
+    /// `POST /v1/authorizations/request` (STO-1): the issuer's SAR for `sdi` on its card over
+    /// the card's `challenge`, and the item's provider's SA over it (obtained and verified by
+    /// the issuer): give the SA to the card.
+    pub async fn request(
+        &self,
+        card_id: &CardId,
+        sdi: &Sdi,
+        challenge: &Challenge,
+    ) -> Result<RequestResponse, ClientError> {
+        let request = RequestRequest {
+            card_id: card_id.to_hex(),
+            sdi: hex::encode(sdi.to_der()),
+            challenge: hex::encode(challenge.0),
+        };
+        self.post("/v1/authorizations/request", &request).await
+    }
+
+    /// `POST /v1/delegations` as operator `token` (STO-3).
+    pub async fn delegate(
+        &self,
+        token: &str,
+        order: &DelegationRequest,
+    ) -> Result<DelegationResponse, ClientError> {
+        self.http
+            .call(
+                Method::Post,
+                "/v1/delegations",
+                Some(order),
+                Auth::Operator(token),
+            )
+            .await
+    }
+
+    /// `POST /v1/receipts` (STO-7): the card's receipt, with its SDI when the issuer signed no
+    /// authorization for it (STO-3). The same receipt again answers the first entry
+    /// (`newly_recorded: false`).
+    pub async fn receipt(
+        &self,
+        receipt: &SignedObject,
+        sdi: Option<&Sdi>,
+    ) -> Result<ReceiptResponse, ClientError> {
+        let request = ReceiptRequest {
+            receipt: hex::encode(receipt.to_der()),
+            sdi: sdi.map(|sdi| hex::encode(sdi.to_der())),
+        };
+        self.post("/v1/receipts", &request).await
+    }
+
+    async fn get<R: serde::de::DeserializeOwned>(&self, path: &str) -> Result<R, ClientError> {
+        self.http
+            .call::<(), R>(Method::Get, path, None, Auth::None)
+            .await
+    }
+
+    async fn post<B: Serialize, R: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<R, ClientError> {
+        self.http
+            .call(Method::Post, path, Some(body), Auth::None)
+            .await
+    }
+}
+
+fn card_path(card_id: &CardId, rest: &str) -> String {
+    format!("/v1/cards/{}{rest}", card_id.to_hex())
 }

@@ -99,7 +99,7 @@ async fn every_flow(backend: Backend) {
     let ch = Challenge(c.get_challenge().unwrap());
     let sar = provider_sar(&w, &stored, ch, &rc);
     let granted = grant_as(&server, &w.pki.provider, &sar).await.unwrap();
-    let sa = SignedObject::from_der(&hex::decode(&granted.sa).unwrap()).unwrap();
+    let sa = granted.sa_object().unwrap();
     assert_eq!(granted.not_after, NOW.0 + 600);
     let receipt_1 = c.store(&sa, None, DATA).unwrap();
     // The SAR again: single-use at the issuer as on the card.
@@ -203,7 +203,7 @@ async fn every_flow(backend: Backend) {
     let ch = Challenge(c.get_challenge().unwrap());
     let sar = provider_sar(&w, &delete, ch, &rc);
     let granted = grant_as(&server, &w.pki.provider, &sar).await.unwrap();
-    let sa = SignedObject::from_der(&hex::decode(&granted.sa).unwrap()).unwrap();
+    let sa = granted.sa_object().unwrap();
     let receipt_4 = c.delete(&sa).unwrap();
     let last = post_receipt(&server, &receipt_4, 201).await;
     assert_eq!(last["in_sync"], true);
@@ -468,6 +468,7 @@ async fn refusals_carry_their_codes() {
     };
     let r: Result<serde_json::Value, _> = server
         .client
+        .http()
         .call(
             party_api::Method::Post,
             "/v1/authorizations/grant",
@@ -478,6 +479,7 @@ async fn refusals_carry_their_codes() {
     assert_refused(r, 400, "invalid_sar");
     let r: Result<serde_json::Value, _> = server
         .client
+        .http()
         .call(
             party_api::Method::Post,
             "/v1/authorizations/grant",
@@ -606,6 +608,7 @@ async fn grant_answers_only_the_sars_requester() {
     let audience = w.pki.issuer.id.clone();
     let r: Result<serde_json::Value, _> = server
         .client
+        .http()
         .call(
             party_api::Method::Post,
             "/v1/authorizations/grant",
@@ -622,6 +625,7 @@ async fn grant_answers_only_the_sars_requester() {
     let elsewhere = w.pki.provider_2.id.clone();
     let r: Result<serde_json::Value, _> = server
         .client
+        .http()
         .call(
             party_api::Method::Post,
             "/v1/authorizations/grant",

@@ -45,7 +45,7 @@ async fn two_instances(backend: Backend) {
         409,
         "authorization_replayed",
     );
-    let sa = protocol::SignedObject::from_der(&hex::decode(&granted.sa).unwrap()).unwrap();
+    let sa = granted.sa_object().unwrap();
     let receipt = c.store(&sa, None, b"data").unwrap();
 
     // The same receipt at both instances at once: one ledger entry.

@@ -4,9 +4,10 @@
 //! way that can fail: no URL (409), the provider unreachable or refusing, an SA the issuer
 //! does not accept (502), URLs the policy refuses (400).
 
-use pki::CardId;
-use protocol::{Challenge, Operation, Sa, SaBasis, SignedObject};
-use serde_json::json;
+use party_api::issuer::ProviderRequest;
+use party_api::ClientError;
+use pki::{CardId, PartyId};
+use protocol::{Challenge, Operation, Sa, SaBasis, Sdi, SignedObject};
 use testkit::world::{TestClient, World};
 
 use crate::support::*;
@@ -15,24 +16,50 @@ use crate::support::*;
 struct Ready {
     card: TestClient,
     card_id: CardId,
-    body: serde_json::Value,
+    sdi: Sdi,
+    challenge: Challenge,
 }
 
-async fn ready(server: &Server, w: &World, item: &[u8]) -> Ready {
-    let (mut card, card_id) = personalised_card(server, w).await;
-    register(server, w, &mut card, &card_id).await;
-    let sdi = sdi(card_id, Operation::Store, item, b"bee", &w.pki.provider.id);
-    let challenge = Challenge(card.get_challenge().unwrap());
-    let body = json!({
-        "card_id": card_id.to_hex(),
-        "sdi": hex::encode(sdi.to_der()),
-        "challenge": hex::encode(challenge.0),
-    });
-    Ready {
-        card,
-        card_id,
-        body,
+impl Ready {
+    async fn new(server: &Server, w: &World, item: &[u8]) -> Ready {
+        let (mut card, card_id) = personalised_card(server, w).await;
+        register(server, w, &mut card, &card_id).await;
+        let sdi = sdi(card_id, Operation::Store, item, b"bee", &w.pki.provider.id);
+        let challenge = Challenge(card.get_challenge().unwrap());
+        Ready {
+            card,
+            card_id,
+            sdi,
+            challenge,
+        }
     }
+
+    /// STO-1 through the issuer, with party_api's client.
+    async fn request(
+        &self,
+        server: &Server,
+    ) -> Result<party_api::issuer::RequestResponse, ClientError> {
+        server
+            .client
+            .request(&self.card_id, &self.sdi, &self.challenge)
+            .await
+    }
+}
+
+/// Sets provider-1's policy: allowed, with its server at `url`.
+async fn policy(server: &Server, provider: &PartyId, url: Option<&str>) -> Result<(), ClientError> {
+    let policy = ProviderRequest {
+        status: "allowed".into(),
+        quota_bytes: 1000,
+        url: url.map(str::to_string),
+    };
+    let set = server
+        .client
+        .put_provider(server.token.expose(), provider, &policy)
+        .await?;
+    assert_eq!(set.url.as_deref(), url);
+    assert_eq!(server.client.provider(provider).await?, set);
+    Ok(())
 }
 
 async fn forwarding(backend: Backend) {
@@ -42,76 +69,70 @@ async fn forwarding(backend: Backend) {
     let w = World::new(41);
     let server = Server::start(&place, &w.pki).await;
     let stub = StubProvider::start(&w.pki.provider, &w.pki, &server.clock, place.dir.path()).await;
-    let provider = w.pki.provider.id.as_str();
+    let provider = &w.pki.provider.id;
 
     // No URL in the policy: nothing to forward to.
-    server.allow(provider, 1000).await;
-    let mut r = ready(&server, &w, b"item-b").await;
-    let answer = server.post("/v1/authorizations/request", &r.body).await;
-    assert_error(&answer, 409, "provider_unreachable");
-    assert!(answer.text().contains("url"), "{}", answer.text());
+    policy(&server, provider, None).await.unwrap();
+    let mut r = Ready::new(&server, &w, b"item-b").await;
+    let refused = r.request(&server).await.unwrap_err();
+    assert_eq!(
+        (refused.status(), refused.code()),
+        (Some(409), Some("provider_unreachable"))
+    );
+    assert!(refused.to_string().contains("url"), "{refused}");
 
     // With the stub's URL: SAR and SA, and the card stores with the SA.
-    server.allow_at(provider, 1000, Some(&stub.url)).await;
-    let answer = server.post("/v1/authorizations/request", &r.body).await;
-    assert_eq!(answer.status, 201, "{}", answer.text());
-    let answer = answer.json();
-    let sar = object_of(&answer, "sar");
-    let sa = object_of(&answer, "sa");
+    policy(&server, provider, Some(&stub.url)).await.unwrap();
+    let answer = r.request(&server).await.unwrap();
+    let (sar, sa) = (answer.sar_object().unwrap(), answer.sa_object().unwrap());
     let body: Sa = sa.body_unverified().unwrap();
     assert_eq!(body.basis, SaBasis::Request(sar));
-    assert_eq!(body.grantor, w.pki.provider.id);
-    assert_eq!(answer["not_after"], body.not_after.0);
+    assert_eq!(body.grantor, *provider);
+    assert_eq!(answer.not_after, body.not_after.0);
     let receipt = r.card.store(&sa, None, b"bee").unwrap();
-    let recorded = server
-        .post(
-            "/v1/receipts",
-            &json!({"receipt": hex::encode(receipt.to_der())}),
-        )
-        .await;
-    assert_eq!(recorded.status, 201, "{}", recorded.text());
-    assert_eq!(recorded.json()["in_sync"], true);
-    let contents = server
-        .get(&format!("/v1/cards/{}/contents", r.card_id.to_hex()))
-        .await
-        .json();
-    assert_eq!(contents["items"][0]["item_id"], hex::encode(b"item-b"));
+    let recorded = server.client.receipt(&receipt, None).await.unwrap();
+    assert!(recorded.newly_recorded && recorded.in_sync);
+    let contents = server.client.contents(&r.card_id).await.unwrap();
+    assert_eq!(contents.items[0].item_id, hex::encode(b"item-b"));
 
     // The provider refuses: 502 naming it, its status and code.
     stub.answer(Answer::Refuse);
-    let r = ready(&server, &w, b"item-c").await;
-    let answer = server.post("/v1/authorizations/request", &r.body).await;
-    assert_error(&answer, 502, "provider_refused");
-    let message = answer.json()["message"].as_str().unwrap().to_string();
+    let r = Ready::new(&server, &w, b"item-c").await;
+    let refused = r.request(&server).await.unwrap_err();
+    assert_eq!(
+        (refused.status(), refused.code()),
+        (Some(502), Some("provider_refused"))
+    );
+    let message = refused.to_string();
     for part in ["provider-1", "422", "sdi_mismatch", "catalog"] {
         assert!(message.contains(part), "{part} not in {message}");
     }
 
     // An SA signed by another provider than the item's: the issuer does not pass it on.
     stub.answer(Answer::SignAs(Box::new(w.pki.provider_2.clone())));
-    let r = ready(&server, &w, b"item-d").await;
-    let answer = server.post("/v1/authorizations/request", &r.body).await;
-    assert_error(&answer, 502, "provider_refused");
-    assert!(answer.text().contains("provider-2"), "{}", answer.text());
+    let r = Ready::new(&server, &w, b"item-d").await;
+    let refused = r.request(&server).await.unwrap_err();
+    assert_eq!(refused.code(), Some("provider_refused"), "{refused}");
+    assert!(refused.to_string().contains("provider-2"), "{refused}");
 
     // An SA from a provider outside the Data Registrar's PKI.
     stub.answer(Answer::SignAs(Box::new(w.pki.rogue_provider.clone())));
-    let r = ready(&server, &w, b"item-e").await;
-    let answer = server.post("/v1/authorizations/request", &r.body).await;
-    assert_error(&answer, 502, "provider_refused");
+    let r = Ready::new(&server, &w, b"item-e").await;
+    assert_refused(r.request(&server).await, 502, "provider_refused");
 
     // Nobody listening at the URL.
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", listener.local_addr().unwrap())
     };
-    server.allow_at(provider, 1000, Some(&closed)).await;
-    let r = ready(&server, &w, b"item-f").await;
-    let answer = server.post("/v1/authorizations/request", &r.body).await;
-    assert_error(&answer, 502, "provider_unreachable");
-    assert!(answer.text().contains(&closed), "{}", answer.text());
+    policy(&server, provider, Some(&closed)).await.unwrap();
+    let r = Ready::new(&server, &w, b"item-f").await;
+    let refused = r.request(&server).await.unwrap_err();
+    assert_eq!(refused.code(), Some("provider_unreachable"), "{refused}");
+    assert_eq!(refused.status(), Some(502));
+    assert!(refused.to_string().contains(&closed), "{refused}");
 
-    // The policy refuses URLs it could never call.
+    // The policy refuses URLs it could never call (https: this issuer has no TLS roots).
     for url in [
         "ftp://x",
         "http://",
@@ -119,14 +140,11 @@ async fn forwarding(backend: Backend) {
         "http://x/?q",
         "https://x",
     ] {
-        let r = server
-            .operate(
-                "PUT",
-                &format!("/v1/providers/{provider}"),
-                &json!({"status": "allowed", "quota_bytes": 1, "url": url}),
-            )
-            .await;
-        assert_error(&r, 400, "invalid_url");
+        assert_refused(
+            policy(&server, provider, Some(url)).await,
+            400,
+            "invalid_url",
+        );
     }
 
     stub.stop().await;

@@ -8,8 +8,8 @@ use std::sync::Arc;
 pub use crate::stub_provider::{Answer, StubProvider};
 use crypto::SymmetricKey;
 use issuer::{App, IssuerConfig};
-use party_api::issuer::GrantResponse;
-use party_api::{Auth, ClientError, HttpClient, Method, PartySigner};
+use party_api::issuer::{GrantResponse, IssuerClient};
+use party_api::{ClientError, HttpClient, PartySigner};
 use pki::{CardId, Certificate, UnixTime};
 use protocol::{Challenge, Operation, PartyRole, Policy, Sar, Sdi, SignedObject};
 pub use server_kit::testing::{assert_error, hex_field as bytes_of, Backend};
@@ -77,7 +77,7 @@ pub struct Server {
     pub token: OperatorToken,
     pub clock: ManualClock,
     /// party_api's client of this server (kept-alive connections).
-    pub client: HttpClient,
+    pub client: IssuerClient,
     running: ServerForTests,
 }
 
@@ -106,7 +106,10 @@ impl Server {
         let mut rng = crypto::InsecureSeededRng::insecure_seeded_for_tests(operator.len() as u64);
         let token = app.db.add_operator(operator, NOW, &mut rng).await.unwrap();
         let running = ServerForTests::serve(issuer::router(&app)).await;
-        let client = HttpClient::new(&format!("http://{}", running.addr)).unwrap();
+        let client = IssuerClient::with_party_id(
+            HttpClient::new(&format!("http://{}", running.addr)).unwrap(),
+            pki.issuer.id.clone(),
+        );
         Server {
             app,
             token,
@@ -335,22 +338,8 @@ pub async fn grant_as(
     party: &TestParty,
     sar: &SignedObject,
 ) -> Result<GrantResponse, ClientError> {
-    let signer = provider_signer(party);
-    let audience = server.app.issuer.party_id().clone();
-    let body = serde_json::json!({"sar": hex::encode(sar.to_der())});
-    server
-        .client
-        .call(
-            Method::Post,
-            "/v1/authorizations/grant",
-            Some(&body),
-            Auth::Party {
-                signer: &signer,
-                audience: &audience,
-                now: server_kit::Clock::now(&server.clock),
-            },
-        )
-        .await
+    let now = server_kit::Clock::now(&server.clock);
+    server.client.grant(&provider_signer(party), now, sar).await
 }
 
 /// Asserts the call was refused with `status` and `code` and a message.
