@@ -411,53 +411,20 @@ async fn refusals_carry_their_codes() {
         let p = &w.pki.rogue_provider;
         let mut rogue_item = item.clone();
         rogue_item.owner = p.id.clone();
-        protocol::Sar {
-            requester_role: PartyRole::Provider,
-            requester: p.id.clone(),
-            rc_digest: rc.digest(),
-            sdi: rogue_item,
-            challenge: ch,
-            issued_at: NOW,
-            not_after: UnixTime(NOW.0 + 600),
-        }
-        .sign(&p.key, vec![p.cert.der().to_vec()])
+        sar_of(p, &p.key, &rogue_item, ch, &rc)
     };
     assert_refused(grant(by_rogue).await, 422, "untrusted_signer");
     let not_a_sar = w.delegation(&w.pki.provider, b"", 10);
     assert_refused(grant(not_a_sar).await, 422, "wrong_purpose");
     // provider-2 asking to store provider-1's item.
-    let by_other = {
-        let p = &w.pki.provider_2;
-        protocol::Sar {
-            requester_role: PartyRole::Provider,
-            requester: p.id.clone(),
-            rc_digest: rc.digest(),
-            sdi: item.clone(),
-            challenge: ch,
-            issued_at: NOW,
-            not_after: UnixTime(NOW.0 + 600),
-        }
-        .sign(&p.key, vec![p.cert.der().to_vec()])
-    };
+    let by_other = sar_of(&w.pki.provider_2, &w.pki.provider_2.key, &item, ch, &rc);
     assert_refused(
         grant_as(&server, &w.pki.provider_2, &by_other).await,
         422,
         "invalid_sar",
     );
     // Signed with another key than its DPR certifies.
-    let forged = {
-        let p = &w.pki.provider;
-        protocol::Sar {
-            requester_role: PartyRole::Provider,
-            requester: p.id.clone(),
-            rc_digest: rc.digest(),
-            sdi: item.clone(),
-            challenge: ch,
-            issued_at: NOW,
-            not_after: UnixTime(NOW.0 + 600),
-        }
-        .sign(&w.pki.provider_2.key, vec![p.cert.der().to_vec()])
-    };
+    let forged = sar_of(&w.pki.provider, &w.pki.provider_2.key, &item, ch, &rc);
     assert_refused(grant(forged).await, 422, "untrusted_signer");
     let signer = provider_signer(&w.pki.provider);
     let audience = w.pki.issuer.id.clone();

@@ -286,7 +286,18 @@ pub fn sdi(
 
 /// `provider-1`'s SAR for `sdi` over the card's `challenge`, bound to `rc`.
 pub fn provider_sar(w: &World, sdi: &Sdi, challenge: Challenge, rc: &Certificate) -> SignedObject {
-    let p = &w.pki.provider;
+    sar_of(&w.pki.provider, &w.pki.provider.key, sdi, challenge, rc)
+}
+
+/// Provider `p`'s SAR (requester `p`, chain `[p's DPR]`) for `sdi` over `challenge`, bound to
+/// `rc`, valid 600 s from `NOW`, signed with `key` (`p.key` unless forging).
+pub fn sar_of(
+    p: &TestParty,
+    key: &crypto::SigningKey,
+    sdi: &Sdi,
+    challenge: Challenge,
+    rc: &Certificate,
+) -> SignedObject {
     Sar {
         requester_role: PartyRole::Provider,
         requester: p.id.clone(),
@@ -296,7 +307,7 @@ pub fn provider_sar(w: &World, sdi: &Sdi, challenge: Challenge, rc: &Certificate
         issued_at: NOW,
         not_after: UnixTime(NOW.0 + 600),
     }
-    .sign(&p.key, vec![p.cert.der().to_vec()])
+    .sign(key, vec![p.cert.der().to_vec()])
 }
 
 /// The card's ledger from `GET /v1/cards/{id}/ledger`, checked with `verify_ledger` under the
