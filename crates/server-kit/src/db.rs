@@ -90,6 +90,9 @@ pub enum DbError {
     #[error("an operator named {name:?} already exists")]
     OperatorExists { name: String },
 
+    #[error("{name:?} is not a database name this program creates (1..=63 of [a-z0-9_])")]
+    InvalidDatabaseName { name: String },
+
     #[error("database query failed: {0}")]
     Query(#[from] sqlx::Error),
 }
@@ -386,6 +389,49 @@ pub fn redact_url(url: &str) -> String {
         }
         None => url.to_string(),
     }
+}
+
+/// Creates database `name` on the PostgreSQL cluster of `admin_url` (a URL whose user may
+/// create databases) and returns the URL of the new database; for deployments that give each
+/// party its own database on one cluster (`cardwright bench authorize --postgres`, the tests).
+/// `name` must be 1..=63 characters of `[a-z0-9_]`.
+pub async fn create_postgres_database(admin_url: &str, name: &str) -> Result<String, DbError> {
+    use sqlx::Executor as _;
+    let valid = (1..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !valid {
+        return Err(DbError::InvalidDatabaseName {
+            name: name.to_string(),
+        });
+    }
+    let open = |source| DbError::Open {
+        url: redact_url(admin_url),
+        source,
+    };
+    let mut admin = sqlx::PgConnection::connect(admin_url).await.map_err(open)?;
+    admin
+        .execute(format!("CREATE DATABASE \"{name}\"").as_str())
+        .await?;
+    let _ = admin.close().await;
+    Ok(with_database(admin_url, name))
+}
+
+/// `url` with its database path replaced by `database` (query kept).
+pub(crate) fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let (scheme, rest) = base.split_once("://").unwrap_or(("postgres", base));
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let mut out = format!("{scheme}://{authority}/{database}");
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
 }
 
 #[cfg(test)]

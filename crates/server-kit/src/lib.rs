@@ -27,7 +27,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use crl_refresh::{
     fetch_crl, fetch_crls_once, spawn_crl_refresh, CrlRefresh, CrlRefreshError, CrlSource,
 };
-pub use db::{redact_url, Db, DbError, Migration, MigrationSet};
+pub use db::{create_postgres_database, redact_url, Db, DbError, Migration, MigrationSet};
 pub use error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, InternalErrorBody};
 pub use key_file::{load_or_generate_key, KeyOrigin};
 pub use listener::{bind, shutdown_signal, BoundListener, TlsFiles};

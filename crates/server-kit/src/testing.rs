@@ -54,7 +54,7 @@ pub async fn fresh_postgres_for_tests(label: &str) -> Option<PostgresForTests> {
         .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
     let _ = admin.close().await;
     Some(PostgresForTests {
-        url: with_database(&admin_url, &name),
+        url: crate::db::with_database(&admin_url, &name),
         admin_url,
         name,
     })
@@ -86,22 +86,6 @@ fn sanitize(label: &str) -> String {
         })
         .take(40)
         .collect()
-}
-
-/// `url` with its database (the path) replaced by `database`, query string kept.
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let (scheme, rest) = base.split_once("://").unwrap_or(("postgres", base));
-    let authority = rest.split('/').next().unwrap_or(rest);
-    let mut out = format!("{scheme}://{authority}/{database}");
-    if let Some(query) = query {
-        out.push('?');
-        out.push_str(query);
-    }
-    out
 }
 
 /// The database backend a test runs on.
@@ -421,6 +405,7 @@ fn decode_chunked(mut data: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::with_database;
 
     #[test]
     fn replaces_the_database_of_a_url() {
