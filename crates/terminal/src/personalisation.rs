@@ -57,3 +57,39 @@ impl Personalisation {
         ]
     }
 }
+
+impl Personalisation {
+    /// The record as the issuer's API hands it out (`POST /v1/cards`), checked field by field.
+    pub fn from_record(
+        record: &party_api::issuer::PersonalisationResponse,
+    ) -> Result<Personalisation, String> {
+        fn bytes(field: &str, text: &str) -> Result<Vec<u8>, String> {
+            hex::decode(text).map_err(|e| format!("the record's {field} is not hex: {e}"))
+        }
+        fn fixed<const N: usize>(field: &str, text: &str) -> Result<[u8; N], String> {
+            bytes(field, text)?
+                .try_into()
+                .map_err(|_| format!("the record's {field} is not {N} bytes"))
+        }
+        fn certificate(field: &str, text: &str) -> Result<Certificate, String> {
+            Certificate::from_der(&bytes(field, text)?)
+                .map_err(|e| format!("the record's {field}: {e}"))
+        }
+        Ok(Personalisation {
+            card_id: CardId(fixed("card_id", &record.card_id)?),
+            sk: SymmetricKey::from_bytes(&bytes("sk", &record.sk)?)
+                .map_err(|e| format!("the record's sk: {e}"))?,
+            sk_version: record.sk_version,
+            issuer_anchor: certificate("issuer_anchor", &record.issuer_anchor)?,
+            data_anchor: certificate("data_anchor", &record.data_anchor)?,
+            issuer: PartyId::new(&record.issuer)
+                .map_err(|e| format!("the record's issuer: {e}"))?,
+            pin: record.pin.clone(),
+            pin_salt: fixed("pin_salt", &record.pin_salt)?,
+            pin_try_limit: record.pin_try_limit,
+            issuer_authenticator: bytes("issuer_authenticator", &record.issuer_authenticator)?,
+            capacity: record.capacity,
+            time_floor: UnixTime(record.time_floor),
+        })
+    }
+}
