@@ -27,6 +27,8 @@ impl TlsArgs {
 
 /// The subcommands of an issuer or provider server.
 #[derive(Subcommand)]
+// Parsed once per process: the size of its variants does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum PartyCommand {
     /// Serve the party's API until Ctrl-C or SIGTERM.
     Serve(PartyServeArgs),
@@ -86,6 +88,10 @@ pub struct PartyServeArgs {
     /// Revocation lists to honour (repeatable).
     #[arg(long = "crl")]
     pub crls: Vec<PathBuf>,
+    /// Provider only: an issuer it works with, as ID=URL (repeatable); STO-2 requests naming
+    /// that issuer are sent to its server at URL.
+    #[arg(long = "issuer", value_name = "ID=URL")]
+    pub issuers: Vec<String>,
     #[command(flatten)]
     pub tls: TlsArgs,
 }

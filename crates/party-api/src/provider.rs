@@ -80,7 +80,8 @@ pub struct GrantRequest {
     pub sar: String,
 }
 
-/// `POST /v1/authorizations/request`.
+/// `POST /v1/authorizations/request` (STO-2): the provider signs the SAR and asks the card's
+/// issuer for its SA.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct RequestRequest {
@@ -91,6 +92,9 @@ pub struct RequestRequest {
     pub sdi: String,
     /// The card's 16-byte challenge, hex.
     pub challenge: String,
+    /// The card's issuer (party ID, the subject of the IRC the card holds): one the provider
+    /// works with.
+    pub issuer: String,
 }
 
 /// `POST /v1/authorizations/alone`.
@@ -112,12 +116,15 @@ pub struct SaResponse {
     pub not_after: u64,
 }
 
-/// `POST /v1/authorizations/request`: the provider's SAR.
+/// `POST /v1/authorizations/request` (STO-2): the provider's SAR and the issuer's SA over it,
+/// verified by the provider as the card will verify it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct SarResponse {
-    /// The SAR, hex DER SignedObject.
+pub struct RequestResponse {
+    /// The provider's SAR, hex DER SignedObject.
     pub sar: String,
-    /// The SAR's last valid second (Unix time).
+    /// The issuer's SA over that SAR, hex DER SignedObject: give it to the card.
+    pub sa: String,
+    /// The SA's last valid second (Unix time).
     pub not_after: u64,
 }
 

@@ -14,17 +14,19 @@ use crypto::Digest;
 use party_api::provider::{
     AloneRequest, CertifiedQuery, ContentsResponse, DataQuery, DataResponse, GrantRequest,
     ItemList, ItemResponse, LedgerEntryResponse, LedgerResponse, Member, MembersQuery,
-    MembersResponse, PublishRequest, ReceiptRequest, ReceiptResponse, RequestRequest, SaResponse,
-    SarResponse, VersionQuery, ViewItemResponse,
+    MembersResponse, PublishRequest, ReceiptRequest, ReceiptResponse, RequestRequest,
+    RequestResponse, SaResponse, VersionQuery, ViewItemResponse,
 };
-use pki::{CardId, Certificate};
+use pki::{CardId, Certificate, PartyId};
 use protocol::{
     Challenge, ConsentError, DerCodec, ItemId, Policy, ProtocolError, Sdi, SignedObject,
 };
 use server_kit::{
-    ApiError, ApiJson, ApiPath, ApiQuery, Counter, Db, Metrics, Operator, PartyRequest, PartyTrust,
+    ApiError, ApiJson, ApiPath, ApiQuery, Counter, Db, ErrorBody, Metrics, Operator, PartyRequest,
+    PartyTrust,
 };
 
+use crate::issuer_link::LinkError;
 use crate::service::{Authorization, Caller, Provider, ServiceError};
 use crate::store::{ItemRecord, ViewItem};
 
@@ -153,10 +155,57 @@ impl From<ServiceError> for ApiError {
             ServiceError::CardNotAuthorized { .. } => {
                 ApiError::new(StatusCode::FORBIDDEN, "card_not_authorized", message)
             }
-            ServiceError::Configuration { .. } | ServiceError::Store(_) => {
-                ApiError::internal(error)
+            ServiceError::UnknownIssuer { .. }
+            | ServiceError::IssuerCall(LinkError::UnknownIssuer { .. }) => {
+                unprocessable("unknown_issuer", message)
             }
+            ServiceError::IssuerCall(
+                LinkError::Refused { .. } | LinkError::InvalidAnswer { .. },
+            )
+            | ServiceError::IssuerSaRefused { .. } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "issuer_refused", message)
+            }
+            ServiceError::IssuerCall(
+                LinkError::Unreachable { .. } | LinkError::UnusableUrl { .. },
+            ) => ApiError::new(StatusCode::BAD_GATEWAY, "issuer_unreachable", message),
+            ServiceError::IssuerCall(LinkError::Request { .. })
+            | ServiceError::Configuration { .. }
+            | ServiceError::Store(_) => ApiError::internal(error),
         }
+    }
+}
+
+/// A handler error that may be a 502 naming another party. server-kit renders every 5xx
+/// `ApiError` opaque (its cause is this server's to hide); but when an issuer refused or could
+/// not be reached, the caller must learn which issuer, its status and code, and those are no
+/// secret of ours: the body keeps the 4xx shape `{code, message}`.
+#[derive(Debug)]
+struct Refusal(ApiError);
+
+impl From<ApiError> for Refusal {
+    fn from(error: ApiError) -> Refusal {
+        Refusal(error)
+    }
+}
+
+impl From<ServiceError> for Refusal {
+    fn from(error: ServiceError) -> Refusal {
+        Refusal(ApiError::from(error))
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let Refusal(error) = self;
+        if error.status != StatusCode::BAD_GATEWAY {
+            return error.into_response();
+        }
+        tracing::warn!(code = error.code, message = %error.message, "an issuer call failed");
+        let body = ErrorBody {
+            code: error.code.to_string(),
+            message: error.message,
+        };
+        (StatusCode::BAD_GATEWAY, Json(body)).into_response()
     }
 }
 
@@ -357,24 +406,29 @@ async fn grant(State(state): State<AppState>, party: PartyRequest) -> Result<Res
     Ok(sa_created(&state, &sa))
 }
 
+/// STO-2: the provider's SAR, sent to the card's issuer; answers both consents.
 async fn request(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<RequestRequest>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Refusal> {
     let card = parse_card_id(&request.card_id)?;
     let rc_digest = parse_digest("invalid_rc_digest", "rc_digest", &request.rc_digest)?;
     let sdi: Sdi = parse_der("invalid_sdi", "sdi", &request.sdi)?;
     let challenge = parse_challenge(&request.challenge)?;
-    let sar = state
+    let issuer = PartyId::new(&request.issuer)
+        .map_err(|e| ApiError::bad_request("invalid_issuer", format!("issuer: {e}")))?;
+    let consents = state
         .provider
-        .request(card, rc_digest, &sdi, challenge)
+        .request(card, rc_digest, &sdi, challenge, &issuer)
         .await?;
     state.authorizations.increment();
+    tracing::info!(card_id = %card, issuer = %issuer, "STO-2 consents obtained");
     Ok((
         StatusCode::CREATED,
-        Json(SarResponse {
-            sar: hex::encode(sar.object.to_der()),
-            not_after: sar.not_after.0,
+        Json(RequestResponse {
+            sar: hex::encode(consents.sar.to_der()),
+            sa: hex::encode(consents.sa.to_der()),
+            not_after: consents.not_after.0,
         }),
     )
         .into_response())

@@ -5,11 +5,13 @@
 //! hash-chained ledger (STO-7, REC-1).
 //!
 //! Layout (STYLE): this file holds the configuration and wiring ([`open`], [`router`],
-//! [`serve`]); `service.rs` the domain operations; `http.rs` the API; `store.rs` the storage
+//! [`serve`]); `service.rs` the domain operations; `http.rs` the API; `issuer_link.rs` the calls
+//! to issuers (STO-2); `store.rs` the storage
 //! trait with one SQL implementation for SQLite and PostgreSQL (`store/sql.rs`); `openapi.rs`
 //! the API document. The API's JSON types live in `party_api::provider`, shared with callers.
 
 mod http;
+pub mod issuer_link;
 mod openapi;
 pub mod service;
 pub mod store;
@@ -20,13 +22,17 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::Router;
+use issuer_link::HttpIssuerLink;
+use party_api::PartySigner;
 use pki::{Certificate, PartyId};
+use protocol::PartyRole;
 use server_kit::{Clock, Db, Kit, Listening, Metrics, OperatorToken, SystemClock, TlsFiles};
 
 pub use http::AppState;
 pub use openapi::document as openapi_document;
 pub use service::{
-    Authorization, Caller, Provider, RecordedReceipt, ServiceError, AUTHORIZATION_VALIDITY_S,
+    Authorization, Caller, Consents, Provider, RecordedReceipt, ServiceError,
+    AUTHORIZATION_VALIDITY_S,
 };
 pub use store::{SqlStore, Store, StoreError};
 
@@ -50,11 +56,16 @@ pub struct ProviderConfig {
     /// The registrars' CRLs (PEM or DER files), loaded at start; [`Provider::set_crls`]
     /// replaces them while running.
     pub crl_files: Vec<PathBuf>,
+    /// The issuers this provider works with, by party ID, with their servers' base URLs: STO-2
+    /// requests naming one are sent there for its SA.
+    pub issuers: Vec<(PartyId, String)>,
+    /// PEM certificates `https://` issuers are trusted by (without: only `http://` issuers).
+    pub issuer_tls_roots_file: Option<PathBuf>,
     pub clock: Arc<dyn Clock>,
 }
 
 impl ProviderConfig {
-    /// A configuration with no TLS, no CRLs and the system clock.
+    /// A configuration with no TLS, no CRLs, no issuers and the system clock.
     pub fn new(
         party_id: PartyId,
         key_file: PathBuf,
@@ -74,6 +85,8 @@ impl ProviderConfig {
             listen,
             tls: None,
             crl_files: Vec::new(),
+            issuers: Vec::new(),
+            issuer_tls_roots_file: None,
             clock: Arc::new(SystemClock),
         }
     }
@@ -128,6 +141,22 @@ pub async fn open(config: &ProviderConfig) -> anyhow::Result<App> {
         .iter()
         .map(|path| read_pem_or_der(path, "CRL", pki::Crl::from_pem, pki::Crl::from_der))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let tls_roots = config
+        .issuer_tls_roots_file
+        .as_ref()
+        .map(|path| {
+            std::fs::read(path)
+                .with_context(|| format!("reading the issuers' TLS roots from {}", path.display()))
+        })
+        .transpose()?;
+    let signer = PartySigner::new(
+        config.party_id.clone(),
+        PartyRole::Provider,
+        key.clone(),
+        dpr.clone(),
+    );
+    let link = HttpIssuerLink::new(signer, &config.issuers, tls_roots.as_deref())
+        .context("the configured issuers")?;
     let db = Db::open(&config.db_url)
         .await
         .context("opening the provider database")?;
@@ -143,7 +172,8 @@ pub async fn open(config: &ProviderConfig) -> anyhow::Result<App> {
         data_root,
         config.clock.clone(),
     )
-    .context("starting the provider")?;
+    .context("starting the provider")?
+    .with_issuer_link(Arc::new(link));
     provider.set_crls(crls);
     Ok(App {
         provider: Arc::new(provider),

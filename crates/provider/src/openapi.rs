@@ -131,14 +131,15 @@ pub fn document() -> Value {
             }},
             "/v1/authorizations/request": {"post": {
                 "operationId": "requestAuthorization",
-                "summary": "STO-2: this provider's SAR for an SDI on a card, answering the card's challenge.",
+                "summary": "STO-2: this provider's SAR for an SDI on a card, answering the card's challenge, sent to the card's issuer (a party request) for its SA, which is verified as the card will verify it. Answers both consents.",
                 "requestBody": json_body("RequestRequest"),
                 "responses": {
-                    "201": json_response("The SAR.", "Sar"),
-                    "400": error_response("A field is wrong.", &with_body_codes(&["invalid_card_id", "invalid_rc_digest", "invalid_sdi", "invalid_challenge"])),
+                    "201": json_response("The SAR and the issuer's SA over it.", "Consents"),
+                    "400": error_response("A field cannot be read.", &with_body_codes(&["invalid_card_id", "invalid_rc_digest", "invalid_sdi", "invalid_challenge", "invalid_issuer"])),
                     "415": media(),
-                    "422": error_response("The SDI does not match the card or the catalog.", &["sdi_mismatch"]),
-                    "500": internal()
+                    "422": error_response("Refused: the SDI does not match the card or the catalog, or the issuer is not one this provider works with.", &["sdi_mismatch", "unknown_issuer"]),
+                    "500": internal(),
+                    "502": error_response("The issuer refused (the message names it, its status, code and message), answered with an SA that does not verify, or could not be reached.", &["issuer_refused", "issuer_unreachable"])
                 }
             }},
             "/v1/authorizations/alone": {"post": {
@@ -238,16 +239,17 @@ pub fn document() -> Value {
                 "ItemList": object(&["items"], json!({"items": {"type": "array", "items": {"$ref": "#/components/schemas/Item"}}})),
                 "Data": {"allOf": [{"$ref": "#/components/schemas/Item"}, object(&["data"], json!({"data": hex("The item's bytes."), "sdci": hex("SDCI, DER SignedObject (certified only).")}))]},
                 "GrantRequest": object(&["sar"], json!({"sar": hex("The issuer's SAR, DER SignedObject.")})),
-                "RequestRequest": object(&["card_id", "rc_digest", "sdi", "challenge"], json!({
+                "RequestRequest": object(&["card_id", "rc_digest", "sdi", "challenge", "issuer"], json!({
                     "card_id": hex("16 bytes."), "rc_digest": hex("SHA-256 of the card's RC DER."),
-                    "sdi": hex("DER."), "challenge": hex("The card's 16-byte challenge.")
+                    "sdi": hex("DER."), "challenge": hex("The card's 16-byte challenge."),
+                    "issuer": {"type": "string", "description": "The card's issuer (party ID): one this provider works with."}
                 })),
                 "AloneRequest": object(&["delegation", "sdi", "challenge"], json!({
                     "delegation": hex("The issuer's delegation, DER SignedObject."),
                     "sdi": hex("DER."), "challenge": hex("The card's 16-byte challenge.")
                 })),
                 "Sa": object(&["sa", "not_after"], json!({"sa": hex("The SA, DER SignedObject."), "not_after": {"type": "integer", "description": "The SA's last valid second."}})),
-                "Sar": object(&["sar", "not_after"], json!({"sar": hex("The SAR, DER SignedObject."), "not_after": {"type": "integer", "description": "The SAR's last valid second."}})),
+                "Consents": object(&["sar", "sa", "not_after"], json!({"sar": hex("This provider's SAR, DER SignedObject."), "sa": hex("The issuer's SA over it, DER SignedObject: for the card."), "not_after": {"type": "integer", "description": "The SA's last valid second."}})),
                 "ReceiptRequest": object(&["receipt", "rc", "irc"], json!({
                     "receipt": hex("The card's receipt, DER SignedObject."),
                     "rc": hex("The card's RC, DER."), "irc": hex("The RC issuer's IRC, DER.")

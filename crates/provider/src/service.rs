@@ -20,6 +20,7 @@ use protocol::{
 };
 use server_kit::{Clock, PartyTrust};
 
+use crate::issuer_link::{IssuerLink, LinkError, NoIssuers};
 use crate::store::{
     ConsentKind, ConsentRecord, EntrySigner, ItemRecord, LedgerRecord, NewReceipt, PublishOutcome,
     ReceiptOutcome, Store, StoreError, ViewChange, ViewItem,
@@ -117,6 +118,17 @@ pub enum ServiceError {
     #[error("no receipt of card {card} was recorded here")]
     UnknownCard { card: CardId },
 
+    #[error("issuer {issuer} is not one this provider works with (configure it with --issuer)")]
+    UnknownIssuer { issuer: PartyId },
+
+    /// Asking the issuer for its SA failed (no answer, or its refusal).
+    #[error(transparent)]
+    IssuerCall(#[from] LinkError),
+
+    /// The issuer answered with an SA that does not verify or does not answer our SAR.
+    #[error("the SA issuer {issuer} answered with is refused: {reason}")]
+    IssuerSaRefused { issuer: PartyId, reason: String },
+
     /// The configured key, DPR and roots do not fit together.
     #[error("provider configuration: {detail}")]
     Configuration { detail: String },
@@ -130,6 +142,15 @@ pub enum ServiceError {
 pub struct Caller {
     pub role: PartyRole,
     pub party: PartyId,
+}
+
+/// STO-2's two consents: this provider's SAR and the issuer's SA over it (verified as the card
+/// will), with the SA's last valid second.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consents {
+    pub sar: SignedObject,
+    pub sa: SignedObject,
+    pub not_after: UnixTime,
 }
 
 /// A consent this provider signed (SA or SAR) and its last valid second.
@@ -160,6 +181,8 @@ pub struct Provider {
     /// requests to its API, with the provider's party ID as their audience.
     trust: PartyTrust,
     clock: Arc<dyn Clock>,
+    /// The issuers this provider asks for SAs on STO-2.
+    issuers: Arc<dyn IssuerLink>,
 }
 
 fn untrusted(object: &'static str) -> impl FnOnce(ConsentError) -> ServiceError {
@@ -230,7 +253,14 @@ impl Provider {
             data_root,
             trust,
             clock,
+            issuers: Arc::new(NoIssuers),
         })
+    }
+
+    /// The same provider asking `issuers` for their SAs on STO-2 (without: no issuer is known).
+    pub fn with_issuer_link(mut self, issuers: Arc<dyn IssuerLink>) -> Provider {
+        self.issuers = issuers;
+        self
     }
 
     /// Replaces the CRLs every chain check uses (IRCs in SARs and delegations, the IRC and RC
@@ -607,23 +637,31 @@ impl Provider {
         })
     }
 
-    /// STO-2, request side: this provider's SAR for `sdi` on `card_id` (whose RC has digest
-    /// `rc_digest`), answering the card's `challenge`.
+    /// STO-2: this provider's SAR for `sdi` on `card_id` (whose RC has digest `rc_digest`),
+    /// answering the card's `challenge`, sent to the card's `issuer` (one this provider was
+    /// configured with) for its SA, which must verify as the card will verify it: chain `[IRC]`
+    /// to the Issuer Registrar root with the CRLs held, signed by that issuer, over exactly this
+    /// SAR, unexpired. The consent is recorded only once the SA is in hand.
     pub async fn request(
         &self,
         card_id: CardId,
         rc_digest: Digest,
         sdi: &Sdi,
         challenge: Challenge,
-    ) -> Result<Authorization, ServiceError> {
+        issuer: &PartyId,
+    ) -> Result<Consents, ServiceError> {
         let now = self.clock.now();
+        if !self.issuers.knows(issuer) {
+            return Err(ServiceError::UnknownIssuer {
+                issuer: issuer.clone(),
+            });
+        }
         if sdi.card_id != card_id {
             return Err(ServiceError::SdiMismatch {
                 detail: format!("the SDI is for card {}, not {card_id}", sdi.card_id),
             });
         }
         self.check_sdi(sdi).await?;
-        let not_after = Self::not_after(now);
         let sar = Sar {
             requester_role: PartyRole::Provider,
             requester: self.party_id.clone(),
@@ -631,17 +669,60 @@ impl Provider {
             sdi: sdi.clone(),
             challenge,
             issued_at: now,
-            not_after,
+            not_after: Self::not_after(now),
         }
         .sign(&self.key, self.chain());
-        // Signatures are deterministic: the same request at the same second is the same SAR,
-        // already recorded; it is returned again.
+        let sa_object = self.issuers.grant(issuer, &sar, now).await?;
+        let sa = self.verify_issuer_sa(&sa_object, issuer, &sar, sdi, challenge, now)?;
+        // Signatures are deterministic: the same request at the same second is the same SAR;
+        // its consent is already recorded then (the issuer would have refused the replay).
         self.record_consent(ConsentKind::Request, sar.digest(), sdi, &sar, now)
             .await?;
-        Ok(Authorization {
-            object: sar,
-            not_after,
+        Ok(Consents {
+            sar,
+            sa: sa_object,
+            not_after: sa.not_after,
         })
+    }
+
+    /// The issuer's SA over our `sar`, checked as the card will check it.
+    fn verify_issuer_sa(
+        &self,
+        sa_object: &SignedObject,
+        issuer: &PartyId,
+        sar: &SignedObject,
+        sdi: &Sdi,
+        challenge: Challenge,
+        now: UnixTime,
+    ) -> Result<Sa, ServiceError> {
+        let refused = |reason: String| ServiceError::IssuerSaRefused {
+            issuer: issuer.clone(),
+            reason,
+        };
+        let (sa, _) = self
+            .open_issuer_signed::<Sa>(sa_object, "Sa", |sa| sa.grantor.clone(), now)
+            .map_err(|e| refused(e.to_string()))?;
+        if sa.grantor_role != PartyRole::Issuer {
+            return Err(refused(format!("it is granted as a {:?}", sa.grantor_role)));
+        }
+        if &sa.grantor != issuer {
+            return Err(refused(format!(
+                "it is signed by {}, not by {issuer}",
+                sa.grantor
+            )));
+        }
+        if !matches!(&sa.basis, SaBasis::Request(basis) if basis == sar) {
+            return Err(refused("it does not rest on the SAR just signed".into()));
+        }
+        if &sa.sdi != sdi || sa.sdi_digest != sdi.digest() || sa.card_id != sdi.card_id {
+            return Err(refused("its SDI is not the SAR's".into()));
+        }
+        if sa.challenge != challenge {
+            return Err(refused("it answers another challenge".into()));
+        }
+        Self::check_validity("Sa", sa.issued_at, sa.not_after, now)
+            .map_err(|e| refused(e.to_string()))?;
+        Ok(sa)
     }
 
     /// STO-3: the lone SA for `sdi` under the issuer's `delegation_object`, which must name

@@ -5,13 +5,13 @@
 use party_api::provider::{GrantRequest, SaResponse};
 use party_api::{Auth, Method, PartySigner};
 use pki::{Certificate, UnixTime};
-use protocol::{
-    verify_ledger, Challenge, Operation, PartyRole, Policy, Sa, SaBasis, Sar, Sdi, SignedObject,
-};
+use protocol::{verify_ledger, Challenge, Operation, PartyRole, Policy, Sar, Sdi, SignedObject};
 use serde_json::json;
+use server_kit::ManualClock;
 use testkit::test_pki::{TestParty, TestPki};
 use testkit::world::{TestClient, World};
 
+use crate::stub_issuer::StubIssuer;
 use crate::support::{
     assert_error, assert_refused, hex_of, issuer_signer, provider_signer, second_issuer, Backend,
     Place, Server,
@@ -104,7 +104,20 @@ async fn every_path(backend: Backend) {
         return;
     };
     let w = World::new(31);
-    let server = Server::start(&place, &w).await;
+    let issuer = StubIssuer::start(
+        &w.pki.issuer,
+        &w.pki,
+        &ManualClock::new(NOW),
+        place.dir.path(),
+    )
+    .await;
+    let server = Server::start_with_issuers(
+        &place,
+        &w,
+        "alice",
+        vec![(w.pki.issuer.id.clone(), issuer.url.clone())],
+    )
+    .await;
     let (mut c, rc) = w.registered();
     let card = w.card_id.to_hex();
 
@@ -238,10 +251,10 @@ async fn every_path(backend: Backend) {
     );
     let receipt_delete = c.delete(&sa).expect("the card accepts the lone SA");
 
-    // STO-2: the provider's SAR, the issuer's SA (signed here as the issuer would).
+    // STO-2: the provider's SAR, the issuer's SA (from the stub issuer, see forwarding.rs).
     let sdi_c = w.sdi(Operation::Store, &ITEM_C, 1, DATA_C);
     let ch = challenge(&mut c);
-    let sar = object_of(
+    let sa = object_of(
         &server
             .post(
                 "/v1/authorizations/request",
@@ -250,23 +263,13 @@ async fn every_path(backend: Backend) {
                     "rc_digest": hex::encode(rc.digest().0),
                     "sdi": hex::encode(sdi_c.to_der()),
                     "challenge": hex::encode(ch.0),
+                    "issuer": w.pki.issuer.id.as_str(),
                 }),
                 None,
             )
             .await,
-        "sar",
+        "sa",
     );
-    let issuer = &w.pki.issuer;
-    let sa = Sa::new(
-        SaBasis::Request(sar),
-        PartyRole::Issuer,
-        issuer.id.clone(),
-        sdi_c.clone(),
-        ch,
-        NOW,
-        UnixTime(NOW.0 + 600),
-    )
-    .sign(&issuer.key, vec![issuer.cert.der().to_vec()]);
     let receipt_c = c.store(&sa, None, DATA_C).expect("the card accepts STO-2");
 
     for receipt in [&receipt_delete, &receipt_c] {
@@ -333,6 +336,7 @@ async fn every_path(backend: Backend) {
     );
 
     server.stop().await;
+    issuer.stop().await;
     place.finish().await;
 }
 

@@ -6,4 +6,6 @@
 mod api;
 mod concurrency;
 mod conformance;
+mod forwarding;
+mod stub_issuer;
 mod support;

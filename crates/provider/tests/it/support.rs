@@ -141,8 +141,20 @@ impl Server {
     /// Opens and serves `w`'s provider on `place` with a new operator `operator` (instances
     /// sharing a database need distinct names).
     pub async fn start_with_operator(place: &Place, w: &World, operator: &str) -> Server {
+        Server::start_with_issuers(place, w, operator, Vec::new()).await
+    }
+
+    /// Like [`Server::start_with_operator`], working with `issuers` (party ID, base URL).
+    pub async fn start_with_issuers(
+        place: &Place,
+        w: &World,
+        operator: &str,
+        issuers: Vec<(PartyId, String)>,
+    ) -> Server {
         let clock = ManualClock::new(TestPki::NOW);
-        let app = provider::open(&place.config(w, &clock)).await.unwrap();
+        let mut config = place.config(w, &clock);
+        config.issuers = issuers;
+        let app = provider::open(&config).await.unwrap();
         let mut rng = crypto::InsecureSeededRng::insecure_seeded_for_tests(operator.len() as u64);
         let token = app
             .db

@@ -1,0 +1,187 @@
+//! A stand-in for an issuer's server in the provider's own tests of STO-2 forwarding (the real
+//! issuer is exercised against the provider in the e2e crate). It is a counterpart, not a
+//! mock: it authenticates the provider's party request for real (`server_kit::PartyRequest`
+//! with its own `PartyTrust` and nonce table), accepts only the provider that signed the SAR,
+//! and signs a real SA over it with an issuer key from the test PKI. What it answers is chosen
+//! per test ([`Answer`]).
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{FromRef, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use pki::UnixTime;
+use protocol::{PartyRole, Sa, SaBasis, Sar, SignedObject};
+use server_kit::testing::ServerForTests;
+use server_kit::{ApiError, Clock, Db, ManualClock, MigrationSet, PartyRequest, PartyTrust};
+use testkit::test_pki::{TestParty, TestPki};
+
+/// The stub keeps nothing but server-kit's nonce table.
+const NO_MIGRATIONS: MigrationSet = MigrationSet {
+    component: "stub-issuer",
+    sqlite: &[],
+    postgres: &[],
+};
+
+/// What the stub answers a valid grant request with.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// 201 with its own SA over the SAR.
+    Grant,
+    /// 409 `quota_exceeded`, as an issuer whose policy refuses the store.
+    Refuse,
+    /// 201 with an SA this other party signed (an issuer answering for another).
+    SignAs(Box<TestParty>),
+    /// 201 with an SA over another SAR than the one sent.
+    OtherSar,
+    /// 201 with something that is not an SA.
+    Garbage,
+}
+
+#[derive(Clone)]
+struct Stub {
+    me: TestParty,
+    trust: PartyTrust,
+    db: Db,
+    clock: ManualClock,
+    answer: Arc<Mutex<Answer>>,
+}
+
+impl FromRef<Stub> for Db {
+    fn from_ref(stub: &Stub) -> Db {
+        stub.db.clone()
+    }
+}
+
+impl FromRef<Stub> for PartyTrust {
+    fn from_ref(stub: &Stub) -> PartyTrust {
+        stub.trust.clone()
+    }
+}
+
+/// An issuer's server on port 0 answering `POST /v1/authorizations/grant`.
+pub struct StubIssuer {
+    pub url: String,
+    answer: Arc<Mutex<Answer>>,
+    db: Db,
+    running: ServerForTests,
+}
+
+impl StubIssuer {
+    /// `me` (an issuer of `pki`) at the provider's `clock`, its nonces in a SQLite file in
+    /// `dir`.
+    pub async fn start(
+        me: &TestParty,
+        pki: &TestPki,
+        clock: &ManualClock,
+        dir: &std::path::Path,
+    ) -> StubIssuer {
+        let db_url = format!(
+            "sqlite:{}",
+            dir.join(format!("stub-{}.db", me.id)).display()
+        );
+        let db = Db::open(&db_url).await.unwrap();
+        db.migrate(&NO_MIGRATIONS).await.unwrap();
+        let answer = Arc::new(Mutex::new(Answer::Grant));
+        let stub = Stub {
+            me: me.clone(),
+            trust: PartyTrust::new(
+                me.id.clone(),
+                pki.issuer_registrar.cert.clone(),
+                pki.data_registrar.cert.clone(),
+                Arc::new(clock.clone()),
+            ),
+            db: db.clone(),
+            clock: clock.clone(),
+            answer: answer.clone(),
+        };
+        let router = Router::new()
+            .route("/v1/authorizations/grant", post(grant))
+            .with_state(stub);
+        let running = ServerForTests::serve(router).await;
+        StubIssuer {
+            url: format!("http://{}", running.addr),
+            answer,
+            db,
+            running,
+        }
+    }
+
+    pub fn answer(&self, answer: Answer) {
+        *self.answer.lock().unwrap() = answer;
+    }
+
+    pub async fn stop(self) {
+        self.running.stop().await;
+        self.db.close().await;
+    }
+}
+
+async fn grant(
+    State(stub): State<Stub>,
+    party: PartyRequest,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let request = &party.request;
+    if request.caller_role != PartyRole::Provider {
+        return Err(ApiError::forbidden("only providers ask an issuer to grant"));
+    }
+    let body: serde_json::Value = serde_json::from_slice(&party.body)
+        .map_err(|e| ApiError::bad_request("malformed_json", e.to_string()))?;
+    let sar = body["sar"]
+        .as_str()
+        .and_then(|text| hex::decode(text).ok())
+        .and_then(|der| SignedObject::from_der(&der).ok())
+        .ok_or_else(|| ApiError::bad_request("invalid_sar", "sar is not a signed object"))?;
+    let claimed: Sar = sar
+        .body_unverified()
+        .map_err(|e| ApiError::bad_request("invalid_sar", e.to_string()))?;
+    if claimed.requester != request.caller {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "caller_not_requester",
+            format!("{} did not sign this SAR", request.caller),
+        ));
+    }
+    let now = stub.clock.now();
+    let not_after = UnixTime(now.0 + 600);
+    let (signer, basis) = match stub.answer.lock().unwrap().clone() {
+        Answer::Grant => (stub.me.clone(), sar),
+        Answer::SignAs(other) => (*other, sar),
+        Answer::OtherSar => {
+            let mut other = claimed.clone();
+            other.issued_at = UnixTime(other.issued_at.0 - 1);
+            // Any signature will do: the basis is compared byte for byte.
+            (
+                stub.me.clone(),
+                other.sign(&stub.me.key, sar.signer_chain().to_vec()),
+            )
+        }
+        Answer::Garbage => {
+            return Ok((
+                StatusCode::CREATED,
+                Json(serde_json::json!({"sa": "00", "not_after": not_after.0})),
+            ))
+        }
+        Answer::Refuse => {
+            return Err(ApiError::conflict(
+                "quota_exceeded",
+                "the provider's quota on this card is used up",
+            ))
+        }
+    };
+    let sa = Sa::new(
+        SaBasis::Request(basis),
+        PartyRole::Issuer,
+        signer.id.clone(),
+        claimed.sdi,
+        claimed.challenge,
+        now,
+        not_after,
+    )
+    .sign(&signer.key, vec![signer.cert.der().to_vec()]);
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({"sa": hex::encode(sa.to_der()), "not_after": not_after.0})),
+    ))
+}
