@@ -435,6 +435,7 @@ impl Deployment {
             provider_listener.local_addr(),
         );
         pc.clock = config.clock.clone();
+        pc.issuers = vec![(ids.issuer.clone(), issuer_urls[0].clone())];
         let provider_app = provider::open(&pc).await.context("starting the provider")?;
         let (stop, stopped) = stop_signal();
         servers.push(spawn(
@@ -527,6 +528,7 @@ impl Deployment {
         let body = serde_json::json!({
             "status": "allowed",
             "quota_bytes": DEFAULT_QUOTA_BYTES,
+            "url": self.provider.url,
         });
         let _: serde_json::Value = issuer
             .call(
