@@ -97,14 +97,55 @@ pub struct RequestRequest {
     pub issuer: String,
 }
 
-/// `POST /v1/authorizations/alone`.
+/// `POST /v1/authorizations/alone` (STO-3).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct AloneRequest {
+    /// The issuer's delegation, hex DER SignedObject. Absent: the provider uses one it keeps
+    /// (`POST /v1/delegations`) that covers the SDI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegation: Option<String>,
+    /// DER, hex.
+    pub sdi: String,
+    /// The card's 16-byte challenge, hex.
+    pub challenge: String,
+}
+
+/// `POST /v1/delegations`: an issuer's delegation for the provider to keep (STO-3).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AddDelegationRequest {
     /// The issuer's delegation, hex DER SignedObject.
     pub delegation: String,
-    pub sdi: String,
-    pub challenge: String,
+}
+
+/// A delegation the provider keeps: what it lets the provider authorize alone.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DelegationResponse {
+    /// SHA-256 of the signed delegation's DER, hex: its identity.
+    pub digest: String,
+    /// The issuer that signed it (party ID).
+    pub issuer: String,
+    pub issued_at: u64,
+    /// Its last valid second (Unix time).
+    pub not_after: u64,
+    /// `store`, `delete`.
+    pub operations: Vec<String>,
+    /// Item IDs it covers start with these bytes, hex (empty: every item).
+    pub item_prefix: String,
+    pub max_item_size: u32,
+    /// The card it is limited to (32 hex digits); absent: any card of the issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_id: Option<String>,
+    /// When the provider stored it (Unix time).
+    pub stored_at: u64,
+}
+
+/// `GET /v1/delegations`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DelegationList {
+    /// By the time they were stored.
+    pub delegations: Vec<DelegationResponse>,
 }
 
 /// `POST /v1/authorizations/grant` and `…/alone`: the provider's SA.

@@ -12,14 +12,14 @@ use axum::routing::{get, post, MethodRouter};
 use axum::Json;
 use crypto::Digest;
 use party_api::provider::{
-    AloneRequest, CertifiedQuery, ContentsResponse, DataQuery, DataResponse, GrantRequest,
-    ItemList, ItemResponse, LedgerEntryResponse, LedgerResponse, Member, MembersQuery,
-    MembersResponse, PublishRequest, ReceiptRequest, ReceiptResponse, RequestRequest,
-    RequestResponse, SaResponse, VersionQuery, ViewItemResponse,
+    AddDelegationRequest, AloneRequest, CertifiedQuery, ContentsResponse, DataQuery, DataResponse,
+    DelegationList, DelegationResponse, GrantRequest, ItemList, ItemResponse, LedgerEntryResponse,
+    LedgerResponse, Member, MembersQuery, MembersResponse, PublishRequest, ReceiptRequest,
+    ReceiptResponse, RequestRequest, RequestResponse, SaResponse, VersionQuery, ViewItemResponse,
 };
 use pki::{CardId, Certificate, PartyId};
 use protocol::{
-    Challenge, ConsentError, DerCodec, ItemId, Policy, ProtocolError, Sdi, SignedObject,
+    Challenge, ConsentError, DerCodec, ItemId, Operation, Policy, ProtocolError, Sdi, SignedObject,
 };
 use server_kit::{
     ApiError, ApiJson, ApiPath, ApiQuery, Counter, Db, ErrorBody, Metrics, Operator, PartyRequest,
@@ -27,7 +27,7 @@ use server_kit::{
 };
 
 use crate::issuer_link::LinkError;
-use crate::service::{Authorization, Caller, Provider, ServiceError};
+use crate::service::{Authorization, Caller, Provider, ServiceError, StoredDelegation};
 use crate::store::{ItemRecord, ViewItem};
 
 /// What every handler gets.
@@ -80,6 +80,8 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         (Method::POST, "/v1/authorizations/grant", post(grant)),
         (Method::POST, "/v1/authorizations/request", post(request)),
         (Method::POST, "/v1/authorizations/alone", post(alone)),
+        (Method::POST, "/v1/delegations", post(add_delegation)),
+        (Method::GET, "/v1/delegations", get(delegations)),
         (Method::POST, "/v1/receipts", post(receipt)),
         (Method::GET, "/v1/cards/{id}/contents", get(contents)),
         (Method::GET, "/v1/cards/{id}/ledger", get(ledger)),
@@ -151,6 +153,9 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::CallerNotRequester { .. } => {
                 ApiError::new(StatusCode::FORBIDDEN, "caller_not_requester", message)
+            }
+            ServiceError::NoDelegation { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "no_delegation", message)
             }
             ServiceError::CardNotAuthorized { .. } => {
                 ApiError::new(StatusCode::FORBIDDEN, "card_not_authorized", message)
@@ -438,12 +443,75 @@ async fn alone(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<AloneRequest>,
 ) -> Result<Response, ApiError> {
-    let delegation: SignedObject =
-        parse_der("invalid_delegation", "delegation", &request.delegation)?;
+    let delegation: Option<SignedObject> = request
+        .delegation
+        .as_deref()
+        .map(|text| parse_der("invalid_delegation", "delegation", text))
+        .transpose()?;
     let sdi: Sdi = parse_der("invalid_sdi", "sdi", &request.sdi)?;
     let challenge = parse_challenge(&request.challenge)?;
-    let sa = state.provider.alone(&delegation, &sdi, challenge).await?;
+    let sa = state
+        .provider
+        .alone(delegation.as_ref(), &sdi, challenge)
+        .await?;
     Ok(sa_created(&state, &sa))
+}
+
+fn delegation_response(stored: &StoredDelegation) -> DelegationResponse {
+    let d = &stored.delegation;
+    DelegationResponse {
+        digest: hex::encode(stored.digest.0),
+        issuer: d.issuer.to_string(),
+        issued_at: d.issued_at.0,
+        not_after: d.not_after.0,
+        operations: d
+            .operations
+            .to_vec()
+            .into_iter()
+            .map(|operation| operation_name(operation).to_string())
+            .collect(),
+        item_prefix: hex::encode(d.item_prefix.as_bytes()),
+        max_item_size: d.max_item_size,
+        card_id: d.card_id.map(|card| card.to_hex()),
+        stored_at: stored.stored_at.0,
+    }
+}
+
+fn operation_name(operation: Operation) -> &'static str {
+    match operation {
+        Operation::Store => "store",
+        Operation::Delete => "delete",
+    }
+}
+
+/// STO-3 set-up: an issuer's delegation for this provider to keep (checked first).
+async fn add_delegation(
+    State(state): State<AppState>,
+    operator: Operator,
+    ApiJson(request): ApiJson<AddDelegationRequest>,
+) -> Result<Response, ApiError> {
+    let delegation: SignedObject =
+        parse_der("invalid_delegation", "delegation", &request.delegation)?;
+    let (stored, new) = state.provider.add_delegation(&delegation).await?;
+    let status = if new {
+        tracing::info!(
+            operator = %operator.name,
+            issuer = %stored.delegation.issuer,
+            not_after = stored.delegation.not_after.0,
+            "delegation kept"
+        );
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(delegation_response(&stored))).into_response())
+}
+
+async fn delegations(State(state): State<AppState>) -> Result<Json<DelegationList>, ApiError> {
+    let kept = state.provider.delegations().await?;
+    Ok(Json(DelegationList {
+        delegations: kept.iter().map(delegation_response).collect(),
+    }))
 }
 
 async fn receipt(

@@ -31,7 +31,7 @@ use server_kit::{Clock, Db, Kit, Listening, Metrics, OperatorToken, SystemClock,
 pub use http::AppState;
 pub use openapi::document as openapi_document;
 pub use service::{
-    Authorization, Caller, Consents, Provider, RecordedReceipt, ServiceError,
+    Authorization, Caller, Consents, Provider, RecordedReceipt, ServiceError, StoredDelegation,
     AUTHORIZATION_VALIDITY_S,
 };
 pub use store::{SqlStore, Store, StoreError};

@@ -144,16 +144,40 @@ pub fn document() -> Value {
             }},
             "/v1/authorizations/alone": {"post": {
                 "operationId": "authorizeAlone",
-                "summary": "STO-3: the lone SA under an issuer's delegation covering this provider, its DPR, the operation, item prefix, size, card and time.",
+                "summary": "STO-3: the lone SA under an issuer's delegation covering this provider, its DPR, the operation, item prefix, size, card and time: the one given, or else a kept one (POST /v1/delegations) that covers the SDI, naming the card first, then the longest-lived.",
                 "requestBody": json_body("AloneRequest"),
                 "responses": {
                     "201": json_response("The SA.", "Sa"),
                     "400": error_response("A field cannot be read.", &with_body_codes(&["invalid_delegation", "invalid_sdi", "invalid_challenge"])),
+                    "403": error_response("No delegation was given and none kept covers the SDI now.", &["no_delegation"]),
                     "415": media(),
                     "422": error_response("Refused: the code says why.", &["untrusted_signer", "wrong_purpose", "delegation_refused", "authorization_expired", "sdi_mismatch"]),
                     "500": internal()
                 }
             }},
+            "/v1/delegations": {
+                "post": {
+                    "operationId": "addDelegation",
+                    "summary": "STO-3 set-up: keep an issuer's delegation for this provider, after checking it (chain to the Issuer Registrar root with the CRLs held, names this provider, pins its DPR, unexpired). Repeating it returns 200.",
+                    "security": [{"operatorToken": []}],
+                    "requestBody": json_body("AddDelegationRequest"),
+                    "responses": {
+                        "201": json_response("Kept.", "Delegation"),
+                        "200": json_response("Kept before.", "Delegation"),
+                        "400": error_response("A field cannot be read.", &with_body_codes(&["invalid_delegation"])),
+                        "401": error_response("Missing, malformed or unknown operator token.", &["unauthenticated"]),
+                        "403": error_response("The operator is disabled.", &["forbidden"]),
+                        "415": media(),
+                        "422": error_response("Refused: the code says why.", &["untrusted_signer", "wrong_purpose", "delegation_refused", "authorization_expired"]),
+                        "500": internal()
+                    }
+                },
+                "get": {
+                    "operationId": "listDelegations",
+                    "summary": "The delegations kept, by the time they were stored (expired ones too).",
+                    "responses": {"200": json_response("The delegations.", "DelegationList"), "500": internal()}
+                }
+            },
             "/v1/receipts": {"post": {
                 "operationId": "recordReceipt",
                 "summary": "STO-7, REC-1: a card receipt with the card's RC and its issuer's IRC; verified, matched to a consent of this provider, recorded with a signed ledger entry. Repeating returns 200 with the original entry.",
@@ -244,12 +268,24 @@ pub fn document() -> Value {
                     "sdi": hex("DER."), "challenge": hex("The card's 16-byte challenge."),
                     "issuer": {"type": "string", "description": "The card's issuer (party ID): one this provider works with."}
                 })),
-                "AloneRequest": object(&["delegation", "sdi", "challenge"], json!({
-                    "delegation": hex("The issuer's delegation, DER SignedObject."),
+                "AloneRequest": object(&["sdi", "challenge"], json!({
+                    "delegation": hex("The issuer's delegation, DER SignedObject. Absent: a kept one that covers the SDI."),
                     "sdi": hex("DER."), "challenge": hex("The card's 16-byte challenge.")
                 })),
                 "Sa": object(&["sa", "not_after"], json!({"sa": hex("The SA, DER SignedObject."), "not_after": {"type": "integer", "description": "The SA's last valid second."}})),
                 "Consents": object(&["sar", "sa", "not_after"], json!({"sar": hex("This provider's SAR, DER SignedObject."), "sa": hex("The issuer's SA over it, DER SignedObject: for the card."), "not_after": {"type": "integer", "description": "The SA's last valid second."}})),
+                "AddDelegationRequest": object(&["delegation"], json!({"delegation": hex("The issuer's delegation, DER SignedObject.")})),
+                "Delegation": object(&["digest", "issuer", "issued_at", "not_after", "operations", "item_prefix", "max_item_size", "stored_at"], json!({
+                    "digest": hex("SHA-256 of the signed delegation's DER."),
+                    "issuer": {"type": "string", "description": "The issuer that signed it."},
+                    "issued_at": {"type": "integer"}, "not_after": {"type": "integer"},
+                    "operations": {"type": "array", "items": {"enum": ["store", "delete"]}},
+                    "item_prefix": hex("Covered item IDs start with it (empty: all)."),
+                    "max_item_size": {"type": "integer"},
+                    "card_id": hex("The card it is limited to; absent: any card of the issuer."),
+                    "stored_at": {"type": "integer"}
+                })),
+                "DelegationList": object(&["delegations"], json!({"delegations": {"type": "array", "items": {"$ref": "#/components/schemas/Delegation"}}})),
                 "ReceiptRequest": object(&["receipt", "rc", "irc"], json!({
                     "receipt": hex("The card's receipt, DER SignedObject."),
                     "rc": hex("The card's RC, DER."), "irc": hex("The RC issuer's IRC, DER.")

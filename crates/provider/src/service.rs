@@ -22,8 +22,8 @@ use server_kit::{Clock, PartyTrust};
 
 use crate::issuer_link::{IssuerLink, LinkError, NoIssuers};
 use crate::store::{
-    ConsentKind, ConsentRecord, EntrySigner, ItemRecord, LedgerRecord, NewReceipt, PublishOutcome,
-    ReceiptOutcome, Store, StoreError, ViewChange, ViewItem,
+    ConsentKind, ConsentRecord, DelegationRecord, EntrySigner, ItemRecord, LedgerRecord,
+    NewReceipt, PublishOutcome, ReceiptOutcome, Store, StoreError, ViewChange, ViewItem,
 };
 
 /// How long the authorizations this provider signs are valid, in seconds (SA, SAR).
@@ -118,6 +118,13 @@ pub enum ServiceError {
     #[error("no receipt of card {card} was recorded here")]
     UnknownCard { card: CardId },
 
+    #[error("no kept delegation covers item {item} on card {card}: {reasons}")]
+    NoDelegation {
+        card: CardId,
+        item: String,
+        reasons: String,
+    },
+
     #[error("issuer {issuer} is not one this provider works with (configure it with --issuer)")]
     UnknownIssuer { issuer: PartyId },
 
@@ -158,6 +165,30 @@ pub struct Consents {
 pub struct Authorization {
     pub object: SignedObject,
     pub not_after: UnixTime,
+}
+
+/// A delegation this provider keeps for STO-3.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDelegation {
+    /// SHA-256 of the signed delegation's DER.
+    pub digest: Digest,
+    pub delegation: Delegation,
+    pub stored_at: UnixTime,
+}
+
+/// A kept delegation's signed object and body (verified when it was stored).
+fn stored_delegation(
+    record: &DelegationRecord,
+) -> Result<(SignedObject, Delegation), ServiceError> {
+    let corrupt = |e: ProtocolError| {
+        ServiceError::Store(StoreError::Corrupt {
+            what: "kept delegation",
+            value: e.to_string(),
+        })
+    };
+    let object = SignedObject::from_der(&record.delegation_der).map_err(corrupt)?;
+    let delegation = object.body_unverified::<Delegation>().map_err(corrupt)?;
+    Ok((object, delegation))
 }
 
 /// A receipt as recorded: its ledger entry, and whether this request recorded it.
@@ -725,16 +756,14 @@ impl Provider {
         Ok(sa)
     }
 
-    /// STO-3: the lone SA for `sdi` under the issuer's `delegation_object`, which must name
-    /// this provider and its DPR, allow the operation, cover the item ID and size and the card,
-    /// and be valid now.
-    pub async fn alone(
+    /// A delegation an issuer signed for this provider, checked as the card will check it
+    /// apart from what it covers: chain `[IRC]` to the Issuer Registrar root with the CRLs
+    /// held, names this provider, pins its DPR's digest, valid at `now`.
+    fn check_delegation(
         &self,
         delegation_object: &SignedObject,
-        sdi: &Sdi,
-        challenge: Challenge,
-    ) -> Result<Authorization, ServiceError> {
-        let now = self.clock.now();
+        now: UnixTime,
+    ) -> Result<Delegation, ServiceError> {
         let (delegation, _) = self.open_issuer_signed::<Delegation>(
             delegation_object,
             "Delegation",
@@ -751,6 +780,19 @@ impl Provider {
         if delegation.provider_key_digest != self.dpr.digest() {
             return Err(refused("it pins another DPR than this provider's".into()));
         }
+        Self::check_validity(
+            "Delegation",
+            delegation.issued_at,
+            delegation.not_after,
+            now,
+        )?;
+        Ok(delegation)
+    }
+
+    /// Whether `delegation` covers `sdi`: the operation, the item ID under its prefix, the
+    /// size, the card.
+    fn check_covers(delegation: &Delegation, sdi: &Sdi) -> Result<(), ServiceError> {
+        let refused = |detail: String| ServiceError::DelegationRefused { detail };
         if !delegation.operations.contains(sdi.operation) {
             return Err(refused(format!("{:?} is not delegated", sdi.operation)));
         }
@@ -775,16 +817,122 @@ impl Provider {
                 )));
             }
         }
-        Self::check_validity(
-            "Delegation",
-            delegation.issued_at,
-            delegation.not_after,
-            now,
-        )?;
+        Ok(())
+    }
+
+    /// Keeps an issuer's delegation for STO-3 after checking it ([`Provider::check_delegation`]);
+    /// `false` when it was kept already.
+    pub async fn add_delegation(
+        &self,
+        delegation_object: &SignedObject,
+    ) -> Result<(StoredDelegation, bool), ServiceError> {
+        let now = self.clock.now();
+        let delegation = self.check_delegation(delegation_object, now)?;
+        let record = DelegationRecord {
+            digest: delegation_object.digest(),
+            issuer: delegation.issuer.clone(),
+            card_id: delegation.card_id,
+            not_after: delegation.not_after,
+            delegation_der: delegation_object.to_der(),
+            stored_at: now,
+        };
+        let new = self.store.insert_delegation(&record).await?;
+        Ok((
+            StoredDelegation {
+                digest: record.digest,
+                delegation,
+                stored_at: now,
+            },
+            new,
+        ))
+    }
+
+    /// Every delegation kept, by the time it was stored (expired ones too: they are history).
+    pub async fn delegations(&self) -> Result<Vec<StoredDelegation>, ServiceError> {
+        self.store
+            .delegations()
+            .await?
+            .into_iter()
+            .map(|record| {
+                let (_, delegation) = stored_delegation(&record)?;
+                Ok(StoredDelegation {
+                    digest: record.digest,
+                    delegation,
+                    stored_at: record.stored_at,
+                })
+            })
+            .collect()
+    }
+
+    /// A kept delegation that covers `sdi` now and still verifies (an IRC revoked since it was
+    /// kept disqualifies it): one naming the card first, then the longest-lived. When a
+    /// receipt of the card was recorded, only its RC's issuer's delegations count (a card
+    /// accepts only its own issuer's).
+    async fn kept_delegation_for(
+        &self,
+        sdi: &Sdi,
+        now: UnixTime,
+    ) -> Result<SignedObject, ServiceError> {
+        let card_issuer = match self.store.card_rc(&sdi.card_id).await? {
+            Some(der) => Certificate::from_der(&der)
+                .map(|rc| Some(rc.issuer_id().clone()))
+                .map_err(|e| {
+                    ServiceError::Store(StoreError::Corrupt {
+                        what: "card RC",
+                        value: e.to_string(),
+                    })
+                })?,
+            None => None,
+        };
+        let candidates = self.store.delegations_for_card(&sdi.card_id, now).await?;
+        let mut reasons = Vec::new();
+        for record in &candidates {
+            if card_issuer.as_ref().is_some_and(|i| i != &record.issuer) {
+                continue;
+            }
+            let (object, _) = stored_delegation(record)?;
+            let usable = self
+                .check_delegation(&object, now)
+                .and_then(|d| Self::check_covers(&d, sdi));
+            match usable {
+                Ok(()) => return Ok(object),
+                Err(e) => reasons.push(e.to_string()),
+            }
+        }
+        Err(ServiceError::NoDelegation {
+            card: sdi.card_id,
+            item: item_hex(&sdi.item_id),
+            reasons: if reasons.is_empty() {
+                "none is kept for this card".into()
+            } else {
+                reasons.join("; ")
+            },
+        })
+    }
+
+    /// STO-3: the lone SA for `sdi` under an issuer's delegation: the one given, or else a
+    /// kept one that covers it (403 `no_delegation` if none). The delegation must name this
+    /// provider and its DPR, allow the operation, cover the item ID and size and the card, and
+    /// be valid now.
+    pub async fn alone(
+        &self,
+        delegation_object: Option<&SignedObject>,
+        sdi: &Sdi,
+        challenge: Challenge,
+    ) -> Result<Authorization, ServiceError> {
+        let now = self.clock.now();
+        let delegation_object = match delegation_object {
+            Some(object) => {
+                let delegation = self.check_delegation(object, now)?;
+                Self::check_covers(&delegation, sdi)?;
+                object.clone()
+            }
+            None => self.kept_delegation_for(sdi, now).await?,
+        };
         self.check_sdi(sdi).await?;
         let not_after = Self::not_after(now);
         let sa = Sa::new(
-            SaBasis::Delegation(delegation_object.clone()),
+            SaBasis::Delegation(delegation_object),
             PartyRole::Provider,
             self.party_id.clone(),
             sdi.clone(),

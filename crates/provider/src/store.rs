@@ -7,7 +7,7 @@ mod sql;
 
 use async_trait::async_trait;
 use crypto::Digest;
-use pki::{CardId, UnixTime};
+use pki::{CardId, PartyId, UnixTime};
 use protocol::{ItemId, Policy};
 
 pub use sql::{SqlStore, MIGRATIONS};
@@ -80,6 +80,20 @@ pub struct ConsentRecord {
     /// The DER of what we signed (the SA or the SAR).
     pub signed_der: Vec<u8>,
     pub created_at: UnixTime,
+}
+
+/// An issuer's delegation kept for STO-3 (verified before it is stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DelegationRecord {
+    /// SHA-256 of the delegation's DER: its key.
+    pub digest: Digest,
+    pub issuer: PartyId,
+    /// The card it is limited to; `None`: any card of its issuer.
+    pub card_id: Option<CardId>,
+    pub not_after: UnixTime,
+    /// The signed delegation (SignedObject DER).
+    pub delegation_der: Vec<u8>,
+    pub stored_at: UnixTime,
 }
 
 /// One of this provider's items as the provider believes a card holds it.
@@ -222,4 +236,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Cards whose view holds `item_id` (any version), ascending by card ID.
     async fn members(&self, item_id: &ItemId) -> Result<Vec<(CardId, u32)>, StoreError>;
+
+    /// Keeps a delegation; `false` (nothing changed) if one with its digest is kept already.
+    async fn insert_delegation(&self, delegation: &DelegationRecord) -> Result<bool, StoreError>;
+
+    /// Every delegation kept, by the time it was stored, then digest.
+    async fn delegations(&self) -> Result<Vec<DelegationRecord>, StoreError>;
+
+    /// The delegations that may cover `card_id` at `now`: limited to that card or to none,
+    /// `not_after` at or after `now`; those naming the card first, then the longest-lived.
+    async fn delegations_for_card(
+        &self,
+        card_id: &CardId,
+        now: UnixTime,
+    ) -> Result<Vec<DelegationRecord>, StoreError>;
 }

@@ -10,28 +10,42 @@
 
 use async_trait::async_trait;
 use crypto::Digest;
-use pki::{CardId, UnixTime};
+use pki::{CardId, PartyId, UnixTime};
 use protocol::{ItemId, LedgerEntry, Policy};
 use server_kit::{on_pool, Db, MigrationSet};
 
 use super::{
-    ConsentKind, ConsentRecord, EntrySigner, ItemRecord, LedgerRecord, NewReceipt, PublishOutcome,
-    ReceiptOutcome, Store, StoreError, ViewChange, ViewItem,
+    ConsentKind, ConsentRecord, DelegationRecord, EntrySigner, ItemRecord, LedgerRecord,
+    NewReceipt, PublishOutcome, ReceiptOutcome, Store, StoreError, ViewChange, ViewItem,
 };
 
 /// The provider's migrations, applied by [`Db::migrate`].
 pub const MIGRATIONS: MigrationSet = MigrationSet {
     component: "provider",
-    sqlite: &[server_kit::Migration {
-        version: 1,
-        description: "provider",
-        sql: include_str!("../../migrations/sqlite/0001_provider.sql"),
-    }],
-    postgres: &[server_kit::Migration {
-        version: 1,
-        description: "provider",
-        sql: include_str!("../../migrations/postgres/0001_provider.sql"),
-    }],
+    sqlite: &[
+        server_kit::Migration {
+            version: 1,
+            description: "provider",
+            sql: include_str!("../../migrations/sqlite/0001_provider.sql"),
+        },
+        server_kit::Migration {
+            version: 2,
+            description: "delegations",
+            sql: include_str!("../../migrations/sqlite/0002_delegations.sql"),
+        },
+    ],
+    postgres: &[
+        server_kit::Migration {
+            version: 1,
+            description: "provider",
+            sql: include_str!("../../migrations/postgres/0001_provider.sql"),
+        },
+        server_kit::Migration {
+            version: 2,
+            description: "delegations",
+            sql: include_str!("../../migrations/postgres/0002_delegations.sql"),
+        },
+    ],
 };
 
 /// The provider's store on an open, migrated [`Db`].
@@ -155,6 +169,25 @@ fn consent_from_row(row: ConsentRow) -> Result<ConsentRecord, StoreError> {
         sdi_der,
         signed_der,
         created_at: UnixTime(from_db("created_at", created_at)?),
+    })
+}
+
+type DelegationRow = (Vec<u8>, String, Option<Vec<u8>>, i64, Vec<u8>, i64);
+const DELEGATION_COLUMNS: &str =
+    "delegation_digest, issuer, card_id, not_after, delegation_der, stored_at";
+
+fn delegation_from_row(row: DelegationRow) -> Result<DelegationRecord, StoreError> {
+    let (digest, issuer, card_id, not_after, delegation_der, stored_at) = row;
+    Ok(DelegationRecord {
+        digest: digest_from_db("delegation digest", digest)?,
+        issuer: PartyId::new(&issuer).map_err(|_| StoreError::Corrupt {
+            what: "delegation issuer",
+            value: issuer.clone(),
+        })?,
+        card_id: card_id.map(card_id_from_db).transpose()?,
+        not_after: UnixTime(from_db("not_after", not_after)?),
+        delegation_der,
+        stored_at: UnixTime(from_db("stored_at", stored_at)?),
     })
 }
 
@@ -488,5 +521,56 @@ impl Store for SqlStore {
         rows.into_iter()
             .map(|(card, version)| Ok((card_id_from_db(card)?, u32_from_db("version", version)?)))
             .collect()
+    }
+
+    async fn insert_delegation(&self, d: &DelegationRecord) -> Result<bool, StoreError> {
+        let inserted = on_pool!(&self.db, |pool| {
+            sqlx::query(&format!(
+                "INSERT INTO delegations ({DELEGATION_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING"
+            ))
+            .bind(d.digest.0.as_slice())
+            .bind(d.issuer.as_str())
+            .bind(d.card_id.as_ref().map(|c| c.0.to_vec()))
+            .bind(to_db("not_after", d.not_after.0)?)
+            .bind(d.delegation_der.as_slice())
+            .bind(to_db("stored_at", d.stored_at.0)?)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(inserted == 1)
+    }
+
+    async fn delegations(&self) -> Result<Vec<DelegationRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {DELEGATION_COLUMNS} FROM delegations ORDER BY stored_at, delegation_digest"
+        );
+        let rows: Vec<DelegationRow> = on_pool!(&self.db, |pool| sqlx::query_as(&sql)
+            .fetch_all(pool)
+            .await?);
+        rows.into_iter().map(delegation_from_row).collect()
+    }
+
+    async fn delegations_for_card(
+        &self,
+        card_id: &CardId,
+        now: UnixTime,
+    ) -> Result<Vec<DelegationRecord>, StoreError> {
+        // `card_id IS NULL` orders false (the card's own) before true in both dialects.
+        let sql = format!(
+            "SELECT {DELEGATION_COLUMNS} FROM delegations \
+             WHERE (card_id = $1 OR card_id IS NULL) AND not_after >= $2 \
+             ORDER BY card_id IS NULL, not_after DESC, delegation_digest"
+        );
+        let now = to_db("now", now.0)?;
+        let rows: Vec<DelegationRow> = on_pool!(&self.db, |pool| {
+            sqlx::query_as(&sql)
+                .bind(card_id.0.as_slice())
+                .bind(now)
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter().map(delegation_from_row).collect()
     }
 }

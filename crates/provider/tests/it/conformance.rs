@@ -1,11 +1,11 @@
 //! The store conformance suite over `&dyn Store`: the same checks on SQLite and PostgreSQL.
 
 use crypto::{sha256, Digest};
-use pki::{CardId, UnixTime};
+use pki::{CardId, PartyId, UnixTime};
 use protocol::{ItemId, Policy};
 use provider::store::{
-    ConsentKind, ConsentRecord, EntrySigner, ItemRecord, NewReceipt, PublishOutcome,
-    ReceiptOutcome, ViewChange, ViewItem,
+    ConsentKind, ConsentRecord, DelegationRecord, EntrySigner, ItemRecord, NewReceipt,
+    PublishOutcome, ReceiptOutcome, ViewChange, ViewItem,
 };
 use provider::{SqlStore, Store, StoreError};
 
@@ -184,6 +184,58 @@ async fn suite(store: &dyn Store) {
         [(0, 3), (1, 7), (2, 8)]
     );
     assert_eq!(store.card_rc(&card).await.unwrap(), Some(b"rc".to_vec()));
+
+    // Delegations: kept once per digest; those for a card are the card's own first, then any
+    // card's, longest-lived first, unexpired only.
+    let issuer = PartyId::new("issuer-1").unwrap();
+    let delegation = |name: &[u8], card_id: Option<CardId>, not_after: u64| DelegationRecord {
+        digest: sha256(name),
+        issuer: issuer.clone(),
+        card_id,
+        not_after: UnixTime(not_after),
+        delegation_der: name.to_vec(),
+        stored_at: UnixTime(not_after / 10),
+    };
+    let any_short = delegation(b"any, short", None, 1_000);
+    let any_long = delegation(b"any, long", None, 5_000);
+    let own = delegation(b"own", Some(card), 2_000);
+    let other = delegation(b"other card", Some(CardId([8; 16])), 9_000);
+    let expired = delegation(b"expired", Some(card), 400);
+    for d in [&any_short, &any_long, &own, &other, &expired] {
+        assert!(store.insert_delegation(d).await.unwrap());
+    }
+    assert!(!store.insert_delegation(&own).await.unwrap());
+    assert_eq!(
+        store.delegations().await.unwrap(),
+        vec![
+            expired.clone(),
+            any_short.clone(),
+            own.clone(),
+            any_long.clone(),
+            other.clone()
+        ]
+    );
+    assert_eq!(
+        store
+            .delegations_for_card(&card, UnixTime(500))
+            .await
+            .unwrap(),
+        vec![own.clone(), any_long.clone(), any_short.clone()]
+    );
+    assert_eq!(
+        store
+            .delegations_for_card(&card, UnixTime(1_001))
+            .await
+            .unwrap(),
+        vec![own, any_long]
+    );
+    assert_eq!(
+        store
+            .delegations_for_card(&CardId([9; 16]), UnixTime(0))
+            .await
+            .unwrap(),
+        vec![delegation(b"any, long", None, 5_000), any_short]
+    );
 }
 
 async fn conformance(backend: Backend) {

@@ -6,6 +6,7 @@
 mod api;
 mod concurrency;
 mod conformance;
+mod delegations;
 mod forwarding;
 mod stub_issuer;
 mod support;
