@@ -1,8 +1,28 @@
 //! The provider's API as a caller sees it (docs/parties.md, "Provider"): the JSON types of its
-//! routes, which the provider server serialises too. Binary values (DER objects, digests, IDs,
-//! data) are lowercase hex strings.
+//! routes, which the provider server serialises too, and [`ProviderClient`], one method per
+//! route. Binary values (DER objects, digests, IDs, data) are lowercase hex strings; signed
+//! objects are hex of `SignedObject` DER.
 
+use std::sync::Arc;
+
+use crypto::Digest;
+use pki::{CardId, Certificate, PartyId, UnixTime};
+use protocol::{Challenge, ItemId, Policy, Sdi, SignedObject};
 use serde::{Deserialize, Serialize};
+
+pub use crate::issuer::FieldError;
+use crate::{Auth, ClientError, HttpClient, Method, PartySigner};
+
+/// `GET /v1/provider`: who this provider is (its DPR carries the key its SAs, SDCIs and
+/// ledger entries are signed with).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IdentityResponse {
+    pub party_id: String,
+    /// DER, hex.
+    pub dpr: String,
+    /// SEC1, hex.
+    pub public_key: String,
+}
 
 /// `POST /v1/items`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -238,4 +258,421 @@ pub struct Member {
 pub struct MembersResponse {
     pub item_id: String,
     pub cards: Vec<Member>,
+}
+
+// ---- decoding the hex fields ------------------------------------------------------------------
+
+fn hex_field(
+    field: &'static str,
+    expected: &'static str,
+    text: &str,
+) -> Result<Vec<u8>, FieldError> {
+    hex::decode(text).map_err(|e| FieldError {
+        field,
+        expected,
+        detail: e.to_string(),
+    })
+}
+
+fn object_field(field: &'static str, text: &str) -> Result<SignedObject, FieldError> {
+    const EXPECTED: &str = "a hex DER signed object";
+    SignedObject::from_der(&hex_field(field, EXPECTED, text)?).map_err(|e| FieldError {
+        field,
+        expected: EXPECTED,
+        detail: e.to_string(),
+    })
+}
+
+fn certificate_field(field: &'static str, text: &str) -> Result<Certificate, FieldError> {
+    const EXPECTED: &str = "a hex DER certificate";
+    Certificate::from_der(&hex_field(field, EXPECTED, text)?).map_err(|e| FieldError {
+        field,
+        expected: EXPECTED,
+        detail: e.to_string(),
+    })
+}
+
+impl IdentityResponse {
+    /// The provider's DPR.
+    pub fn dpr_certificate(&self) -> Result<Certificate, FieldError> {
+        certificate_field("dpr", &self.dpr)
+    }
+}
+
+impl ItemResponse {
+    pub fn item_id_value(&self) -> Result<ItemId, FieldError> {
+        const EXPECTED: &str = "1..=16 bytes of hex";
+        ItemId::new(&hex_field("item_id", EXPECTED, &self.item_id)?).map_err(|e| FieldError {
+            field: "item_id",
+            expected: EXPECTED,
+            detail: e.to_string(),
+        })
+    }
+
+    /// SHA-256 of the item's data, as an SDI names it.
+    pub fn data_digest_value(&self) -> Result<Digest, FieldError> {
+        const EXPECTED: &str = "32 bytes of hex";
+        let bytes = hex_field("data_digest", EXPECTED, &self.data_digest)?;
+        <[u8; 32]>::try_from(bytes.as_slice())
+            .map(Digest)
+            .map_err(|_| FieldError {
+                field: "data_digest",
+                expected: EXPECTED,
+                detail: format!("{} bytes", bytes.len()),
+            })
+    }
+
+    pub fn policy_value(&self) -> Result<Policy, FieldError> {
+        Policy::from_bits(self.policy).map_err(|e| FieldError {
+            field: "policy",
+            expected: "known policy bits",
+            detail: e.to_string(),
+        })
+    }
+}
+
+impl DataResponse {
+    /// The item's bytes.
+    pub fn data_bytes(&self) -> Result<Vec<u8>, FieldError> {
+        hex_field("data", "hex", &self.data)
+    }
+
+    /// The provider's SDCI over the SDI asked for (`…/certified` answers only).
+    pub fn sdci_object(&self) -> Result<SignedObject, FieldError> {
+        let text = self.sdci.as_deref().ok_or(FieldError {
+            field: "sdci",
+            expected: "present (the certified route's answer)",
+            detail: "absent".to_string(),
+        })?;
+        object_field("sdci", text)
+    }
+}
+
+impl SaResponse {
+    /// The provider's SA, for the card (STO-1, STO-3).
+    pub fn sa_object(&self) -> Result<SignedObject, FieldError> {
+        object_field("sa", &self.sa)
+    }
+}
+
+impl RequestResponse {
+    /// The provider's SAR (STO-2).
+    pub fn sar_object(&self) -> Result<SignedObject, FieldError> {
+        object_field("sar", &self.sar)
+    }
+
+    /// The issuer's SA over it, for the card.
+    pub fn sa_object(&self) -> Result<SignedObject, FieldError> {
+        object_field("sa", &self.sa)
+    }
+}
+
+impl ReceiptResponse {
+    /// The provider's signed ledger entry for the receipt.
+    pub fn entry_object(&self) -> Result<SignedObject, FieldError> {
+        object_field("entry", &self.entry)
+    }
+}
+
+impl LedgerResponse {
+    /// The card's RC (what `protocol::verify_ledger` takes besides the provider's key).
+    pub fn rc_certificate(&self) -> Result<Certificate, FieldError> {
+        certificate_field("rc", &self.rc)
+    }
+
+    /// The entries, in order, for `protocol::verify_ledger`.
+    pub fn entry_objects(&self) -> Result<Vec<SignedObject>, FieldError> {
+        self.entries
+            .iter()
+            .map(|entry| object_field("entries", &entry.entry))
+            .collect()
+    }
+}
+
+// ---- client -------------------------------------------------------------------------------
+
+/// A client of one provider: one method per route, arguments as protocol and PKI types, answers
+/// as the API types above (their `*_object`/`*_certificate`/`*_value` methods decode the hex
+/// fields). Cheap to clone; clones share connections and the provider's party ID once learnt.
+#[derive(Debug, Clone)]
+pub struct ProviderClient {
+    http: HttpClient,
+    /// The provider's party ID: the audience of party requests (learnt from `GET /v1/provider`
+    /// on first use unless given).
+    party_id: Arc<tokio::sync::OnceCell<PartyId>>,
+}
+
+impl ProviderClient {
+    pub fn new(http: HttpClient) -> ProviderClient {
+        ProviderClient {
+            http,
+            party_id: Arc::new(tokio::sync::OnceCell::new()),
+        }
+    }
+
+    /// A client that already knows the provider's party ID (no lookup before party requests).
+    pub fn with_party_id(http: HttpClient, party_id: PartyId) -> ProviderClient {
+        ProviderClient {
+            http,
+            party_id: Arc::new(tokio::sync::OnceCell::new_with(Some(party_id))),
+        }
+    }
+
+    pub fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
+    /// The provider's party ID, asked once (`GET /v1/provider`) and remembered.
+    pub async fn party_id(&self) -> Result<PartyId, ClientError> {
+        self.party_id
+            .get_or_try_init(|| async {
+                let identity = self.identity().await?;
+                PartyId::new(&identity.party_id).map_err(|e| ClientError::InvalidResponse {
+                    method: Method::Get.as_str().to_string(),
+                    url: format!("{}/v1/provider", self.http.base_url()),
+                    status: 200,
+                    detail: format!("party_id {:?}: {e}", identity.party_id),
+                })
+            })
+            .await
+            .cloned()
+    }
+
+    /// `GET /v1/provider`: party ID, DPR and public key.
+    pub async fn identity(&self) -> Result<IdentityResponse, ClientError> {
+        self.get("/v1/provider").await
+    }
+
+    /// `POST /v1/items` as operator `token`: publishes `data` as `item_id` version `version`
+    /// (size and digest are computed by the provider). Publishing the same again answers the
+    /// item as it is; other content under the same version is refused (409).
+    pub async fn publish(
+        &self,
+        token: &str,
+        item_id: &ItemId,
+        version: u32,
+        data: &[u8],
+        policy: Policy,
+    ) -> Result<ItemResponse, ClientError> {
+        let request = PublishRequest {
+            item_id: hex::encode(item_id.as_bytes()),
+            version,
+            data: hex::encode(data),
+            policy: policy.bits(),
+        };
+        self.http
+            .call(
+                Method::Post,
+                "/v1/items",
+                Some(&request),
+                Auth::Operator(token),
+            )
+            .await
+    }
+
+    /// `GET /v1/items`: the catalog.
+    pub async fn items(&self) -> Result<ItemList, ClientError> {
+        self.get("/v1/items").await
+    }
+
+    /// `GET /v1/items/{item_id}`: one version, the highest if `version` is `None`.
+    pub async fn item(
+        &self,
+        item_id: &ItemId,
+        version: Option<u32>,
+    ) -> Result<ItemResponse, ClientError> {
+        self.get(&format!(
+            "{}{}",
+            item_path(item_id, ""),
+            version_query('?', version)
+        ))
+        .await
+    }
+
+    /// `GET /v1/items/{item_id}/data`: the data for `card`, which the provider must have
+    /// consented to store it on.
+    pub async fn data(
+        &self,
+        item_id: &ItemId,
+        card: &CardId,
+        version: Option<u32>,
+    ) -> Result<DataResponse, ClientError> {
+        let path = format!(
+            "{}?card={}{}",
+            item_path(item_id, "/data"),
+            card.to_hex(),
+            version_query('&', version)
+        );
+        self.get(&path).await
+    }
+
+    /// `GET /v1/items/{item_id}/certified` (STO-4): the data with the provider's SDCI over
+    /// `sdi` (see [`DataResponse::sdci_object`]).
+    pub async fn certified(
+        &self,
+        item_id: &ItemId,
+        card: &CardId,
+        sdi: &Sdi,
+    ) -> Result<DataResponse, ClientError> {
+        let path = format!(
+            "{}?card={}&sdi={}",
+            item_path(item_id, "/certified"),
+            card.to_hex(),
+            hex::encode(sdi.to_der())
+        );
+        self.get(&path).await
+    }
+
+    /// `POST /v1/authorizations/grant` (STO-1) as a party request of issuer `signer` at
+    /// `now`: the provider's SA over the issuer's own `sar`.
+    pub async fn grant(
+        &self,
+        signer: &PartySigner,
+        now: UnixTime,
+        sar: &SignedObject,
+    ) -> Result<SaResponse, ClientError> {
+        let audience = self.party_id().await?;
+        let request = GrantRequest {
+            sar: hex::encode(sar.to_der()),
+        };
+        self.http
+            .call(
+                Method::Post,
+                "/v1/authorizations/grant",
+                Some(&request),
+                Auth::Party {
+                    signer,
+                    audience: &audience,
+                    now,
+                },
+            )
+            .await
+    }
+
+    /// `POST /v1/authorizations/request` (STO-2): the provider's SAR for `sdi` on `card_id`
+    /// (whose RC has digest `rc_digest`) over the card's `challenge`, and the SA of the card's
+    /// `issuer` over it (obtained and verified by the provider): give the SA to the card.
+    pub async fn request(
+        &self,
+        card_id: &CardId,
+        rc_digest: &Digest,
+        sdi: &Sdi,
+        challenge: &Challenge,
+        issuer: &PartyId,
+    ) -> Result<RequestResponse, ClientError> {
+        let request = RequestRequest {
+            card_id: card_id.to_hex(),
+            rc_digest: hex::encode(rc_digest.0),
+            sdi: hex::encode(sdi.to_der()),
+            challenge: hex::encode(challenge.0),
+            issuer: issuer.to_string(),
+        };
+        self.post("/v1/authorizations/request", &request).await
+    }
+
+    /// `POST /v1/authorizations/alone` (STO-3): the provider's lone SA for `sdi` over the
+    /// card's `challenge`, under `delegation`, or under one it keeps when `None`.
+    pub async fn alone(
+        &self,
+        sdi: &Sdi,
+        challenge: &Challenge,
+        delegation: Option<&SignedObject>,
+    ) -> Result<SaResponse, ClientError> {
+        let request = AloneRequest {
+            delegation: delegation.map(|d| hex::encode(d.to_der())),
+            sdi: hex::encode(sdi.to_der()),
+            challenge: hex::encode(challenge.0),
+        };
+        self.post("/v1/authorizations/alone", &request).await
+    }
+
+    /// `POST /v1/delegations` as operator `token`: the provider keeps the issuer's
+    /// `delegation` for STO-3 (after checking it); the same again answers it unchanged.
+    pub async fn add_delegation(
+        &self,
+        token: &str,
+        delegation: &SignedObject,
+    ) -> Result<DelegationResponse, ClientError> {
+        let request = AddDelegationRequest {
+            delegation: hex::encode(delegation.to_der()),
+        };
+        self.http
+            .call(
+                Method::Post,
+                "/v1/delegations",
+                Some(&request),
+                Auth::Operator(token),
+            )
+            .await
+    }
+
+    /// `GET /v1/delegations`: the delegations the provider keeps.
+    pub async fn delegations(&self) -> Result<DelegationList, ClientError> {
+        self.get("/v1/delegations").await
+    }
+
+    /// `POST /v1/receipts` (STO-7): the card's receipt with its RC and the IRC of the issuer
+    /// that signed the RC. The same receipt again answers the first entry
+    /// (`newly_recorded: false`).
+    pub async fn receipt(
+        &self,
+        receipt: &SignedObject,
+        rc: &Certificate,
+        irc: &Certificate,
+    ) -> Result<ReceiptResponse, ClientError> {
+        let request = ReceiptRequest {
+            receipt: hex::encode(receipt.to_der()),
+            rc: hex::encode(rc.der()),
+            irc: hex::encode(irc.der()),
+        };
+        self.post("/v1/receipts", &request).await
+    }
+
+    /// `GET /v1/cards/{card_id}/contents`: the provider's view of its items on the card.
+    pub async fn contents(&self, card_id: &CardId) -> Result<ContentsResponse, ClientError> {
+        self.get(&format!("/v1/cards/{}/contents", card_id.to_hex()))
+            .await
+    }
+
+    /// `GET /v1/cards/{card_id}/ledger`.
+    pub async fn ledger(&self, card_id: &CardId) -> Result<LedgerResponse, ClientError> {
+        self.get(&format!("/v1/cards/{}/ledger", card_id.to_hex()))
+            .await
+    }
+
+    /// `GET /v1/members?item=`: the cards holding `item_id` in the provider's view.
+    pub async fn members(&self, item_id: &ItemId) -> Result<MembersResponse, ClientError> {
+        self.get(&format!(
+            "/v1/members?item={}",
+            hex::encode(item_id.as_bytes())
+        ))
+        .await
+    }
+
+    async fn get<R: serde::de::DeserializeOwned>(&self, path: &str) -> Result<R, ClientError> {
+        self.http
+            .call::<(), R>(Method::Get, path, None, Auth::None)
+            .await
+    }
+
+    async fn post<B: Serialize, R: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<R, ClientError> {
+        self.http
+            .call(Method::Post, path, Some(body), Auth::None)
+            .await
+    }
+}
+
+fn item_path(item_id: &ItemId, rest: &str) -> String {
+    format!("/v1/items/{}{rest}", hex::encode(item_id.as_bytes()))
+}
+
+/// `?version=N` / `&version=N`, or nothing.
+fn version_query(separator: char, version: Option<u32>) -> String {
+    version
+        .map(|v| format!("{separator}version={v}"))
+        .unwrap_or_default()
 }

@@ -13,9 +13,10 @@ use axum::Json;
 use crypto::Digest;
 use party_api::provider::{
     AddDelegationRequest, AloneRequest, CertifiedQuery, ContentsResponse, DataQuery, DataResponse,
-    DelegationList, DelegationResponse, GrantRequest, ItemList, ItemResponse, LedgerEntryResponse,
-    LedgerResponse, Member, MembersQuery, MembersResponse, PublishRequest, ReceiptRequest,
-    ReceiptResponse, RequestRequest, RequestResponse, SaResponse, VersionQuery, ViewItemResponse,
+    DelegationList, DelegationResponse, GrantRequest, IdentityResponse, ItemList, ItemResponse,
+    LedgerEntryResponse, LedgerResponse, Member, MembersQuery, MembersResponse, PublishRequest,
+    ReceiptRequest, ReceiptResponse, RequestRequest, RequestResponse, SaResponse, VersionQuery,
+    ViewItemResponse,
 };
 use pki::{CardId, Certificate, PartyId};
 use protocol::{
@@ -72,6 +73,7 @@ impl FromRef<AppState> for PartyTrust {
 /// table and the OpenAPI test checks the document against it.
 pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
     vec![
+        (Method::GET, "/v1/provider", get(identity)),
         (Method::POST, "/v1/items", post(publish)),
         (Method::GET, "/v1/items", get(list_items)),
         (Method::GET, "/v1/items/{id}", get(item)),
@@ -295,6 +297,15 @@ fn parse_policy(bits: u32) -> Result<Policy, ApiError> {
 }
 
 // ---- handlers ------------------------------------------------------------------------------
+
+async fn identity(State(state): State<AppState>) -> Json<IdentityResponse> {
+    let provider = &state.provider;
+    Json(IdentityResponse {
+        party_id: provider.party_id().to_string(),
+        dpr: hex::encode(provider.dpr().der()),
+        public_key: hex::encode(provider.dpr().public_key().to_sec1()),
+    })
+}
 
 async fn publish(
     State(state): State<AppState>,

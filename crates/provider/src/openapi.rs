@@ -55,6 +55,11 @@ pub fn document() -> Value {
             "description": "A data provider certified by the Data Registrar: catalog, storing authorizations (STO-1 grant, STO-2 request, STO-3 alone), data plain or certified (SDCI), receipts into per-card records and a signed ledger. Binary values (DER objects, digests, IDs, data) are lowercase hex. See docs/parties.md."
         },
         "paths": {
+            "/v1/provider": {"get": {
+                "operationId": "getProvider",
+                "summary": "Who this provider is: party ID, DPR, and the public key its SAs, SDCIs and ledger entries verify under.",
+                "responses": {"200": json_response("The provider.", "Provider"), "500": internal()}
+            }},
             "/v1/items": {
                 "post": {
                     "operationId": "publishItem",
@@ -253,6 +258,11 @@ pub fn document() -> Value {
                 "Error": object(&["code", "message"], json!({"code": {"type": "string"}, "message": {"type": "string"}})),
                 "InternalError": object(&["code", "request_id"], json!({"code": {"const": "internal"}, "request_id": {"type": "string"}})),
                 "Health": object(&["status", "db"], json!({"status": {"type": "string"}, "db": {"type": "string"}})),
+                "Provider": object(&["party_id", "dpr", "public_key"], json!({
+                    "party_id": {"type": "string"},
+                    "dpr": hex("The provider's DPR, DER."),
+                    "public_key": hex("Its public key, SEC1.")
+                })),
                 "PublishRequest": object(&["item_id", "version", "data"], json!({
                     "item_id": hex("1..=16 bytes."),
                     "version": {"type": "integer", "minimum": 0},

@@ -4,46 +4,46 @@
 //! unknown issuer, an issuer refusing, unreachable, or answering with an SA that is not its
 //! own, not over our SAR, not an SA at all, or signed under a revoked IRC.
 
-use protocol::{Challenge, Operation, PartyRole, Policy, Sar, SignedObject};
-use serde_json::json;
-use server_kit::testing::ResponseForTests;
+use party_api::provider::{ProviderClient, RequestResponse};
+use party_api::ClientError;
+use pki::PartyId;
+use protocol::{Challenge, ItemId, Operation, PartyRole, Policy, Sar};
 use server_kit::ManualClock;
 use testkit::test_pki::TestPki;
 use testkit::world::World;
 
 use crate::stub_issuer::{Answer, StubIssuer};
-use crate::support::{assert_error, hex_of, second_issuer, Backend, Place, Server};
+use crate::support::{assert_refused, second_issuer, Backend, Place, Server};
 
 const ITEM: [u8; 3] = [0xD0, 0x00, 0x01];
 const DATA: &[u8] = b"requested by the provider, granted by the issuer";
 
+/// STO-2 for `w`'s card through party_api's provider client.
 async fn request(
-    server: &Server,
+    client: &ProviderClient,
     w: &World,
     rc: &pki::Certificate,
     challenge: Challenge,
-    issuer: &str,
-) -> ResponseForTests {
+    issuer: &PartyId,
+) -> Result<RequestResponse, ClientError> {
     let sdi = w.sdi(Operation::Store, &ITEM, 1, DATA);
-    server
-        .post(
-            "/v1/authorizations/request",
-            &json!({
-                "card_id": w.card_id.to_hex(),
-                "rc_digest": hex::encode(rc.digest().0),
-                "sdi": hex::encode(sdi.to_der()),
-                "challenge": hex::encode(challenge.0),
-                "issuer": issuer,
-            }),
-            None,
-        )
+    client
+        .request(&w.card_id, &rc.digest(), &sdi, &challenge, issuer)
         .await
 }
 
 /// Asserts a 502 with `code` whose message contains every one of `mentions`.
-fn assert_bad_gateway(response: &ResponseForTests, code: &str, mentions: &[&str]) {
-    assert_error(response, 502, code);
-    let message = response.json()["message"].as_str().unwrap().to_string();
+fn assert_bad_gateway(result: Result<RequestResponse, ClientError>, code: &str, mentions: &[&str]) {
+    let Err(ClientError::Refused {
+        status,
+        code: found,
+        message,
+        ..
+    }) = result
+    else {
+        panic!("expected 502 {code}, got {result:?}")
+    };
+    assert_eq!((status, found.as_str()), (502, code), "{message}");
     for mention in mentions {
         assert!(message.contains(mention), "{mention:?} not in {message:?}");
     }
@@ -71,55 +71,50 @@ async fn forwarding(backend: Backend) {
         ],
     )
     .await;
-    let published = server
-        .post(
-            "/v1/items",
-            &json!({"item_id": hex::encode(ITEM), "version": 1, "data": hex::encode(DATA), "policy": Policy::NONE.bits()}),
-            Some(&server.bearer()),
-        )
-        .await;
-    assert_eq!(published.status, 201, "{}", published.text());
+    let client = server.provider_client();
+    let item = ItemId::new(&ITEM).unwrap();
+    client
+        .publish(server.token.expose(), &item, 1, DATA, Policy::NONE)
+        .await
+        .unwrap();
     let (mut c, rc) = w.registered();
-    let issuer_id = w.pki.issuer.id.as_str();
-    let data_path = format!(
-        "/v1/items/{}/data?card={}",
-        hex::encode(ITEM),
-        w.card_id.to_hex()
-    );
+    let issuer_id = &w.pki.issuer.id;
+    let named = issuer_id.as_str();
 
     // Failures first: nothing is recorded, so the data stays closed to the card.
     let ch = Challenge([1; 16]);
-    assert_error(
-        &request(&server, &w, &rc, ch, "issuer-9").await,
+    let unknown = PartyId::new("issuer-9").unwrap();
+    assert_refused(
+        request(&client, &w, &rc, ch, &unknown).await,
         422,
         "unknown_issuer",
     );
     issuer.answer(Answer::Refuse);
     assert_bad_gateway(
-        &request(&server, &w, &rc, ch, issuer_id).await,
+        request(&client, &w, &rc, ch, issuer_id).await,
         "issuer_refused",
-        &[issuer_id, "409", "quota_exceeded", "quota"],
+        &[named, "409", "quota_exceeded", "quota"],
     );
     issuer.answer(Answer::SignAs(Box::new(issuer_2.clone())));
     assert_bad_gateway(
-        &request(&server, &w, &rc, Challenge([2; 16]), issuer_id).await,
+        request(&client, &w, &rc, Challenge([2; 16]), issuer_id).await,
         "issuer_refused",
-        &[issuer_id, "issuer-2"],
+        &[named, "issuer-2"],
     );
     issuer.answer(Answer::OtherSar);
     assert_bad_gateway(
-        &request(&server, &w, &rc, Challenge([3; 16]), issuer_id).await,
+        request(&client, &w, &rc, Challenge([3; 16]), issuer_id).await,
         "issuer_refused",
         &["SAR just signed"],
     );
     issuer.answer(Answer::Garbage);
     assert_bad_gateway(
-        &request(&server, &w, &rc, Challenge([4; 16]), issuer_id).await,
+        request(&client, &w, &rc, Challenge([4; 16]), issuer_id).await,
         "issuer_refused",
-        &[issuer_id],
+        &[named],
     );
     assert_bad_gateway(
-        &request(&server, &w, &rc, Challenge([5; 16]), issuer_2.id.as_str()).await,
+        request(&client, &w, &rc, Challenge([5; 16]), &issuer_2.id).await,
         "issuer_unreachable",
         &["issuer-2", &closed_url],
     );
@@ -134,40 +129,34 @@ async fn forwarding(backend: Backend) {
             .cert
             .serial()])]);
     assert_bad_gateway(
-        &request(&server, &w, &rc, Challenge([6; 16]), issuer_id).await,
+        request(&client, &w, &rc, Challenge([6; 16]), issuer_id).await,
         "issuer_refused",
         &["revoked"],
     );
     server.app.provider.set_crls(Vec::new());
-    assert_error(&server.get(&data_path).await, 403, "card_not_authorized");
+    assert_refused(
+        client.data(&item, &w.card_id, None).await,
+        403,
+        "card_not_authorized",
+    );
 
     // The issuer grants: the SA is over our SAR, and the card accepts it.
     let ch = Challenge(c.get_challenge().unwrap());
-    let response = request(&server, &w, &rc, ch, issuer_id).await;
-    assert_eq!(response.status, 201, "{}", response.text());
-    let body = response.json();
-    assert_eq!(body["not_after"], TestPki::NOW.0 + 600);
-    let sar = SignedObject::from_der(&hex_of(&body, "sar")).unwrap();
-    let claimed: Sar = sar.body_unverified().unwrap();
+    let answer = request(&client, &w, &rc, ch, issuer_id).await.unwrap();
+    assert_eq!(answer.not_after, TestPki::NOW.0 + 600);
+    let claimed: Sar = answer.sar_object().unwrap().body_unverified().unwrap();
     assert_eq!(claimed.requester_role, PartyRole::Provider);
     assert_eq!(claimed.requester, w.pki.provider.id);
-    let sa = SignedObject::from_der(&hex_of(&body, "sa")).unwrap();
-    let served = server.get(&data_path).await;
-    assert_eq!(served.status, 200, "{}", served.text());
-    assert_eq!(hex_of(&served.json(), "data"), DATA);
-    let receipt = c.store(&sa, None, DATA).expect("the card accepts STO-2");
-    let recorded = server
-        .post(
-            "/v1/receipts",
-            &json!({
-                "receipt": hex::encode(receipt.to_der()),
-                "rc": hex::encode(rc.der()),
-                "irc": hex::encode(w.pki.issuer.cert.der()),
-            }),
-            None,
-        )
-        .await;
-    assert_eq!(recorded.status, 201, "{}", recorded.text());
+    let served = client.data(&item, &w.card_id, Some(1)).await.unwrap();
+    assert_eq!(served.data_bytes().unwrap(), DATA);
+    let receipt = c
+        .store(&answer.sa_object().unwrap(), None, DATA)
+        .expect("the card accepts STO-2");
+    let recorded = client
+        .receipt(&receipt, &rc, &w.pki.issuer.cert)
+        .await
+        .unwrap();
+    assert!(recorded.newly_recorded);
 
     server.stop().await;
     issuer.stop().await;

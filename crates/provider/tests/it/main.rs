@@ -4,6 +4,7 @@
 //! was skipped).
 
 mod api;
+mod client;
 mod concurrency;
 mod conformance;
 mod delegations;

@@ -4,6 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use party_api::provider::ProviderClient;
 use party_api::{ClientError, HttpClient, PartySigner};
 use pki::{CertificateRequest, PartyId, Role};
 use protocol::PartyRole;
@@ -174,6 +175,11 @@ impl Server {
                 0x90 + operator.len() as u64,
             )),
         }
+    }
+
+    /// party_api's typed client of this server.
+    pub fn provider_client(&self) -> ProviderClient {
+        ProviderClient::new(self.client.clone())
     }
 
     /// This provider's party ID (the audience of party requests to it).
