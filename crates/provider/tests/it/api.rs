@@ -7,11 +7,9 @@ use party_api::{Auth, Method, PartySigner};
 use pki::{Certificate, UnixTime};
 use protocol::{verify_ledger, Challenge, Operation, PartyRole, Policy, Sar, Sdi, SignedObject};
 use serde_json::json;
-use server_kit::ManualClock;
 use testkit::test_pki::{TestParty, TestPki};
 use testkit::world::{TestClient, World};
 
-use crate::stub_issuer::StubIssuer;
 use crate::support::{
     assert_error, assert_refused, hex_of, issuer_signer, provider_signer, second_issuer, Backend,
     Place, Server,
@@ -104,20 +102,7 @@ async fn every_path(backend: Backend) {
         return;
     };
     let w = World::new(31);
-    let issuer = StubIssuer::start(
-        &w.pki.issuer,
-        &w.pki,
-        &ManualClock::new(NOW),
-        place.dir.path(),
-    )
-    .await;
-    let server = Server::start_with_issuers(
-        &place,
-        &w,
-        "alice",
-        vec![(w.pki.issuer.id.clone(), issuer.url.clone())],
-    )
-    .await;
+    let (server, issuer) = Server::start_with_stub_issuer(&place, &w).await;
     let (mut c, rc) = w.registered();
     let card = w.card_id.to_hex();
 

@@ -6,11 +6,9 @@ use party_api::provider::ProviderClient;
 use party_api::HttpClient;
 use pki::UnixTime;
 use protocol::{verify_ledger, Challenge, ItemId, Operation, PartyRole, Policy, Sar};
-use server_kit::ManualClock;
 use testkit::test_pki::TestPki;
 use testkit::world::World;
 
-use crate::stub_issuer::StubIssuer;
 use crate::support::{assert_refused, issuer_signer, Backend, Place, Server};
 
 const NOW: UnixTime = TestPki::NOW;
@@ -20,20 +18,7 @@ async fn every_route(backend: Backend) {
         return;
     };
     let w = World::new(71);
-    let issuer = StubIssuer::start(
-        &w.pki.issuer,
-        &w.pki,
-        &ManualClock::new(NOW),
-        place.dir.path(),
-    )
-    .await;
-    let server = Server::start_with_issuers(
-        &place,
-        &w,
-        "alice",
-        vec![(w.pki.issuer.id.clone(), issuer.url.clone())],
-    )
-    .await;
+    let (server, issuer) = Server::start_with_stub_issuer(&place, &w).await;
     // A client that learns the provider's party ID from GET /v1/provider.
     let client =
         ProviderClient::new(HttpClient::new(&format!("http://{}", server.running.addr)).unwrap());

@@ -15,6 +15,8 @@ use server_kit::{Clock, ManualClock, OperatorToken};
 use testkit::test_pki::{TestParty, TestPki};
 use testkit::world::World;
 
+use crate::stub_issuer::StubIssuer;
+
 /// `party`'s request signer as an issuer (with its IRC).
 pub fn issuer_signer(party: &TestParty) -> PartySigner {
     PartySigner::new(
@@ -175,6 +177,16 @@ impl Server {
                 0x90 + operator.len() as u64,
             )),
         }
+    }
+
+    /// `w`'s provider working with `w`'s issuer, played by a [`StubIssuer`] (granting) that
+    /// runs until stopped.
+    pub async fn start_with_stub_issuer(place: &Place, w: &World) -> (Server, StubIssuer) {
+        let clock = ManualClock::new(TestPki::NOW);
+        let issuer = StubIssuer::start(&w.pki.issuer, &w.pki, &clock, place.dir.path()).await;
+        let issuers = vec![(w.pki.issuer.id.clone(), issuer.url.clone())];
+        let server = Server::start_with_issuers(place, w, "alice", issuers).await;
+        (server, issuer)
     }
 
     /// party_api's typed client of this server.
