@@ -78,6 +78,39 @@ pub struct CertifiedQuery {
     pub card: String,
     /// The SDI's DER, hex.
     pub sdi: String,
+    /// Who certifies the data: `provider` (default; the provider's SDCI) or `data-registrar`
+    /// (the Data Registrar's SDCI', STO-5, which the provider obtains and serves as is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+}
+
+/// Who signs the certificate of the data on `GET /v1/items/{id}/certified` (the `by` query
+/// parameter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Certifier {
+    /// The provider's own SDCI (STO-4): `by=provider`, the default.
+    Provider,
+    /// The Data Registrar's SDCI' (STO-5), obtained by the provider: `by=data-registrar`.
+    DataRegistrar,
+}
+
+impl Certifier {
+    /// The `by` query value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Certifier::Provider => "provider",
+            Certifier::DataRegistrar => "data-registrar",
+        }
+    }
+
+    /// The certifier a `by` query value names (`None`: the default, the provider).
+    pub fn from_query(by: Option<&str>) -> Option<Certifier> {
+        match by {
+            None | Some("provider") => Some(Certifier::Provider),
+            Some("data-registrar") => Some(Certifier::DataRegistrar),
+            Some(_) => None,
+        }
+    }
 }
 
 /// `GET /v1/items/{id}/data` and `…/certified`.
@@ -87,7 +120,8 @@ pub struct DataResponse {
     pub item: ItemResponse,
     /// Hex.
     pub data: String,
-    /// The SDCI (hex DER SignedObject) on `…/certified`, absent on `…/data`.
+    /// The SDCI (hex DER SignedObject) on `…/certified`, absent on `…/data`: the provider's,
+    /// or the Data Registrar's SDCI' when asked `by=data-registrar`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub sdci: Option<String>,
 }
@@ -337,7 +371,8 @@ impl DataResponse {
         hex_field("data", "hex", &self.data)
     }
 
-    /// The provider's SDCI over the SDI asked for (`…/certified` answers only).
+    /// The SDCI over the SDI asked for (`…/certified` answers only): the provider's, or the
+    /// Data Registrar's SDCI' when asked `by=data-registrar`.
     pub fn sdci_object(&self) -> Result<SignedObject, FieldError> {
         let text = self.sdci.as_deref().ok_or(FieldError {
             field: "sdci",
@@ -506,16 +541,22 @@ impl ProviderClient {
         self.get(&path).await
     }
 
-    /// `GET /v1/items/{item_id}/certified` (STO-4): the data with the provider's SDCI over
-    /// `sdi` (see [`DataResponse::sdci_object`]).
+    /// `GET /v1/items/{item_id}/certified`: the data with an SDCI over `sdi` (see
+    /// [`DataResponse::sdci_object`]) signed `by` the provider (STO-4) or by the Data
+    /// Registrar (STO-5, the SDCI' the provider obtains and serves as is).
     pub async fn certified(
         &self,
         item_id: &ItemId,
         card: &CardId,
         sdi: &Sdi,
+        by: Certifier,
     ) -> Result<DataResponse, ClientError> {
+        let by = match by {
+            Certifier::Provider => String::new(),
+            Certifier::DataRegistrar => format!("&by={}", by.as_str()),
+        };
         let path = format!(
-            "{}?card={}&sdi={}",
+            "{}?card={}&sdi={}{by}",
             item_path(item_id, "/certified"),
             card.to_hex(),
             hex::encode(sdi.to_der())

@@ -12,11 +12,11 @@ use axum::routing::{get, post, MethodRouter};
 use axum::Json;
 use crypto::Digest;
 use party_api::provider::{
-    AddDelegationRequest, AloneRequest, CertifiedQuery, ContentsResponse, DataQuery, DataResponse,
-    DelegationList, DelegationResponse, GrantRequest, IdentityResponse, ItemList, ItemResponse,
-    LedgerEntryResponse, LedgerResponse, Member, MembersQuery, MembersResponse, PublishRequest,
-    ReceiptRequest, ReceiptResponse, RequestRequest, RequestResponse, SaResponse, VersionQuery,
-    ViewItemResponse,
+    AddDelegationRequest, AloneRequest, CertifiedQuery, Certifier, ContentsResponse, DataQuery,
+    DataResponse, DelegationList, DelegationResponse, GrantRequest, IdentityResponse, ItemList,
+    ItemResponse, LedgerEntryResponse, LedgerResponse, Member, MembersQuery, MembersResponse,
+    PublishRequest, ReceiptRequest, ReceiptResponse, RequestRequest, RequestResponse, SaResponse,
+    VersionQuery, ViewItemResponse,
 };
 use pki::{CardId, Certificate, PartyId};
 use protocol::{
@@ -374,6 +374,21 @@ async fn certified(
     let item_id = parse_item_id(&id)?;
     let card = parse_card_id(&query.card)?;
     let sdi: Sdi = parse_der("invalid_sdi", "sdi", &query.sdi)?;
+    let by = Certifier::from_query(query.by.as_deref()).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_query",
+            format!(
+                "by is {:?}, expected \"provider\" or \"data-registrar\"",
+                query.by.as_deref().unwrap_or_default()
+            ),
+        )
+    })?;
+    if by == Certifier::DataRegistrar {
+        return Err(ApiError::conflict(
+            "no_data_registrar",
+            "this provider has no data registrar to certify data",
+        ));
+    }
     let (record, data, sdci) = state.provider.certified(card, &item_id, &sdi).await?;
     Ok(Json(DataResponse {
         item: item_response(&record),

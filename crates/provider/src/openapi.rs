@@ -109,11 +109,12 @@ pub fn document() -> Value {
             "/v1/items/{id}/certified": {"get": {
                 "operationId": "getCertifiedItemData",
                 "summary": "The data with an SDCI signed by this provider over the given SDI (STO-4), which must name the card, this item and provider, be a store and match the catalog.",
-                "parameters": [item_id, string_param("card", "query", true, "Card ID, hex."), string_param("sdi", "query", true, "The SDI's DER, hex.")],
+                "parameters": [item_id, string_param("card", "query", true, "Card ID, hex."), string_param("sdi", "query", true, "The SDI's DER, hex."), string_param("by", "query", false, "Who certifies: `provider` (default, this provider's SDCI, STO-4) or `data-registrar` (the Data Registrar's SDCI', STO-5, served as is).")],
                 "responses": {
                     "200": json_response("The data and its SDCI.", "Data"),
                     "400": error_response("Bad item ID, card ID, SDI or query.", &["invalid_item_id", "invalid_card_id", "invalid_sdi", "invalid_query"]),
                     "403": error_response("No consent of this provider for this card and item version.", &["card_not_authorized"]),
+                    "409": error_response("`by=data-registrar` but this provider has no data registrar.", &["no_data_registrar"]),
                     "422": error_response("The SDI does not match the card, item or catalog.", &["sdi_mismatch"]),
                     "500": internal()
                 }

@@ -186,6 +186,26 @@ async fn every_path(backend: Backend) {
     let receipt_b = c
         .store(&sa, Some(&sdci), DATA_B)
         .expect("the card accepts the SDCI");
+    let certified_by = |by: &str| {
+        format!(
+            "/v1/items/{}/certified?card={card}&sdi={}&by={by}",
+            hex::encode(ITEM_B),
+            hex::encode(sdi_b.to_der())
+        )
+    };
+    let by_provider = server.get(&certified_by("provider")).await;
+    assert_eq!(by_provider.status, 200, "{}", by_provider.text());
+    assert_eq!(hex_of(&by_provider.json(), "sdci"), sdci.to_der());
+    assert_error(
+        &server.get(&certified_by("the-moon")).await,
+        400,
+        "invalid_query",
+    );
+    assert_error(
+        &server.get(&certified_by("data-registrar")).await,
+        409,
+        "no_data_registrar",
+    );
 
     // Receipts: out of order is refused, repeats are idempotent.
     let first = post_receipt(&server, &w, &receipt_b, &rc).await;

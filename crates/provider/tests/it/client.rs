@@ -2,7 +2,7 @@
 //! issuer and the e2e tests use: typed arguments in, API types out, and their decoders giving
 //! back objects a real card accepts and a ledger that verifies.
 
-use party_api::provider::ProviderClient;
+use party_api::provider::{Certifier, ProviderClient};
 use party_api::HttpClient;
 use pki::UnixTime;
 use protocol::{verify_ledger, Challenge, ItemId, Operation, PartyRole, Policy, Sar};
@@ -115,7 +115,10 @@ async fn every_route(backend: Backend) {
         .grant(&issuer_signer(&w.pki.issuer), NOW, &sar_b)
         .await
         .unwrap();
-    let certified = client.certified(&b, &card, &sdi_b).await.unwrap();
+    let certified = client
+        .certified(&b, &card, &sdi_b, Certifier::Provider)
+        .await
+        .unwrap();
     receipts.push(
         c.store(
             &granted.sa_object().unwrap(),
