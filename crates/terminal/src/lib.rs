@@ -6,9 +6,12 @@
 //!   vpcd elsewhere).
 //! - [`CardClient`]: one typed method per card command of `docs/card-os.md`.
 //! - [`Personalisation`]: the issuer's personalisation record and its DGI encoding.
+//! - [`flows`]: REG-2 and STO-1…7 relayed between a card and the parties' servers.
+//! - [`PcscCard`] (feature `pcsc`): a card in a PC/SC reader.
 
 mod channel;
 mod client;
+pub mod flows;
 #[cfg(feature = "pcsc")]
 mod pcsc;
 mod personalisation;
