@@ -288,7 +288,7 @@ async fn sdi_for<C: CardChannel>(
                 .contents
                 .items()
                 .iter()
-                .find(|i| i.item_id == order.item && order.version.map_or(true, |v| v == i.version))
+                .find(|i| i.item_id == order.item && order.version.is_none_or(|v| v == i.version))
                 .cloned()
                 .ok_or_else(|| {
                     invalid(
