@@ -13,6 +13,7 @@ pub const PARTY_REQUEST_HEADER: &str = "cardwright-request";
 
 /// A party that signs its requests: its ID and role, its key and the certificate that
 /// certifies that key (IRC for an issuer, DPR for a provider).
+#[derive(Clone)]
 pub struct PartySigner {
     party: PartyId,
     role: PartyRole,
