@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put, MethodRouter};
 use axum::Json;
 use party_api::issuer::{
-    CardResponse, ChallengeResponse, ContentsResponse, DelegationRequest, DelegationResponse,
-    GrantRequest, GrantResponse, IdentityResponse, ItemBody, LedgerResponse,
+    CardResponse, ChallengeResponse, ContentsResponse, CrlSummary, CrlsResponse, DelegationRequest,
+    DelegationResponse, GrantRequest, GrantResponse, IdentityResponse, ItemBody, LedgerResponse,
     PersonalisationResponse, PersonaliseRequest, ProviderRequest, ProviderResponse, ReceiptRequest,
     ReceiptResponse, ReconcileRequest, ReconcileResponse, RegistrationRequest,
     RegistrationResponse, RegistrationSummary, RequestRequest, RequestResponse,
@@ -28,6 +28,7 @@ use server_kit::{
 };
 
 use crate::provider_link::LinkError;
+use crate::registrar_crls::{CrlFetchError, CrlOrigin, RegistrarCrls};
 use crate::service::{Caller, DelegationOrder, Issuer, PersonalisationOrder, ServiceError};
 use crate::store::{ProviderPolicy, ProviderStatus, ProviderUrl};
 
@@ -35,6 +36,8 @@ use crate::store::{ProviderPolicy, ProviderStatus, ProviderUrl};
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub issuer: Arc<Issuer>,
+    /// The registrars' CRLs; the router holding it keeps their background refresh running.
+    pub crls: Arc<RegistrarCrls>,
     pub db: Db,
     pub cards_personalised: Counter,
     pub cards_registered: Counter,
@@ -43,9 +46,15 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(issuer: Arc<Issuer>, db: Db, metrics: &Metrics) -> AppState {
+    pub fn new(
+        issuer: Arc<Issuer>,
+        crls: Arc<RegistrarCrls>,
+        db: Db,
+        metrics: &Metrics,
+    ) -> AppState {
         AppState {
             issuer,
+            crls,
             db,
             cards_personalised: metrics.counter(
                 "issuer_cards_personalised_total",
@@ -107,6 +116,8 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         (Method::POST, "/v1/authorizations/request", post(request)),
         (Method::POST, "/v1/delegations", post(delegate)),
         (Method::POST, "/v1/receipts", post(receipt)),
+        (Method::GET, "/v1/crls", get(crls)),
+        (Method::POST, "/v1/crls/refresh", post(refresh_crls)),
         (Method::GET, "/openapi.json", get(openapi)),
     ]
 }
@@ -231,11 +242,33 @@ impl From<ServiceError> for ApiError {
             ServiceError::AuthorizationReplayed { .. } => conflict("authorization_replayed"),
             ServiceError::ReceiptGap { .. } => conflict("receipt_gap"),
             ServiceError::ReceiptOutOfOrder { .. } => conflict("receipt_out_of_order"),
+            ServiceError::IssuerRevoked { .. } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "issuer_revoked", message)
+            }
             ServiceError::IdentityMismatch { .. }
             | ServiceError::Contention { .. }
             | ServiceError::Store(_)
             | ServiceError::Pki(_)
             | ServiceError::StoredObject(_) => ApiError::internal(error),
+        }
+    }
+}
+
+/// 409 without registrars to ask; 502 naming the registrars that failed (unreachable when
+/// one did not answer at all, else refused).
+impl From<CrlFetchError> for ApiError {
+    fn from(error: CrlFetchError) -> ApiError {
+        let message = error.to_string();
+        match &error {
+            CrlFetchError::NoRegistrars => ApiError::conflict("no_registrars", message),
+            CrlFetchError::Failed { failures } => {
+                let code = if failures.iter().all(|f| f.answered()) {
+                    "registrar_refused"
+                } else {
+                    "registrar_unreachable"
+                };
+                ApiError::new(StatusCode::BAD_GATEWAY, code, message)
+            }
         }
     }
 }
@@ -327,12 +360,19 @@ fn provider_response(p: &ProviderPolicy) -> ProviderResponse {
     }
 }
 
-/// A handler error that may be a 502 naming another party. server-kit renders every 5xx
-/// `ApiError` opaque (its cause is this server's to hide); but when a provider refused or
-/// could not be reached, the caller must learn which provider, its status and code, and those
-/// are no secret of ours: the body keeps the 4xx shape `{code, message}`.
+/// A handler error that may be a 502 naming another party or a 503 `issuer_revoked`.
+/// server-kit renders every 5xx `ApiError` opaque (its cause is this server's to hide); but
+/// when a provider or registrar refused or could not be reached, the caller must learn which,
+/// its status and code, and when the issuer's IRC is revoked, the caller must learn that; none
+/// of it is a secret of ours: the body keeps the 4xx shape `{code, message}`.
 #[derive(Debug)]
 struct Refusal(ApiError);
+
+impl From<CrlFetchError> for Refusal {
+    fn from(error: CrlFetchError) -> Refusal {
+        Refusal(ApiError::from(error))
+    }
+}
 
 impl From<ApiError> for Refusal {
     fn from(error: ApiError) -> Refusal {
@@ -349,15 +389,21 @@ impl From<ServiceError> for Refusal {
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         let Refusal(error) = self;
-        if error.status != StatusCode::BAD_GATEWAY {
-            return error.into_response();
+        match error.status {
+            StatusCode::BAD_GATEWAY => {
+                tracing::warn!(code = error.code, message = %error.message, "a call to another party failed");
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                tracing::error!(code = error.code, message = %error.message, "refused to sign");
+            }
+            _ => return error.into_response(),
         }
-        tracing::warn!(code = error.code, message = %error.message, "a provider call failed");
+        let status = error.status;
         let body = ErrorBody {
             code: error.code.to_string(),
             message: error.message,
         };
-        (StatusCode::BAD_GATEWAY, Json(body)).into_response()
+        (status, Json(body)).into_response()
     }
 }
 
@@ -447,7 +493,7 @@ async fn register(
     State(state): State<AppState>,
     ApiPath(card_id): ApiPath<String>,
     ApiJson(request): ApiJson<RegistrationRequest>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Refusal> {
     let card_id = parse_card_id(&card_id)?;
     let registration = parse_object(
         "invalid_registration",
@@ -599,7 +645,7 @@ fn party_body<T: serde::de::DeserializeOwned>(party: &PartyRequest) -> Result<T,
 }
 
 /// STO-2, party-authenticated: only the provider that signed the SAR may ask for its SA.
-async fn grant(State(state): State<AppState>, party: PartyRequest) -> Result<Response, ApiError> {
+async fn grant(State(state): State<AppState>, party: PartyRequest) -> Result<Response, Refusal> {
     let request: GrantRequest = party_body(&party)?;
     let sar = parse_object("invalid_sar", "sar", &request.sar)?;
     let caller = Caller {
@@ -637,7 +683,7 @@ async fn delegate(
     State(state): State<AppState>,
     operator: Operator,
     ApiJson(request): ApiJson<DelegationRequest>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Refusal> {
     let provider = parse_party("invalid_provider", &request.provider)?;
     let der = parse_hex(
         "invalid_provider_certificate",
@@ -700,6 +746,49 @@ async fn receipt(
         }),
     )
         .into_response())
+}
+
+fn crls_response(state: &AppState) -> CrlsResponse {
+    CrlsResponse {
+        crls: state
+            .crls
+            .held()
+            .into_iter()
+            .map(|held| CrlSummary {
+                issuer: held.crl.issuer_id().to_string(),
+                number: held.crl.number(),
+                this_update: held.crl.this_update().0,
+                next_update: held.crl.next_update().0,
+                revoked: held.crl.revoked().len() as u64,
+                source: match held.origin {
+                    CrlOrigin::File => "file".to_string(),
+                    CrlOrigin::Registrar { url } => url,
+                    CrlOrigin::Other => "other".to_string(),
+                },
+            })
+            .collect(),
+        irc_revoked: state.issuer.irc_revocation().is_some(),
+    }
+}
+
+async fn crls(State(state): State<AppState>) -> Json<CrlsResponse> {
+    Json(crls_response(&state))
+}
+
+/// Fetches the registrars' CRLs now: operators (and tests, which must not wait for the
+/// periodic refresh) call it right after a revocation.
+async fn refresh_crls(
+    State(state): State<AppState>,
+    operator: Operator,
+) -> Result<Json<CrlsResponse>, Refusal> {
+    state.crls.fetch().await?;
+    let answer = crls_response(&state);
+    tracing::info!(
+        operator = %operator.name,
+        crls = ?answer.crls.iter().map(|c| (c.issuer.as_str(), c.number)).collect::<Vec<_>>(),
+        "CRLs refreshed from the registrars"
+    );
+    Ok(Json(answer))
 }
 
 async fn openapi() -> Json<serde_json::Value> {

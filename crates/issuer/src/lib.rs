@@ -8,32 +8,43 @@
 //! [`serve`], [`add_operator`]); `service.rs` the domain operations; `http.rs` the API;
 //! `store.rs` the storage trait with one SQL implementation for SQLite and PostgreSQL
 //! (`store/sql.rs`); `openapi.rs` the API document; `provider_link.rs` the issuer's calls to
-//! providers' servers (STO-1). The API's JSON types live in
-//! `party_api::issuer`, shared with the issuer's callers.
+//! providers' servers (STO-1); `registrar_crls.rs` the registrars' CRLs it follows over HTTP
+//! (REG-3). The API's JSON types live in `party_api::issuer`, shared with the issuer's callers.
 
 mod http;
 mod openapi;
 pub mod provider_link;
+pub mod registrar_crls;
 pub mod service;
 pub mod store;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use party_api::PartySigner;
+use party_api::{HttpClient, PartySigner};
 use pki::{Certificate, Crl, PartyId};
 use protocol::PartyRole;
-use server_kit::{Clock, Db, Kit, Listening, Metrics, OperatorToken, SystemClock, TlsFiles};
+use server_kit::{
+    Clock, CrlSource, Db, Kit, Listening, Metrics, OperatorToken, SystemClock, TlsFiles,
+};
 
 pub use http::AppState;
 pub use openapi::document as openapi_document;
 pub use provider_link::{HttpProviderLink, LinkError, ProviderLink};
-pub use service::{
-    Caller, Consent, Issuer, IssuerIdentity, Reconciliation, ServiceError, Settings,
+pub use registrar_crls::{
+    CrlFetchError, CrlOrigin, FollowedRegistrar, HeldCrl, RegistrarCrls, RegistrarFailure,
+    RegistrarKind,
 };
+pub use service::{
+    Caller, Consent, IrcRevocation, Issuer, IssuerIdentity, Reconciliation, ServiceError, Settings,
+};
+
+/// How often the registrars' CRLs are fetched by default.
+pub const DEFAULT_CRL_REFRESH: Duration = Duration::from_secs(300);
 pub use store::{SqlStore, Store, StoreError};
 
 /// How to run one issuer instance. Instances sharing one database must share the key file.
@@ -48,9 +59,20 @@ pub struct IssuerConfig {
     pub issuer_registrar_root_file: PathBuf,
     /// The Data Registrar's root certificate, DER or PEM.
     pub data_registrar_root_file: PathBuf,
-    /// The registrars' CRLs (DER or PEM), checked for the IRC at start and for providers'
-    /// DPRs on every grant and delegation. Fetching them from the registrars is not built.
+    /// CRLs (DER or PEM) always in force, besides those fetched from the registrars: checked
+    /// for the IRC at start (a revoked IRC stops the issuer) and for providers' DPRs on every
+    /// grant, delegation and party request.
     pub crl_files: Vec<PathBuf>,
+    /// The Issuer Registrar's base URL: its CRL (`GET {url}/v1/crl`, verified under its root)
+    /// is fetched at start, every `crl_refresh_every` and on `POST /v1/crls/refresh`. A CRL
+    /// revoking the issuer's own IRC makes it refuse to sign (503 `issuer_revoked`).
+    pub issuer_registrar_url: Option<String>,
+    /// The Data Registrar's base URL: its CRL revokes providers' DPRs.
+    pub data_registrar_url: Option<String>,
+    /// How often the registrars' CRLs are fetched (default [`DEFAULT_CRL_REFRESH`]).
+    pub crl_refresh_every: Duration,
+    /// PEM certificates that `https://` registrars' servers are trusted by.
+    pub registrar_tls_roots_file: Option<PathBuf>,
     /// PEM certificates that `https://` providers' servers are trusted by (STO-1 forwarding);
     /// without them the issuer calls `http://` providers only.
     pub provider_tls_roots_file: Option<PathBuf>,
@@ -80,6 +102,10 @@ impl IssuerConfig {
             issuer_registrar_root_file,
             data_registrar_root_file,
             crl_files: Vec::new(),
+            issuer_registrar_url: None,
+            data_registrar_url: None,
+            crl_refresh_every: DEFAULT_CRL_REFRESH,
+            registrar_tls_roots_file: None,
             provider_tls_roots_file: None,
             db_url,
             listen,
@@ -90,11 +116,14 @@ impl IssuerConfig {
     }
 }
 
-/// An opened issuer: database migrated, key and certificates loaded and checked. Serve it
-/// with [`router`].
+/// An opened issuer: database migrated, key and certificates loaded and checked, the
+/// registrars' CRLs followed. Serve it with [`router`]. The background CRL refresh runs while
+/// this value or a router made from it lives (it stops when the last is dropped, so when the
+/// server stops), or until `crls.stop()`.
 #[derive(Debug, Clone)]
 pub struct App {
     pub issuer: Arc<Issuer>,
+    pub crls: Arc<RegistrarCrls>,
     pub db: Db,
     pub metrics: Metrics,
 }
@@ -126,9 +155,57 @@ pub fn read_crl(path: &Path) -> anyhow::Result<Crl> {
     parsed.with_context(|| format!("parsing CRL {}", path.display()))
 }
 
+/// The registrars the configuration names, with their roots (and TLS roots for `https://`).
+/// A URL that cannot be used is a configuration error; a registrar that does not answer is
+/// not (that is found out later).
+fn followed_registrars(
+    config: &IssuerConfig,
+    identity: &IssuerIdentity,
+) -> anyhow::Result<Vec<FollowedRegistrar>> {
+    let tls_roots = config
+        .registrar_tls_roots_file
+        .as_ref()
+        .map(|path| {
+            std::fs::read(path)
+                .with_context(|| format!("reading registrar TLS roots {}", path.display()))
+        })
+        .transpose()?;
+    let configured = [
+        (
+            RegistrarKind::IssuerRegistrar,
+            &config.issuer_registrar_url,
+            &identity.issuer_anchor,
+        ),
+        (
+            RegistrarKind::DataRegistrar,
+            &config.data_registrar_url,
+            &identity.data_anchor,
+        ),
+    ];
+    let mut registrars = Vec::new();
+    for (kind, url, anchor) in configured {
+        let Some(url) = url else { continue };
+        let url = url.trim_end_matches('/').to_string();
+        // The same check the fetch makes, now: a wrong URL must stop the start.
+        match &tls_roots {
+            Some(pem) => HttpClient::with_roots_pem(&url, pem).map(drop),
+            None => HttpClient::new(&url).map(drop),
+        }
+        .with_context(|| format!("the {kind} URL"))?;
+        let mut source = CrlSource::new(url, anchor.clone());
+        if let Some(pem) = &tls_roots {
+            source = source.with_tls_roots_pem(pem.clone());
+        }
+        registrars.push(FollowedRegistrar { kind, source });
+    }
+    Ok(registrars)
+}
+
 /// Opens the database (migrating it), loads the key, the IRC, the registrar roots and CRLs,
 /// and checks the IRC certifies the key for the party ID under the Issuer Registrar root and
-/// is not revoked.
+/// is not revoked by the CRL files. Then fetches the configured registrars' CRLs (a registrar
+/// that fails is logged and skipped: the issuer starts with what it has) and keeps refreshing
+/// them in the background.
 pub async fn open(config: &IssuerConfig) -> anyhow::Result<App> {
     if !config.key_file.exists() {
         anyhow::bail!(
@@ -149,6 +226,7 @@ pub async fn open(config: &IssuerConfig) -> anyhow::Result<App> {
         .iter()
         .map(|path| read_crl(path))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let registrars = followed_registrars(config, &identity)?;
     let tls_roots = config
         .provider_tls_roots_file
         .as_ref()
@@ -170,18 +248,37 @@ pub async fn open(config: &IssuerConfig) -> anyhow::Result<App> {
     let store = SqlStore::open(db.clone())
         .await
         .context("migrating the issuer database")?;
-    let issuer = Issuer::new(
-        identity,
-        crls,
-        Arc::new(store),
-        Arc::new(link),
-        config.clock.clone(),
-        Box::new(crypto::OsRng),
-        config.settings,
-    )
-    .context("starting the issuer")?;
+    let issuer = Arc::new(
+        Issuer::new(
+            identity,
+            crls.clone(),
+            Arc::new(store),
+            Arc::new(link),
+            config.clock.clone(),
+            Box::new(crypto::OsRng),
+            config.settings,
+        )
+        .context("starting the issuer")?,
+    );
+    let followed = RegistrarCrls::new(issuer.clone(), registrars, crls);
+    if !followed.registrars().is_empty() {
+        // A registrar being down must not keep the issuer down: it starts with the CRLs it
+        // has (files, and any registrar that answered) and the refresh keeps trying.
+        if let Err(CrlFetchError::Failed { failures }) = followed.fetch().await {
+            for failure in &failures {
+                tracing::warn!(
+                    registrar = %failure.registrar,
+                    kind = %failure.kind,
+                    error = %failure.source,
+                    "could not fetch the registrar's CRL at start; continuing without it (the refresh keeps trying)"
+                );
+            }
+        }
+        followed.follow(config.crl_refresh_every);
+    }
     Ok(App {
-        issuer: Arc::new(issuer),
+        issuer,
+        crls: followed,
         db,
         metrics: Metrics::new(),
     })
@@ -189,7 +286,12 @@ pub async fn open(config: &IssuerConfig) -> anyhow::Result<App> {
 
 /// The issuer's full router: its API (see [`routes`]) with server-kit's routes and layers.
 pub fn router(app: &App) -> Router {
-    let state = AppState::new(app.issuer.clone(), app.db.clone(), &app.metrics);
+    let state = AppState::new(
+        app.issuer.clone(),
+        app.crls.clone(),
+        app.db.clone(),
+        &app.metrics,
+    );
     server_kit::api_router(
         http::routes(),
         state,

@@ -49,6 +49,12 @@ fn paths() -> Value {
     };
     let forbidden = || error_response("The operator is disabled.", &["forbidden"]);
     let media = || error_response("The body is not JSON.", &["unsupported_media_type"]);
+    let revoked = || {
+        error_response(
+            "This issuer's IRC is revoked by a CRL of its Issuer Registrar: it signs nothing any more (reads still work).",
+            &["issuer_revoked"],
+        )
+    };
     let unknown_card = || {
         error_response(
             "The card is not in this issuer's registry.",
@@ -110,7 +116,8 @@ fn paths() -> Value {
                 "409": error_response("Challenge spent or expired, or the card is registered already.", &["challenge_spent", "challenge_expired", "already_registered"]),
                 "415": media(),
                 "422": error_response("The registration information is refused on verification (signature), is not one, or is another card's.", &["invalid_registration", "wrong_purpose", "card_mismatch"]),
-                "500": internal()
+                "500": internal(),
+                "503": revoked()
             }
         }},
         "/v1/cards/{card_id}/contents": {"get": {
@@ -193,7 +200,8 @@ fn paths() -> Value {
                 "409": error_response("Replayed SAR, card not registered, or quota exceeded.", &["authorization_replayed", "card_not_registered", "quota_exceeded"]),
                 "413": error_response("The body is larger than a party request may carry (2 MiB).", &["body_too_large"]),
                 "422": error_response("The SAR is refused on verification: its signer's chain or signature (untrusted_signer), not a SAR (wrong_purpose), expired, bound to another RC, or not a provider's request for its own item (invalid_sar).", &["untrusted_signer", "wrong_purpose", "authorization_expired", "rc_mismatch", "invalid_sar"]),
-                "500": internal()
+                "500": internal(),
+                "503": revoked()
             }
         }},
         "/v1/authorizations/request": {"post": {
@@ -208,7 +216,8 @@ fn paths() -> Value {
                 "409": error_response("Card not registered, quota exceeded, the same SAR again, or no url set for the provider.", &["card_not_registered", "quota_exceeded", "authorization_replayed", "provider_unreachable"]),
                 "415": media(),
                 "500": internal(),
-                "502": error_response("The provider could not be reached, refused (the message names it, its status, code and message), or answered with an SA the issuer does not accept.", &["provider_unreachable", "provider_refused"])
+                "502": error_response("The provider could not be reached, refused (the message names it, its status, code and message), or answered with an SA the issuer does not accept.", &["provider_unreachable", "provider_refused"]),
+                "503": revoked()
             }
         }},
         "/v1/delegations": {"post": {
@@ -225,7 +234,8 @@ fn paths() -> Value {
                 "409": error_response("The card is not registered.", &["card_not_registered"]),
                 "415": media(),
                 "422": error_response("The provider's certificate does not verify under the Data Registrar root now (untrusted_signer: chain, expired, revoked) or is another party's.", &["untrusted_signer", "invalid_provider_certificate"]),
-                "500": internal()
+                "500": internal(),
+                "503": revoked()
             }
         }},
         "/v1/receipts": {"post": {
@@ -241,6 +251,24 @@ fn paths() -> Value {
                 "415": media(),
                 "422": error_response("The receipt is refused on verification under the card's RC, is not a receipt, or the SDI sent does not match it.", &["invalid_receipt", "wrong_purpose", "sdi_mismatch"]),
                 "500": internal()
+            }
+        }},
+        "/v1/crls": {"get": {
+            "operationId": "getCrls",
+            "summary": "The registrars' CRLs in force at this issuer (from its files and fetched from the registrars it follows), and whether one revokes its own IRC.",
+            "responses": {"200": json_response("The CRLs held.", "Crls")}
+        }},
+        "/v1/crls/refresh": {"post": {
+            "operationId": "refreshCrls",
+            "summary": "Fetch the CRLs of the registrars this issuer follows now (each verified under that registrar's root; an older CRL never replaces a newer one) instead of waiting for the periodic refresh, e.g. right after a revocation. No body. A registrar that fails keeps its last CRL in force; the others' are taken all the same.",
+            "security": [{"operatorToken": []}],
+            "responses": {
+                "200": json_response("Every registrar answered; the CRLs held now.", "Crls"),
+                "401": unauthenticated(),
+                "403": forbidden(),
+                "409": error_response("No registrar URLs are configured: the issuer holds only the CRLs of its files.", &["no_registrars"]),
+                "500": internal(),
+                "502": error_response("A registrar could not be reached, refused, or answered with something that is not a CRL under its root (the message names it).", &["registrar_unreachable", "registrar_refused"])
             }
         }},
         "/openapi.json": {"get": {
@@ -266,7 +294,7 @@ fn paths() -> Value {
 
 /// The request and response bodies.
 fn schemas() -> Value {
-    json!({
+    let mut schemas = json!({
         "Error": {"type": "object", "required": ["code", "message"], "properties": {
             "code": {"type": "string", "description": "Stable snake_case code."},
             "message": {"type": "string"}
@@ -373,5 +401,21 @@ fn schemas() -> Value {
             "entry": hex("SignedObject DER (LedgerEntry)"), "newly_recorded": {"type": "boolean"},
             "in_sync": {"type": "boolean"}
         }}
-    })
+    });
+    // A second literal: one would exceed `json!`'s recursion limit.
+    schemas["Crls"] = crls_schema();
+    schemas
+}
+
+fn crls_schema() -> Value {
+    json!({"type": "object", "required": ["crls", "irc_revoked"], "properties": {
+        "crls": {"type": "array", "items": {"type": "object", "required": ["issuer", "number", "this_update", "next_update", "revoked", "source"], "properties": {
+            "issuer": {"type": "string", "description": "The registrar that signed it."},
+            "number": {"type": "integer", "description": "cRLNumber"},
+            "this_update": {"type": "integer"}, "next_update": {"type": "integer"},
+            "revoked": {"type": "integer", "description": "How many certificates it revokes."},
+            "source": {"type": "string", "description": "The registrar's base URL it was fetched from, `file`, or `other`."}
+        }}},
+        "irc_revoked": {"type": "boolean", "description": "One of them revokes this issuer's IRC: it signs nothing (503 issuer_revoked)."}
+    }})
 }

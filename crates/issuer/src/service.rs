@@ -4,7 +4,7 @@
 //! and receipts into the per-card view and the signed, hash-chained ledger (STO-7, REC-1).
 //! Every party object is checked with the same `protocol`/`pki` functions the card runs.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crypto::{Digest, SigningKey, SymmetricKey};
 use pki::{CardId, Certificate, CertificateRequest, Crl, PartyId, PkiError, Role, UnixTime};
@@ -377,6 +377,15 @@ pub enum ServiceError {
     #[error("the IRC does not fit the configuration: {reason}")]
     IdentityMismatch { reason: String },
 
+    #[error(
+        "this issuer's IRC (serial {serial}) is revoked by {registrar}'s CRL number {crl_number}: it signs nothing any more (RCs, SAs, SARs, delegations); reads still work"
+    )]
+    IssuerRevoked {
+        serial: u64,
+        registrar: PartyId,
+        crl_number: u64,
+    },
+
     #[error("the ledger of card {card_id} kept moving; gave up after {attempts} attempts")]
     Contention { card_id: CardId, attempts: u32 },
 
@@ -388,6 +397,15 @@ pub enum ServiceError {
 
     #[error("stored object is unreadable: {0}")]
     StoredObject(ProtocolError),
+}
+
+/// The issuer's own IRC found revoked in a CRL its Issuer Registrar published (REG-3): the
+/// issuer keeps serving reads and refuses to sign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IrcRevocation {
+    pub serial: u64,
+    pub registrar: PartyId,
+    pub crl_number: u64,
 }
 
 /// The issuer.
@@ -404,6 +422,9 @@ pub struct Issuer {
     /// How the issuer reaches providers' servers (STO-1).
     link: Arc<dyn ProviderLink>,
     settings: Settings,
+    /// Set when CRLs given after start revoke the issuer's own IRC (re-checked on every
+    /// [`Issuer::set_crls`]).
+    irc_revocation: RwLock<Option<IrcRevocation>>,
 }
 
 impl std::fmt::Debug for Issuer {
@@ -478,6 +499,7 @@ impl Issuer {
             trust,
             link,
             settings,
+            irc_revocation: RwLock::new(None),
         })
     }
 
@@ -498,13 +520,72 @@ impl Issuer {
     }
 
     /// Replaces the registrars' CRLs used when checking providers' chains and authenticating
-    /// party requests.
+    /// party requests, and re-checks the issuer's own IRC against them: once a CRL of the
+    /// Issuer Registrar revokes it, the issuer refuses to sign ([`ServiceError::IssuerRevoked`])
+    /// and says so loudly in the log; reads keep working. (At start, [`Issuer::new`] refuses a
+    /// revoked IRC outright.)
     pub fn set_crls(&self, crls: Vec<Crl>) {
+        let revocation = match pki::verify_chain(
+            std::slice::from_ref(&self.identity.irc),
+            std::slice::from_ref(&self.identity.issuer_anchor),
+            &crls,
+            self.clock.now(),
+            Role::Issuer,
+        ) {
+            Err(PkiError::CertificateRevoked {
+                serial, crl_number, ..
+            }) => Some(IrcRevocation {
+                serial,
+                registrar: self.identity.issuer_anchor.subject_id().clone(),
+                crl_number,
+            }),
+            // Expiry and the like are not news from a CRL; only a revocation changes here.
+            _ => None,
+        };
         self.trust.set_crls(crls);
+        let mut held = self
+            .irc_revocation
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = &revocation {
+            if held.is_none() {
+                tracing::error!(
+                    irc_serial = r.serial,
+                    registrar = %r.registrar,
+                    crl_number = r.crl_number,
+                    "THIS ISSUER'S IRC IS REVOKED: it no longer signs RCs, SAs, SARs or delegations (503 issuer_revoked); reads keep working"
+                );
+            }
+        } else if held.is_some() {
+            tracing::warn!("the CRLs held no longer revoke this issuer's IRC: signing again");
+        }
+        *held = revocation;
     }
 
-    fn crls(&self) -> Vec<Crl> {
+    /// The registrars' CRLs held now (from files and fetched from the registrars).
+    pub fn crls(&self) -> Vec<Crl> {
         self.trust.crls()
+    }
+
+    /// Whether (and by which CRL) the issuer's own IRC is revoked.
+    pub fn irc_revocation(&self) -> Option<IrcRevocation> {
+        self.irc_revocation
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Refuses to sign once the issuer's IRC is revoked: whatever it signed would chain to a
+    /// revoked certificate (REG-3), so it is better not made at all.
+    fn ensure_may_sign(&self) -> Result<(), ServiceError> {
+        match self.irc_revocation() {
+            Some(r) => Err(ServiceError::IssuerRevoked {
+                serial: r.serial,
+                registrar: r.registrar,
+                crl_number: r.crl_number,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// What authenticates party requests to the issuer (`server_kit::PartyRequest`): audience
@@ -644,6 +725,7 @@ impl Issuer {
         card_id: &CardId,
         registration: &SignedObject,
     ) -> Result<Certificate, ServiceError> {
+        self.ensure_may_sign()?;
         let card = self.known_card(card_id).await?;
         let claimed: protocol::RegistrationInfo = registration
             .body_unverified()
@@ -861,6 +943,7 @@ impl Issuer {
         sar_object: &SignedObject,
         caller: &Caller,
     ) -> Result<SignedObject, ServiceError> {
+        self.ensure_may_sign()?;
         let now = self.clock.now();
         let sar = self.open_provider_sar(sar_object, now)?;
         // The chain's leaf is the requester (checked above): only that provider may ask, so a
@@ -970,13 +1053,15 @@ impl Issuer {
         self.sign_sar(&registration, &sdi, challenge).await
     }
 
-    /// The checks before the issuer asks for a store or delete on its card: the SDI is for
-    /// that card, the card is registered, the item's provider is allowed (and within quota).
+    /// The checks before the issuer asks for a store or delete on its card: the issuer may
+    /// still sign, the SDI is for that card, the card is registered, the item's provider is
+    /// allowed (and within quota).
     async fn check_request(
         &self,
         card_id: &CardId,
         sdi: &Sdi,
     ) -> Result<(RegistrationRecord, ProviderPolicy), ServiceError> {
+        self.ensure_may_sign()?;
         if sdi.card_id != *card_id {
             return Err(ServiceError::CardMismatch {
                 object: "Sdi",
@@ -1085,6 +1170,7 @@ impl Issuer {
     // ---- delegations (STO-3) -----------------------------------------------------------------
 
     pub async fn delegate(&self, order: DelegationOrder) -> Result<SignedObject, ServiceError> {
+        self.ensure_may_sign()?;
         let now = self.clock.now();
         let verified = pki::verify_chain(
             std::slice::from_ref(&order.provider_certificate),

@@ -282,6 +282,31 @@ pub struct ReconcileResponse {
     pub differing: Vec<ItemBody>,
 }
 
+/// `GET /v1/crls` and `POST /v1/crls/refresh`: the registrars' CRLs in force at the issuer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CrlsResponse {
+    pub crls: Vec<CrlSummary>,
+    /// Whether one of them revokes the issuer's own IRC (it then signs nothing: 503
+    /// `issuer_revoked`).
+    pub irc_revoked: bool,
+}
+
+/// One CRL in force at the issuer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CrlSummary {
+    /// The party ID of the registrar that signed it.
+    pub issuer: String,
+    /// Its cRLNumber.
+    pub number: u64,
+    pub this_update: u64,
+    pub next_update: u64,
+    /// How many certificates it revokes.
+    pub revoked: u64,
+    /// Where it came from: the registrar's base URL, `file` (the issuer's configuration) or
+    /// `other`.
+    pub source: String,
+}
+
 // ---- decoding the hex fields ------------------------------------------------------------------
 
 /// A field of an answer that does not hold what the API promises (hex of the right object).
@@ -615,6 +640,26 @@ impl IssuerClient {
             sdi: sdi.map(|sdi| hex::encode(sdi.to_der())),
         };
         self.post("/v1/receipts", &request).await
+    }
+
+    /// `GET /v1/crls`: the registrars' CRLs the issuer holds now.
+    pub async fn crls(&self) -> Result<CrlsResponse, ClientError> {
+        self.get("/v1/crls").await
+    }
+
+    /// `POST /v1/crls/refresh` as operator `token`: the issuer fetches its registrars' CRLs
+    /// now (right after a revocation, instead of waiting for its periodic refresh) and answers
+    /// what it then holds. 409 `no_registrars` when it follows none; 502
+    /// `registrar_unreachable` / `registrar_refused` naming a registrar that failed.
+    pub async fn refresh_crls(&self, token: &str) -> Result<CrlsResponse, ClientError> {
+        self.http
+            .call::<(), _>(
+                Method::Post,
+                "/v1/crls/refresh",
+                None,
+                Auth::Operator(token),
+            )
+            .await
     }
 
     async fn get<R: serde::de::DeserializeOwned>(&self, path: &str) -> Result<R, ClientError> {

@@ -1,5 +1,5 @@
 //! Issuer integration tests: the API on port 0 with a real card, the store conformance
-//! suite, and two instances on one database. SQLite always; PostgreSQL when
+//! suite, two instances on one database, and the registrars' CRLs followed over HTTP. SQLite always; PostgreSQL when
 //! `TEST_POSTGRES_URL` is set (scripts/test.sh sets it; otherwise each PostgreSQL test says it
 //! was skipped).
 
@@ -8,5 +8,6 @@ mod client;
 mod concurrency;
 mod conformance;
 mod forwarding;
+mod registrars;
 mod stub_provider;
 mod support;
