@@ -28,6 +28,7 @@ use server_kit::{
 };
 
 use crate::issuer_link::LinkError;
+use crate::registrar_link::RegistrarLinkError;
 use crate::service::{Authorization, Caller, Provider, ServiceError, StoredDelegation};
 use crate::store::{ItemRecord, ViewItem};
 
@@ -175,7 +176,18 @@ impl From<ServiceError> for ApiError {
             ServiceError::IssuerCall(
                 LinkError::Unreachable { .. } | LinkError::UnusableUrl { .. },
             ) => ApiError::new(StatusCode::BAD_GATEWAY, "issuer_unreachable", message),
+            ServiceError::NoDataRegistrar => ApiError::conflict("no_data_registrar", message),
+            ServiceError::RegistrarCall(
+                RegistrarLinkError::Refused { .. } | RegistrarLinkError::InvalidAnswer { .. },
+            )
+            | ServiceError::RegistrarSdciRefused { .. } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "registrar_refused", message)
+            }
+            ServiceError::RegistrarCall(
+                RegistrarLinkError::Unreachable { .. } | RegistrarLinkError::UnusableUrl { .. },
+            ) => ApiError::new(StatusCode::BAD_GATEWAY, "registrar_unreachable", message),
             ServiceError::IssuerCall(LinkError::Request { .. })
+            | ServiceError::RegistrarCall(RegistrarLinkError::Request { .. })
             | ServiceError::Configuration { .. }
             | ServiceError::Store(_) => ApiError::internal(error),
         }
@@ -183,9 +195,9 @@ impl From<ServiceError> for ApiError {
 }
 
 /// A handler error that may be a 502 naming another party. server-kit renders every 5xx
-/// `ApiError` opaque (its cause is this server's to hide); but when an issuer refused or could
-/// not be reached, the caller must learn which issuer, its status and code, and those are no
-/// secret of ours: the body keeps the 4xx shape `{code, message}`.
+/// `ApiError` opaque (its cause is this server's to hide); but when an issuer or a registrar
+/// refused or could not be reached, the caller must learn which one, its status and code, and
+/// those are no secret of ours: the body keeps the 4xx shape `{code, message}`.
 #[derive(Debug)]
 struct Refusal(ApiError);
 
@@ -207,7 +219,7 @@ impl IntoResponse for Refusal {
         if error.status != StatusCode::BAD_GATEWAY {
             return error.into_response();
         }
-        tracing::warn!(code = error.code, message = %error.message, "an issuer call failed");
+        tracing::warn!(code = error.code, message = %error.message, "a call to another party failed");
         let body = ErrorBody {
             code: error.code.to_string(),
             message: error.message,
@@ -370,7 +382,7 @@ async fn certified(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<CertifiedQuery>,
-) -> Result<Json<DataResponse>, ApiError> {
+) -> Result<Json<DataResponse>, Refusal> {
     let item_id = parse_item_id(&id)?;
     let card = parse_card_id(&query.card)?;
     let sdi: Sdi = parse_der("invalid_sdi", "sdi", &query.sdi)?;
@@ -383,13 +395,15 @@ async fn certified(
             ),
         )
     })?;
-    if by == Certifier::DataRegistrar {
-        return Err(ApiError::conflict(
-            "no_data_registrar",
-            "this provider has no data registrar to certify data",
-        ));
-    }
-    let (record, data, sdci) = state.provider.certified(card, &item_id, &sdi).await?;
+    let (record, data, sdci) = match by {
+        Certifier::Provider => state.provider.certified(card, &item_id, &sdi).await?,
+        Certifier::DataRegistrar => {
+            state
+                .provider
+                .certified_by_registrar(card, &item_id, &sdi)
+                .await?
+        }
+    };
     Ok(Json(DataResponse {
         item: item_response(&record),
         data: hex::encode(data),

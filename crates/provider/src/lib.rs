@@ -6,13 +6,15 @@
 //!
 //! Layout (STYLE): this file holds the configuration and wiring ([`open`], [`router`],
 //! [`serve`]); `service.rs` the domain operations; `http.rs` the API; `issuer_link.rs` the calls
-//! to issuers (STO-2); `store.rs` the storage
+//! to issuers (STO-2); `registrar_link.rs` the calls to the Data Registrar for SDCI' (STO-5);
+//! `store.rs` the storage
 //! trait with one SQL implementation for SQLite and PostgreSQL (`store/sql.rs`); `openapi.rs`
 //! the API document. The API's JSON types live in `party_api::provider`, shared with callers.
 
 mod http;
 pub mod issuer_link;
 mod openapi;
+pub mod registrar_link;
 pub mod service;
 pub mod store;
 
@@ -26,6 +28,7 @@ use issuer_link::HttpIssuerLink;
 use party_api::PartySigner;
 use pki::{Certificate, PartyId};
 use protocol::PartyRole;
+use registrar_link::HttpDataRegistrar;
 use server_kit::{Clock, Db, Kit, Listening, Metrics, OperatorToken, SystemClock, TlsFiles};
 
 pub use http::AppState;
@@ -61,11 +64,18 @@ pub struct ProviderConfig {
     pub issuers: Vec<(PartyId, String)>,
     /// PEM certificates `https://` issuers are trusted by (without: only `http://` issuers).
     pub issuer_tls_roots_file: Option<PathBuf>,
+    /// The Data Registrar (its party ID, the subject of the data registrar root, and its
+    /// server's base URL): asked for SDCI' on `GET /v1/items/{id}/certified?by=data-registrar`
+    /// (STO-5). Without: such requests are refused (409 `no_data_registrar`).
+    pub data_registrar: Option<(PartyId, String)>,
+    /// PEM certificates an `https://` registrar is trusted by (without: only `http://`).
+    pub registrar_tls_roots_file: Option<PathBuf>,
     pub clock: Arc<dyn Clock>,
 }
 
 impl ProviderConfig {
-    /// A configuration with no TLS, no CRLs, no issuers and the system clock.
+    /// A configuration with no TLS, no CRLs, no issuers, no registrar to call and the system
+    /// clock.
     pub fn new(
         party_id: PartyId,
         key_file: PathBuf,
@@ -87,6 +97,8 @@ impl ProviderConfig {
             crl_files: Vec::new(),
             issuers: Vec::new(),
             issuer_tls_roots_file: None,
+            data_registrar: None,
+            registrar_tls_roots_file: None,
             clock: Arc::new(SystemClock),
         }
     }
@@ -121,6 +133,15 @@ fn read_certificate(path: &Path, what: &str) -> anyhow::Result<Certificate> {
     read_pem_or_der(path, what, Certificate::from_pem, Certificate::from_der)
 }
 
+/// The PEM TLS roots in `path`, if configured.
+fn read_tls_roots(path: Option<&Path>, whose: &str) -> anyhow::Result<Option<Vec<u8>>> {
+    path.map(|path| {
+        std::fs::read(path)
+            .with_context(|| format!("reading the {whose} TLS roots from {}", path.display()))
+    })
+    .transpose()
+}
+
 /// Opens the database (migrating it), loads the key and certificates, and checks they fit
 /// together (the DPR certifies the configured party and key under the Data Registrar root).
 pub async fn open(config: &ProviderConfig) -> anyhow::Result<App> {
@@ -141,22 +162,30 @@ pub async fn open(config: &ProviderConfig) -> anyhow::Result<App> {
         .iter()
         .map(|path| read_pem_or_der(path, "CRL", pki::Crl::from_pem, pki::Crl::from_der))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let tls_roots = config
-        .issuer_tls_roots_file
-        .as_ref()
-        .map(|path| {
-            std::fs::read(path)
-                .with_context(|| format!("reading the issuers' TLS roots from {}", path.display()))
-        })
-        .transpose()?;
+    let tls_roots = read_tls_roots(config.issuer_tls_roots_file.as_deref(), "issuers'")?;
+    let registrar_tls_roots =
+        read_tls_roots(config.registrar_tls_roots_file.as_deref(), "registrars'")?;
     let signer = PartySigner::new(
         config.party_id.clone(),
         PartyRole::Provider,
         key.clone(),
         dpr.clone(),
     );
-    let link = HttpIssuerLink::new(signer, &config.issuers, tls_roots.as_deref())
+    let link = HttpIssuerLink::new(signer.clone(), &config.issuers, tls_roots.as_deref())
         .context("the configured issuers")?;
+    let data_registrar = config
+        .data_registrar
+        .as_ref()
+        .map(|(registrar, url)| {
+            HttpDataRegistrar::new(
+                signer.clone(),
+                registrar.clone(),
+                url,
+                registrar_tls_roots.as_deref(),
+            )
+            .context("the configured data registrar")
+        })
+        .transpose()?;
     let db = Db::open(&config.db_url)
         .await
         .context("opening the provider database")?;
@@ -174,6 +203,12 @@ pub async fn open(config: &ProviderConfig) -> anyhow::Result<App> {
     )
     .context("starting the provider")?
     .with_issuer_link(Arc::new(link));
+    let provider = match data_registrar {
+        Some(registrar) => provider
+            .with_data_registrar(Arc::new(registrar))
+            .context("the configured data registrar")?,
+        None => provider,
+    };
     provider.set_crls(crls);
     Ok(App {
         provider: Arc::new(provider),

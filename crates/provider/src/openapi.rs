@@ -108,7 +108,7 @@ pub fn document() -> Value {
             }},
             "/v1/items/{id}/certified": {"get": {
                 "operationId": "getCertifiedItemData",
-                "summary": "The data with an SDCI signed by this provider over the given SDI (STO-4), which must name the card, this item and provider, be a store and match the catalog.",
+                "summary": "The data with an SDCI over the given SDI, which must name the card, this item and provider, be a store and match the catalog: signed by this provider (STO-4), or with `by=data-registrar` the Data Registrar's SDCI' (STO-5), obtained once per SDI and served as is.",
                 "parameters": [item_id, string_param("card", "query", true, "Card ID, hex."), string_param("sdi", "query", true, "The SDI's DER, hex."), string_param("by", "query", false, "Who certifies: `provider` (default, this provider's SDCI, STO-4) or `data-registrar` (the Data Registrar's SDCI', STO-5, served as is).")],
                 "responses": {
                     "200": json_response("The data and its SDCI.", "Data"),
@@ -116,7 +116,8 @@ pub fn document() -> Value {
                     "403": error_response("No consent of this provider for this card and item version.", &["card_not_authorized"]),
                     "409": error_response("`by=data-registrar` but this provider has no data registrar.", &["no_data_registrar"]),
                     "422": error_response("The SDI does not match the card, item or catalog.", &["sdi_mismatch"]),
-                    "500": internal()
+                    "500": internal(),
+                    "502": error_response("`by=data-registrar`: the data registrar refused (the message names it, its status, code and message), answered with an SDCI' that does not verify under its root for this SDI, or could not be reached.", &["registrar_refused", "registrar_unreachable"])
                 }
             }},
             "/v1/authorizations/grant": {"post": {
@@ -272,7 +273,7 @@ pub fn document() -> Value {
                 })),
                 "Item": item_schema,
                 "ItemList": object(&["items"], json!({"items": {"type": "array", "items": {"$ref": "#/components/schemas/Item"}}})),
-                "Data": {"allOf": [{"$ref": "#/components/schemas/Item"}, object(&["data"], json!({"data": hex("The item's bytes."), "sdci": hex("SDCI, DER SignedObject (certified only).")}))]},
+                "Data": {"allOf": [{"$ref": "#/components/schemas/Item"}, object(&["data"], json!({"data": hex("The item's bytes."), "sdci": hex("SDCI, DER SignedObject (certified only): the provider's, or the Data Registrar's SDCI' with `by=data-registrar`.")}))]},
                 "GrantRequest": object(&["sar"], json!({"sar": hex("The issuer's SAR, DER SignedObject.")})),
                 "RequestRequest": object(&["card_id", "rc_digest", "sdi", "challenge", "issuer"], json!({
                     "card_id": hex("16 bytes."), "rc_digest": hex("SHA-256 of the card's RC DER."),

@@ -21,9 +21,11 @@ use protocol::{
 use server_kit::{Clock, PartyTrust};
 
 use crate::issuer_link::{IssuerLink, LinkError, NoIssuers};
+use crate::registrar_link::{DataRegistrarLink, RegistrarLinkError};
 use crate::store::{
     ConsentKind, ConsentRecord, DelegationRecord, EntrySigner, ItemRecord, LedgerRecord,
-    NewReceipt, PublishOutcome, ReceiptOutcome, Store, StoreError, ViewChange, ViewItem,
+    NewReceipt, PublishOutcome, ReceiptOutcome, RegistrarSdciRecord, Store, StoreError, ViewChange,
+    ViewItem,
 };
 
 /// How long the authorizations this provider signs are valid, in seconds (SA, SAR).
@@ -136,6 +138,20 @@ pub enum ServiceError {
     #[error("the SA issuer {issuer} answered with is refused: {reason}")]
     IssuerSaRefused { issuer: PartyId, reason: String },
 
+    /// SDCI' asked for (`by=data-registrar`) but no data registrar is configured.
+    #[error(
+        "this provider has no data registrar to certify data (configure it with --data-registrar)"
+    )]
+    NoDataRegistrar,
+
+    /// Asking the data registrar for an SDCI' failed (no answer, or its refusal).
+    #[error(transparent)]
+    RegistrarCall(#[from] RegistrarLinkError),
+
+    /// The data registrar answered with an SDCI' a card would not accept for this SDI.
+    #[error("the SDCI' data registrar {registrar} answered with is refused: {reason}")]
+    RegistrarSdciRefused { registrar: PartyId, reason: String },
+
     /// The configured key, DPR and roots do not fit together.
     #[error("provider configuration: {detail}")]
     Configuration { detail: String },
@@ -214,6 +230,8 @@ pub struct Provider {
     clock: Arc<dyn Clock>,
     /// The issuers this provider asks for SAs on STO-2.
     issuers: Arc<dyn IssuerLink>,
+    /// The Data Registrar this provider asks for SDCI' (STO-5), if configured.
+    data_registrar: Option<Arc<dyn DataRegistrarLink>>,
 }
 
 fn untrusted(object: &'static str) -> impl FnOnce(ConsentError) -> ServiceError {
@@ -285,6 +303,7 @@ impl Provider {
             trust,
             clock,
             issuers: Arc::new(NoIssuers),
+            data_registrar: None,
         })
     }
 
@@ -292,6 +311,26 @@ impl Provider {
     pub fn with_issuer_link(mut self, issuers: Arc<dyn IssuerLink>) -> Provider {
         self.issuers = issuers;
         self
+    }
+
+    /// The same provider asking `registrar` for SDCI' (STO-5; without: `by=data-registrar` is
+    /// refused). The registrar must be the one whose root the provider holds: its SDCI' are
+    /// checked under that root.
+    pub fn with_data_registrar(
+        mut self,
+        registrar: Arc<dyn DataRegistrarLink>,
+    ) -> Result<Provider, ServiceError> {
+        if registrar.registrar() != self.data_root.subject_id() {
+            return Err(ServiceError::Configuration {
+                detail: format!(
+                    "the data registrar {} is not the one whose root this provider holds ({})",
+                    registrar.registrar(),
+                    self.data_root.subject_id()
+                ),
+            });
+        }
+        self.data_registrar = Some(registrar);
+        Ok(self)
     }
 
     /// Replaces the CRLs every chain check uses (IRCs in SARs and delegations, the IRC and RC
@@ -412,6 +451,63 @@ impl Provider {
         item_id: &ItemId,
         sdi: &Sdi,
     ) -> Result<(ItemRecord, Vec<u8>, SignedObject), ServiceError> {
+        let (item, data) = self.certifiable(card, item_id, sdi).await?;
+        let sdci = CertifiedData::for_sdi(sdi).sign(&self.key, self.chain());
+        Ok((item, data, sdci))
+    }
+
+    /// Like [`Provider::certified`] with the Data Registrar's SDCI' (STO-5) instead of the
+    /// provider's own: the one kept for this SDI if it still verifies, else one asked of the
+    /// registrar now, verified as a card holding the registrar's root will verify it, and kept.
+    pub async fn certified_by_registrar(
+        &self,
+        card: CardId,
+        item_id: &ItemId,
+        sdi: &Sdi,
+    ) -> Result<(ItemRecord, Vec<u8>, SignedObject), ServiceError> {
+        let registrar = self
+            .data_registrar
+            .as_ref()
+            .ok_or(ServiceError::NoDataRegistrar)?;
+        let (item, data) = self.certifiable(card, item_id, sdi).await?;
+        let sdi_digest = sdi.digest();
+        if let Some(kept) = self.store.registrar_sdci(&sdi_digest).await? {
+            // A kept one that no longer verifies (the root expired or was replaced) is not
+            // served: a fresh one replaces it.
+            if let Ok(sdci) = SignedObject::from_der(&kept.sdci_der) {
+                if self.check_registrar_sdci(&sdci, sdi).is_ok() {
+                    return Ok((item, data, sdci));
+                }
+            }
+        }
+        let now = self.clock.now();
+        let sdci = registrar.certify(sdi, &data, now).await?;
+        self.check_registrar_sdci(&sdci, sdi).map_err(|reason| {
+            ServiceError::RegistrarSdciRefused {
+                registrar: registrar.registrar().clone(),
+                reason,
+            }
+        })?;
+        self.store
+            .put_registrar_sdci(&RegistrarSdciRecord {
+                sdi_digest,
+                registrar: registrar.registrar().clone(),
+                sdci_der: sdci.to_der(),
+                obtained_at: now,
+            })
+            .await?;
+        Ok((item, data, sdci))
+    }
+
+    /// The checks before data is served certified: the SDI names `card`, `item_id` and this
+    /// provider, is a store, matches the catalog, and the provider consented to the card
+    /// holding that item version. Returns the item and its data.
+    async fn certifiable(
+        &self,
+        card: CardId,
+        item_id: &ItemId,
+        sdi: &Sdi,
+    ) -> Result<(ItemRecord, Vec<u8>), ServiceError> {
         if sdi.card_id != card {
             return Err(ServiceError::SdiMismatch {
                 detail: format!("the SDI is for card {}, not {card}", sdi.card_id),
@@ -434,8 +530,49 @@ impl Provider {
         let item = self.check_sdi(sdi).await?;
         self.require_consent(card, &item).await?;
         let data = self.item_bytes(&item).await?;
-        let sdci = CertifiedData::for_sdi(sdi).sign(&self.key, self.chain());
-        Ok((item, data, sdci))
+        Ok((item, data))
+    }
+
+    /// Whether `sdci` is an SDCI' a card holding the Data Registrar root this provider holds
+    /// accepts for `sdi` (as `protocol::verify_certified_data` checks it): purpose
+    /// `RegistrarCertifiedData`, no chain or the root itself, the root valid now under the
+    /// CRLs held, signed by the root's key, over this SDI's digest and its data digest. (The
+    /// SDI's data digest is the catalog's: `check_sdi`.)
+    fn check_registrar_sdci(&self, sdci: &SignedObject, sdi: &Sdi) -> Result<(), String> {
+        match sdci.signer_chain() {
+            [] => {}
+            [root] if root.as_slice() == self.data_root.der() => {}
+            _ => return Err("its signer chain is not the Data Registrar root".into()),
+        }
+        pki::verify_chain(
+            slice::from_ref(&self.data_root),
+            slice::from_ref(&self.data_root),
+            &self.trust.crls(),
+            self.clock.now(),
+            Role::DataRegistrar,
+        )
+        .map_err(|e| format!("the Data Registrar root is not valid: {e}"))?;
+        let body = sdci
+            .verify(
+                &self.data_root.public_key(),
+                Purpose::RegistrarCertifiedData,
+            )
+            .map_err(|e| e.to_string())
+            .and_then(|der| CertifiedData::from_der(der).map_err(|e| e.to_string()))?;
+        let sdi_digest = sdi.digest();
+        if body.sdi_digest != sdi_digest {
+            return Err(format!(
+                "it certifies the SDI {:?}, not {sdi_digest:?}",
+                body.sdi_digest
+            ));
+        }
+        if body.data_digest != sdi.data_digest {
+            return Err(format!(
+                "it certifies data {:?}, not {:?}",
+                body.data_digest, sdi.data_digest
+            ));
+        }
+        Ok(())
     }
 
     async fn item_bytes(&self, item: &ItemRecord) -> Result<Vec<u8>, ServiceError> {

@@ -96,6 +96,19 @@ pub struct DelegationRecord {
     pub stored_at: UnixTime,
 }
 
+/// An SDCI' the Data Registrar certified for this provider (STO-5), kept per SDI so serving
+/// the same certified data again does not ask the registrar again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrarSdciRecord {
+    /// SHA-256 of the SDI's DER: the key.
+    pub sdi_digest: Digest,
+    /// The data registrar that signed it.
+    pub registrar: PartyId,
+    /// The SDCI' as received (SignedObject DER), served as is.
+    pub sdci_der: Vec<u8>,
+    pub obtained_at: UnixTime,
+}
+
 /// One of this provider's items as the provider believes a card holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ViewItem {
@@ -250,4 +263,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         card_id: &CardId,
         now: UnixTime,
     ) -> Result<Vec<DelegationRecord>, StoreError>;
+
+    /// The SDCI' kept for the SDI with digest `sdi_digest`, if any.
+    async fn registrar_sdci(
+        &self,
+        sdi_digest: &Digest,
+    ) -> Result<Option<RegistrarSdciRecord>, StoreError>;
+
+    /// Keeps an SDCI', replacing the one kept for its SDI (concurrent callers: the last
+    /// one wins, and each kept one verified).
+    async fn put_registrar_sdci(&self, sdci: &RegistrarSdciRecord) -> Result<(), StoreError>;
 }

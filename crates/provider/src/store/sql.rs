@@ -16,7 +16,8 @@ use server_kit::{on_pool, Db, MigrationSet};
 
 use super::{
     ConsentKind, ConsentRecord, DelegationRecord, EntrySigner, ItemRecord, LedgerRecord,
-    NewReceipt, PublishOutcome, ReceiptOutcome, Store, StoreError, ViewChange, ViewItem,
+    NewReceipt, PublishOutcome, ReceiptOutcome, RegistrarSdciRecord, Store, StoreError, ViewChange,
+    ViewItem,
 };
 
 /// The provider's migrations, applied by [`Db::migrate`].
@@ -33,6 +34,11 @@ pub const MIGRATIONS: MigrationSet = MigrationSet {
             description: "delegations",
             sql: include_str!("../../migrations/sqlite/0002_delegations.sql"),
         },
+        server_kit::Migration {
+            version: 3,
+            description: "registrar sdcis",
+            sql: include_str!("../../migrations/sqlite/0003_registrar_sdcis.sql"),
+        },
     ],
     postgres: &[
         server_kit::Migration {
@@ -44,6 +50,11 @@ pub const MIGRATIONS: MigrationSet = MigrationSet {
             version: 2,
             description: "delegations",
             sql: include_str!("../../migrations/postgres/0002_delegations.sql"),
+        },
+        server_kit::Migration {
+            version: 3,
+            description: "registrar sdcis",
+            sql: include_str!("../../migrations/postgres/0003_registrar_sdcis.sql"),
         },
     ],
 };
@@ -188,6 +199,22 @@ fn delegation_from_row(row: DelegationRow) -> Result<DelegationRecord, StoreErro
         not_after: UnixTime(from_db("not_after", not_after)?),
         delegation_der,
         stored_at: UnixTime(from_db("stored_at", stored_at)?),
+    })
+}
+
+type RegistrarSdciRow = (Vec<u8>, String, Vec<u8>, i64);
+const REGISTRAR_SDCI_COLUMNS: &str = "sdi_digest, registrar, sdci_der, obtained_at";
+
+fn registrar_sdci_from_row(row: RegistrarSdciRow) -> Result<RegistrarSdciRecord, StoreError> {
+    let (sdi_digest, registrar, sdci_der, obtained_at) = row;
+    Ok(RegistrarSdciRecord {
+        sdi_digest: digest_from_db("SDI digest", sdi_digest)?,
+        registrar: PartyId::new(&registrar).map_err(|_| StoreError::Corrupt {
+            what: "SDCI' registrar",
+            value: registrar.clone(),
+        })?,
+        sdci_der,
+        obtained_at: UnixTime(from_db("obtained_at", obtained_at)?),
     })
 }
 
@@ -572,5 +599,37 @@ impl Store for SqlStore {
                 .await?
         });
         rows.into_iter().map(delegation_from_row).collect()
+    }
+
+    async fn registrar_sdci(
+        &self,
+        sdi_digest: &Digest,
+    ) -> Result<Option<RegistrarSdciRecord>, StoreError> {
+        let sql =
+            format!("SELECT {REGISTRAR_SDCI_COLUMNS} FROM registrar_sdcis WHERE sdi_digest = $1");
+        let row: Option<RegistrarSdciRow> = on_pool!(&self.db, |pool| {
+            sqlx::query_as(&sql)
+                .bind(sdi_digest.0.as_slice())
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(registrar_sdci_from_row).transpose()
+    }
+
+    async fn put_registrar_sdci(&self, r: &RegistrarSdciRecord) -> Result<(), StoreError> {
+        on_pool!(&self.db, |pool| {
+            sqlx::query(&format!(
+                "INSERT INTO registrar_sdcis ({REGISTRAR_SDCI_COLUMNS}) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (sdi_digest) DO UPDATE SET registrar = excluded.registrar, \
+                 sdci_der = excluded.sdci_der, obtained_at = excluded.obtained_at"
+            ))
+            .bind(r.sdi_digest.0.as_slice())
+            .bind(r.registrar.as_str())
+            .bind(r.sdci_der.as_slice())
+            .bind(to_db("obtained_at", r.obtained_at.0)?)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
     }
 }

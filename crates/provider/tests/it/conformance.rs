@@ -5,7 +5,7 @@ use pki::{CardId, PartyId, UnixTime};
 use protocol::{ItemId, Policy};
 use provider::store::{
     ConsentKind, ConsentRecord, DelegationRecord, EntrySigner, ItemRecord, NewReceipt,
-    PublishOutcome, ReceiptOutcome, ViewChange, ViewItem,
+    PublishOutcome, ReceiptOutcome, RegistrarSdciRecord, ViewChange, ViewItem,
 };
 use provider::{SqlStore, Store, StoreError};
 
@@ -235,6 +235,40 @@ async fn suite(store: &dyn Store) {
             .await
             .unwrap(),
         vec![delegation(b"any, long", None, 5_000), any_short]
+    );
+
+    // SDCI's: one per SDI digest, the last put wins.
+    let registrar = PartyId::new("data-registrar").unwrap();
+    let sdci = |sdi: &[u8], der: &[u8], at: u64| RegistrarSdciRecord {
+        sdi_digest: sha256(sdi),
+        registrar: registrar.clone(),
+        sdci_der: der.to_vec(),
+        obtained_at: UnixTime(at),
+    };
+    assert_eq!(store.registrar_sdci(&sha256(b"sdi a")).await.unwrap(), None);
+    store
+        .put_registrar_sdci(&sdci(b"sdi a", b"first", 10))
+        .await
+        .unwrap();
+    store
+        .put_registrar_sdci(&sdci(b"sdi b", b"other", 11))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.registrar_sdci(&sha256(b"sdi a")).await.unwrap(),
+        Some(sdci(b"sdi a", b"first", 10))
+    );
+    store
+        .put_registrar_sdci(&sdci(b"sdi a", b"second", 12))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.registrar_sdci(&sha256(b"sdi a")).await.unwrap(),
+        Some(sdci(b"sdi a", b"second", 12))
+    );
+    assert_eq!(
+        store.registrar_sdci(&sha256(b"sdi b")).await.unwrap(),
+        Some(sdci(b"sdi b", b"other", 11))
     );
 }
 

@@ -9,5 +9,6 @@ mod concurrency;
 mod conformance;
 mod delegations;
 mod forwarding;
+mod registrars;
 mod stub_issuer;
 mod support;

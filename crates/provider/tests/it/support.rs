@@ -154,9 +154,19 @@ impl Server {
         operator: &str,
         issuers: Vec<(PartyId, String)>,
     ) -> Server {
+        Server::start_configured(place, w, operator, |config| config.issuers = issuers).await
+    }
+
+    /// Like [`Server::start_with_operator`], its configuration changed by `configure` first.
+    pub async fn start_configured(
+        place: &Place,
+        w: &World,
+        operator: &str,
+        configure: impl FnOnce(&mut ProviderConfig),
+    ) -> Server {
         let clock = ManualClock::new(TestPki::NOW);
         let mut config = place.config(w, &clock);
-        config.issuers = issuers;
+        configure(&mut config);
         let app = provider::open(&config).await.unwrap();
         let mut rng = crypto::InsecureSeededRng::insecure_seeded_for_tests(operator.len() as u64);
         let token = app
