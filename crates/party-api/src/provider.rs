@@ -294,6 +294,28 @@ pub struct MembersResponse {
     pub cards: Vec<Member>,
 }
 
+/// `GET /v1/crls` and `POST /v1/crls/refresh`: the registrars' CRLs in force at the provider.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CrlsResponse {
+    pub crls: Vec<CrlSummary>,
+}
+
+/// One CRL in force at the provider.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CrlSummary {
+    /// The party ID of the registrar that signed it.
+    pub issuer: String,
+    /// Its cRLNumber.
+    pub number: u64,
+    pub this_update: u64,
+    pub next_update: u64,
+    /// How many certificates it revokes.
+    pub revoked: u64,
+    /// Where it came from: the registrar's base URL, `file` (the provider's configuration) or
+    /// `other`.
+    pub source: String,
+}
+
 // ---- decoding the hex fields ------------------------------------------------------------------
 
 fn hex_field(
@@ -688,6 +710,26 @@ impl ProviderClient {
             hex::encode(item_id.as_bytes())
         ))
         .await
+    }
+
+    /// `GET /v1/crls`: the registrars' CRLs the provider holds now.
+    pub async fn crls(&self) -> Result<CrlsResponse, ClientError> {
+        self.get("/v1/crls").await
+    }
+
+    /// `POST /v1/crls/refresh` as operator `token`: the provider fetches its registrars' CRLs
+    /// now (right after a revocation, instead of waiting for its periodic refresh) and answers
+    /// what it then holds. 409 `no_registrars` when it follows none; 502
+    /// `registrar_unreachable` / `registrar_refused` naming a registrar that failed.
+    pub async fn refresh_crls(&self, token: &str) -> Result<CrlsResponse, ClientError> {
+        self.http
+            .call::<(), _>(
+                Method::Post,
+                "/v1/crls/refresh",
+                None,
+                Auth::Operator(token),
+            )
+            .await
     }
 
     async fn get<R: serde::de::DeserializeOwned>(&self, path: &str) -> Result<R, ClientError> {

@@ -12,11 +12,11 @@ use axum::routing::{get, post, MethodRouter};
 use axum::Json;
 use crypto::Digest;
 use party_api::provider::{
-    AddDelegationRequest, AloneRequest, CertifiedQuery, Certifier, ContentsResponse, DataQuery,
-    DataResponse, DelegationList, DelegationResponse, GrantRequest, IdentityResponse, ItemList,
-    ItemResponse, LedgerEntryResponse, LedgerResponse, Member, MembersQuery, MembersResponse,
-    PublishRequest, ReceiptRequest, ReceiptResponse, RequestRequest, RequestResponse, SaResponse,
-    VersionQuery, ViewItemResponse,
+    AddDelegationRequest, AloneRequest, CertifiedQuery, Certifier, ContentsResponse, CrlSummary,
+    CrlsResponse, DataQuery, DataResponse, DelegationList, DelegationResponse, GrantRequest,
+    IdentityResponse, ItemList, ItemResponse, LedgerEntryResponse, LedgerResponse, Member,
+    MembersQuery, MembersResponse, PublishRequest, ReceiptRequest, ReceiptResponse, RequestRequest,
+    RequestResponse, SaResponse, VersionQuery, ViewItemResponse,
 };
 use pki::{CardId, Certificate, PartyId};
 use protocol::{
@@ -28,6 +28,7 @@ use server_kit::{
 };
 
 use crate::issuer_link::LinkError;
+use crate::registrar_crls::{CrlFetchError, CrlOrigin, RegistrarCrls};
 use crate::registrar_link::RegistrarLinkError;
 use crate::service::{Authorization, Caller, Provider, ServiceError, StoredDelegation};
 use crate::store::{ItemRecord, ViewItem};
@@ -36,15 +37,24 @@ use crate::store::{ItemRecord, ViewItem};
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub provider: Arc<Provider>,
+    /// The registrars' CRLs the provider follows (held here too, so the refresh runs as long
+    /// as the router lives).
+    pub crls: Arc<RegistrarCrls>,
     pub db: Db,
     pub authorizations: Counter,
     pub receipts: Counter,
 }
 
 impl AppState {
-    pub fn new(provider: Arc<Provider>, db: Db, metrics: &Metrics) -> AppState {
+    pub fn new(
+        provider: Arc<Provider>,
+        crls: Arc<RegistrarCrls>,
+        db: Db,
+        metrics: &Metrics,
+    ) -> AppState {
         AppState {
             provider,
+            crls,
             db,
             authorizations: metrics.counter(
                 "provider_authorizations_signed_total",
@@ -89,6 +99,8 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         (Method::GET, "/v1/cards/{id}/contents", get(contents)),
         (Method::GET, "/v1/cards/{id}/ledger", get(ledger)),
         (Method::GET, "/v1/members", get(members)),
+        (Method::GET, "/v1/crls", get(crls)),
+        (Method::POST, "/v1/crls/refresh", post(refresh_crls)),
         (Method::GET, "/openapi.json", get(openapi)),
     ]
 }
@@ -194,6 +206,26 @@ impl From<ServiceError> for ApiError {
     }
 }
 
+/// The registrars' CRLs could not be fetched on demand: 409 when none is configured, else 502
+/// naming the registrars that failed (`registrar_refused` when they all answered, with a
+/// refusal or no CRL under their root; `registrar_unreachable` when one did not answer).
+impl From<CrlFetchError> for ApiError {
+    fn from(error: CrlFetchError) -> ApiError {
+        let message = error.to_string();
+        match &error {
+            CrlFetchError::NoRegistrars => ApiError::conflict("no_registrars", message),
+            CrlFetchError::Failed { failures } => {
+                let code = if failures.iter().all(|f| f.answered()) {
+                    "registrar_refused"
+                } else {
+                    "registrar_unreachable"
+                };
+                ApiError::new(StatusCode::BAD_GATEWAY, code, message)
+            }
+        }
+    }
+}
+
 /// A handler error that may be a 502 naming another party. server-kit renders every 5xx
 /// `ApiError` opaque (its cause is this server's to hide); but when an issuer or a registrar
 /// refused or could not be reached, the caller must learn which one, its status and code, and
@@ -204,6 +236,12 @@ struct Refusal(ApiError);
 impl From<ApiError> for Refusal {
     fn from(error: ApiError) -> Refusal {
         Refusal(error)
+    }
+}
+
+impl From<CrlFetchError> for Refusal {
+    fn from(error: CrlFetchError) -> Refusal {
+        Refusal(ApiError::from(error))
     }
 }
 
@@ -309,6 +347,48 @@ fn parse_policy(bits: u32) -> Result<Policy, ApiError> {
 }
 
 // ---- handlers ------------------------------------------------------------------------------
+
+fn crls_response(state: &AppState) -> CrlsResponse {
+    CrlsResponse {
+        crls: state
+            .crls
+            .held()
+            .into_iter()
+            .map(|held| CrlSummary {
+                issuer: held.crl.issuer_id().to_string(),
+                number: held.crl.number(),
+                this_update: held.crl.this_update().0,
+                next_update: held.crl.next_update().0,
+                revoked: held.crl.revoked().len() as u64,
+                source: match held.origin {
+                    CrlOrigin::File => "file".to_string(),
+                    CrlOrigin::Registrar { url } => url,
+                    CrlOrigin::Other => "other".to_string(),
+                },
+            })
+            .collect(),
+    }
+}
+
+async fn crls(State(state): State<AppState>) -> Json<CrlsResponse> {
+    Json(crls_response(&state))
+}
+
+/// Fetches the registrars' CRLs now: operators (and tests, which must not wait for the
+/// periodic refresh) call it right after a revocation.
+async fn refresh_crls(
+    State(state): State<AppState>,
+    operator: Operator,
+) -> Result<Json<CrlsResponse>, Refusal> {
+    state.crls.fetch().await?;
+    let answer = crls_response(&state);
+    tracing::info!(
+        operator = %operator.name,
+        crls = answer.crls.len(),
+        "registrars' CRLs refreshed"
+    );
+    Ok(Json(answer))
+}
 
 async fn identity(State(state): State<AppState>) -> Json<IdentityResponse> {
     let provider = &state.provider;

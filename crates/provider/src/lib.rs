@@ -7,20 +7,22 @@
 //! Layout (STYLE): this file holds the configuration and wiring ([`open`], [`router`],
 //! [`serve`]); `service.rs` the domain operations; `http.rs` the API; `issuer_link.rs` the calls
 //! to issuers (STO-2); `registrar_link.rs` the calls to the Data Registrar for SDCI' (STO-5);
-//! `store.rs` the storage
+//! `registrar_crls.rs` the registrars' CRLs it follows (REG-3); `store.rs` the storage
 //! trait with one SQL implementation for SQLite and PostgreSQL (`store/sql.rs`); `openapi.rs`
 //! the API document. The API's JSON types live in `party_api::provider`, shared with callers.
 
 mod http;
 pub mod issuer_link;
 mod openapi;
+pub mod registrar_crls;
 pub mod registrar_link;
 pub mod service;
 pub mod store;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
@@ -28,8 +30,11 @@ use issuer_link::HttpIssuerLink;
 use party_api::PartySigner;
 use pki::{Certificate, PartyId};
 use protocol::PartyRole;
+use registrar_crls::{FollowedRegistrar, RegistrarCrls, RegistrarKind};
 use registrar_link::HttpDataRegistrar;
-use server_kit::{Clock, Db, Kit, Listening, Metrics, OperatorToken, SystemClock, TlsFiles};
+use server_kit::{
+    Clock, CrlSource, Db, Kit, Listening, Metrics, OperatorToken, SystemClock, TlsFiles,
+};
 
 pub use http::AppState;
 pub use openapi::document as openapi_document;
@@ -38,6 +43,9 @@ pub use service::{
     AUTHORIZATION_VALIDITY_S,
 };
 pub use store::{SqlStore, Store, StoreError};
+
+/// How often the registrars' CRLs are fetched unless configured otherwise.
+pub const DEFAULT_CRL_REFRESH: Duration = Duration::from_secs(300);
 
 /// How to run one provider instance.
 #[derive(Debug, Clone)]
@@ -56,9 +64,15 @@ pub struct ProviderConfig {
     pub db_url: String,
     pub listen: SocketAddr,
     pub tls: Option<TlsFiles>,
-    /// The registrars' CRLs (PEM or DER files), loaded at start; [`Provider::set_crls`]
-    /// replaces them while running.
+    /// The registrars' CRLs (PEM or DER files), loaded at start and always in force, besides
+    /// those fetched from the registrars.
     pub crl_files: Vec<PathBuf>,
+    /// The Issuer Registrar's server (base URL): its CRL is fetched at start, every
+    /// `crl_refresh_every` and on `POST /v1/crls/refresh` (REG-3). The data registrar's
+    /// (`data_registrar`) is followed the same way.
+    pub issuer_registrar_url: Option<String>,
+    /// How often the registrars' CRLs are fetched (default 300 s).
+    pub crl_refresh_every: Duration,
     /// The issuers this provider works with, by party ID, with their servers' base URLs: STO-2
     /// requests naming one are sent there for its SA.
     pub issuers: Vec<(PartyId, String)>,
@@ -74,8 +88,8 @@ pub struct ProviderConfig {
 }
 
 impl ProviderConfig {
-    /// A configuration with no TLS, no CRLs, no issuers, no registrar to call and the system
-    /// clock.
+    /// A configuration with no TLS, no CRLs, no issuers, no registrar to call (so no CRLs to
+    /// follow) and the system clock.
     pub fn new(
         party_id: PartyId,
         key_file: PathBuf,
@@ -95,6 +109,8 @@ impl ProviderConfig {
             listen,
             tls: None,
             crl_files: Vec::new(),
+            issuer_registrar_url: None,
+            crl_refresh_every: DEFAULT_CRL_REFRESH,
             issuers: Vec::new(),
             issuer_tls_roots_file: None,
             data_registrar: None,
@@ -104,11 +120,13 @@ impl ProviderConfig {
     }
 }
 
-/// An opened provider: database migrated, key and certificates loaded and checked. Serve it
-/// with [`router`].
+/// An opened provider: database migrated, key and certificates loaded and checked, the
+/// registrars' CRLs fetched and followed. Serve it with [`router`]. The CRL refresh runs until
+/// [`RegistrarCrls::stop`] or until this and the router are dropped.
 #[derive(Debug, Clone)]
 pub struct App {
     pub provider: Arc<Provider>,
+    pub crls: Arc<RegistrarCrls>,
     pub db: Db,
     pub metrics: Metrics,
 }
@@ -143,7 +161,9 @@ fn read_tls_roots(path: Option<&Path>, whose: &str) -> anyhow::Result<Option<Vec
 }
 
 /// Opens the database (migrating it), loads the key and certificates, and checks they fit
-/// together (the DPR certifies the configured party and key under the Data Registrar root).
+/// together (the DPR certifies the configured party and key under the Data Registrar root);
+/// fetches the configured registrars' CRLs (one that cannot be fetched is logged: the CRL
+/// files and the others' CRLs are in force) and starts following them.
 pub async fn open(config: &ProviderConfig) -> anyhow::Result<App> {
     if !config.key_file.exists() {
         anyhow::bail!(
@@ -157,7 +177,7 @@ pub async fn open(config: &ProviderConfig) -> anyhow::Result<App> {
     let issuer_root =
         read_certificate(&config.issuer_registrar_root_file, "issuer registrar root")?;
     let data_root = read_certificate(&config.data_registrar_root_file, "data registrar root")?;
-    let crls = config
+    let crl_files = config
         .crl_files
         .iter()
         .map(|path| read_pem_or_der(path, "CRL", pki::Crl::from_pem, pki::Crl::from_der))
@@ -209,17 +229,69 @@ pub async fn open(config: &ProviderConfig) -> anyhow::Result<App> {
             .context("the configured data registrar")?,
         None => provider,
     };
-    provider.set_crls(crls);
+    let registrars = followed_registrars(config, &provider, registrar_tls_roots.as_deref());
+    let provider = Arc::new(provider);
+    let crls = RegistrarCrls::new(provider.clone(), registrars, crl_files);
+    // No registrar configured is no failure here: the files' CRLs are all there is.
+    if let Err(registrar_crls::CrlFetchError::Failed { failures }) = crls.fetch().await {
+        for failure in failures {
+            tracing::warn!(
+                registrar = %failure.registrar,
+                kind = %failure.kind,
+                error = %failure.source,
+                "cannot fetch the registrar's CRL at start; continuing with the CRL files \
+                 (the periodic refresh keeps trying)"
+            );
+        }
+    }
+    crls.follow(config.crl_refresh_every);
     Ok(App {
-        provider: Arc::new(provider),
+        provider,
+        crls,
         db,
         metrics: Metrics::new(),
     })
 }
 
+/// The registrars whose CRLs the provider follows: the Issuer Registrar at
+/// `issuer_registrar_url`, the data registrar at its configured URL, each under the root the
+/// provider holds for it.
+fn followed_registrars(
+    config: &ProviderConfig,
+    provider: &Provider,
+    tls_roots_pem: Option<&[u8]>,
+) -> Vec<FollowedRegistrar> {
+    let source = |url: &str, anchor: &Certificate| {
+        let source = CrlSource::new(url, anchor.clone());
+        match tls_roots_pem {
+            Some(pem) => source.with_tls_roots_pem(pem.to_vec()),
+            None => source,
+        }
+    };
+    let mut registrars = Vec::new();
+    if let Some(url) = &config.issuer_registrar_url {
+        registrars.push(FollowedRegistrar {
+            kind: RegistrarKind::IssuerRegistrar,
+            source: source(url, provider.issuer_root()),
+        });
+    }
+    if let Some((_, url)) = &config.data_registrar {
+        registrars.push(FollowedRegistrar {
+            kind: RegistrarKind::DataRegistrar,
+            source: source(url, provider.data_root()),
+        });
+    }
+    registrars
+}
+
 /// The provider's full router: its API (see [`routes`]) with server-kit's routes and layers.
 pub fn router(app: &App) -> Router {
-    let state = AppState::new(app.provider.clone(), app.db.clone(), &app.metrics);
+    let state = AppState::new(
+        app.provider.clone(),
+        app.crls.clone(),
+        app.db.clone(),
+        &app.metrics,
+    );
     server_kit::api_router(
         http::routes(),
         state,
@@ -244,11 +316,19 @@ pub async fn serve(config: ProviderConfig) -> anyhow::Result<()> {
         party_id: &config.party_id,
         db_url: &config.db_url,
     };
-    server_kit::serve_app(who, config.listen, config.tls.as_ref(), async {
+    let crls = Mutex::new(None);
+    let served = server_kit::serve_app(who, config.listen, config.tls.as_ref(), async {
         let app = open(&config).await?;
+        *crls.lock().unwrap_or_else(|p| p.into_inner()) = Some(app.crls.clone());
         Ok((app.db.clone(), router(&app)))
     })
-    .await
+    .await;
+    // The server stopped: so does the CRL refresh (not left to whoever holds the last
+    // reference).
+    if let Some(crls) = crls.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        crls.stop();
+    }
+    served
 }
 
 /// Adds an operator to the provider database at `db_url` (migrating it first) and returns the

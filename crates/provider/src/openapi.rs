@@ -47,12 +47,34 @@ pub fn document() -> Value {
             "published_at": {"type": "integer"}
         }),
     );
+    let crl_schema = object(
+        &[
+            "issuer",
+            "number",
+            "this_update",
+            "next_update",
+            "revoked",
+            "source",
+        ],
+        json!({
+            "issuer": {"type": "string", "description": "The registrar that signed it (party ID)."},
+            "number": {"type": "integer", "description": "Its cRLNumber."},
+            "this_update": {"type": "integer"},
+            "next_update": {"type": "integer"},
+            "revoked": {"type": "integer", "description": "How many certificates it revokes."},
+            "source": {"type": "string", "description": "The registrar's base URL, `file` or `other`."}
+        }),
+    );
+    let crls_schema = object(
+        &["crls"],
+        json!({"crls": {"type": "array", "items": crl_schema}}),
+    );
     json!({
         "openapi": "3.1.0",
         "info": {
             "title": "cardwright provider",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "A data provider certified by the Data Registrar: catalog, storing authorizations (STO-1 grant, STO-2 request, STO-3 alone), data plain or certified (SDCI), receipts into per-card records and a signed ledger. Binary values (DER objects, digests, IDs, data) are lowercase hex. See docs/parties.md."
+            "description": "A data provider certified by the Data Registrar: catalog, storing authorizations (STO-1 grant, STO-2 request, STO-3 alone), data plain or certified (SDCI, or the Data Registrar's SDCI'), receipts into per-card records and a signed ledger, the registrars' CRLs it follows. Binary values (DER objects, digests, IDs, data) are lowercase hex. See docs/parties.md."
         },
         "paths": {
             "/v1/provider": {"get": {
@@ -232,6 +254,24 @@ pub fn document() -> Value {
                     "500": internal()
                 }
             }},
+            "/v1/crls": {"get": {
+                "operationId": "listCrls",
+                "summary": "The registrars' CRLs in force here (REG-3): those of the configured files and the newest fetched from each followed registrar (Issuer Registrar URL, data registrar), with where each came from.",
+                "responses": {"200": json_response("The CRLs.", "Crls"), "500": internal()}
+            }},
+            "/v1/crls/refresh": {"post": {
+                "operationId": "refreshCrls",
+                "summary": "Fetch the followed registrars' CRLs now (each verified under that registrar's root; a newer one replaces the one held) instead of waiting for the periodic refresh, and answer the CRLs then in force.",
+                "security": [{"operatorToken": []}],
+                "responses": {
+                    "200": json_response("Fetched; the CRLs in force.", "Crls"),
+                    "401": error_response("Missing, malformed or unknown operator token.", &["unauthenticated"]),
+                    "403": error_response("The operator is disabled.", &["forbidden"]),
+                    "409": error_response("No registrar URL is configured: only the CRL files are in force.", &["no_registrars"]),
+                    "500": internal(),
+                    "502": error_response("A registrar failed (the message names each, and why); the others' CRLs were taken. registrar_refused: every failing one answered (a refusal, or no CRL under its root); registrar_unreachable: one did not answer.", &["registrar_refused", "registrar_unreachable"])
+                }
+            }},
             "/openapi.json": {"get": {
                 "operationId": "getOpenApi",
                 "summary": "This document.",
@@ -315,6 +355,7 @@ pub fn document() -> Value {
                     "card_id": hex("16 bytes."), "rc": hex("The card's RC, DER."),
                     "entries": {"type": "array", "items": object(&["seq", "counter", "entry"], json!({"seq": {"type": "integer"}, "counter": {"type": "integer"}, "entry": hex("DER SignedObject (LedgerEntry).")}))}
                 })),
+                "Crls": crls_schema,
                 "Members": object(&["item_id", "cards"], json!({
                     "item_id": hex("1..=16 bytes."),
                     "cards": {"type": "array", "items": object(&["card_id", "version"], json!({"card_id": hex("16 bytes."), "version": {"type": "integer"}}))}

@@ -6,7 +6,7 @@
 //! Every signed object from another party is verified the way the card verifies it: purpose,
 //! the signer's chain `[IRC]` to the Issuer Registrar root at the provider's clock, the leaf
 //! naming the party the body names, the signature, with the registrars' CRLs the provider was
-//! given ([`Provider::set_crls`]; fetching them periodically is the caller's).
+//! given ([`Provider::set_crls`]; `registrar_crls.rs` fetches them from the registrars).
 
 use std::slice;
 use std::sync::Arc;

@@ -6,15 +6,17 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::routing::post;
 use axum::{Json, Router};
 use crypto::InsecureSeededRng;
-use party_api::provider::{Certifier, ProviderClient};
+use party_api::provider::{Certifier, CrlsResponse, ProviderClient};
 use party_api::registrar::RegistrarClient;
-use party_api::HttpClient;
+use party_api::{ClientError, HttpClient};
 use pki::{Certificate, PartyId, UnixTime};
 use protocol::{Challenge, ItemId, Operation, Policy, Purpose, Sar, Sdi, SignedObject};
+use provider::ProviderConfig;
 use registrar::{RegistrarConfig, RegistrarRole};
 use serde_json::json;
 use server_kit::testing::ServerForTests;
@@ -354,7 +356,7 @@ async fn sdci_prime(backend: Backend) {
         .certified(&item_2, &w.card_id, &sdi_2, Certifier::DataRegistrar)
         .await
     {
-        Err(party_api::ClientError::Refused {
+        Err(ClientError::Refused {
             status,
             code,
             message,
@@ -385,4 +387,214 @@ async fn sdci_prime_sqlite() {
 #[tokio::test]
 async fn sdci_prime_postgres() {
     sdci_prime(Backend::Postgres).await;
+}
+
+/// The CRL of `registrar` among those `crls` lists: (number, revoked, source).
+fn held_from(crls: &CrlsResponse, registrar: &str) -> Option<(u64, u64, String)> {
+    crls.crls
+        .iter()
+        .find(|crl| crl.issuer == registrar)
+        .map(|crl| (crl.number, crl.revoked, crl.source.clone()))
+}
+
+async fn crl_refresh(backend: Backend) {
+    let Some(place) = Place::new(backend, "provider_crl_refresh").await else {
+        return;
+    };
+    let fx = Registrars::start(42).await;
+    let w = &fx.world;
+    let (ir, dr) = (&fx.issuer_registrar, &fx.data_registrar);
+    let follow = |every: Duration| {
+        let (ir_url, dr_url) = (ir.url.clone(), dr.url.clone());
+        let data_registrar = fx.data_registrar_id();
+        move |config: &mut ProviderConfig| {
+            config.issuer_registrar_url = Some(ir_url);
+            config.data_registrar = Some((data_registrar, dr_url));
+            config.crl_refresh_every = every;
+        }
+    };
+    // One instance refreshing only on demand (within the test), one every 20 ms: same database.
+    let server =
+        Server::start_configured(&place, w, "alice", follow(Duration::from_secs(3600))).await;
+    let eager = Server::start_configured(&place, w, "bob", follow(Duration::from_millis(20))).await;
+    assert!(server.app.crls.is_following());
+    let client = server.provider_client();
+    let token = server.token.expose().to_string();
+
+    // At start: each registrar's current CRL, revoking nothing.
+    let at_start = client.crls().await.unwrap();
+    assert_eq!(at_start.crls.len(), 2, "{at_start:?}");
+    let (number, revoked, source) = held_from(&at_start, ISSUER_REGISTRAR).unwrap();
+    assert_eq!((revoked, source.as_str()), (0, ir.url.as_str()));
+    assert_eq!(held_from(&at_start, DATA_REGISTRAR).unwrap().2, dr.url);
+
+    // Before the revocation: the issuer's SAR is granted, the card's receipt under its RC
+    // recorded, and its delegation lets the provider authorize alone.
+    let (mut card, rc) = w.registered();
+    let publish = |item: &'static [u8], data: &'static [u8]| {
+        let client = client.clone();
+        let token = token.clone();
+        async move {
+            let item = ItemId::new(item).unwrap();
+            client
+                .publish(&token, &item, 1, data, Policy::NONE)
+                .await
+                .unwrap();
+            w.sdi(Operation::Store, item.as_bytes(), 1, data)
+        }
+    };
+    let sdi_a = publish(b"\xA0item-a", b"item a").await;
+    let sdi_b = publish(b"\xA0item-b", b"item b").await;
+    let sdi_c = publish(b"\xA0item-c", b"item c").await;
+    let sa = grant(&client, w, &mut card, &sdi_a, &rc).await;
+    let receipt_a = card.store(&sa, None, b"item a").unwrap();
+    let recorded = client
+        .receipt(&receipt_a, &rc, &w.pki.issuer.cert)
+        .await
+        .unwrap();
+    assert!(recorded.newly_recorded);
+    let sa = grant(&client, w, &mut card, &sdi_b, &rc).await;
+    let receipt_b = card.store(&sa, None, b"item b").unwrap();
+    let delegation = w.delegation(&w.pki.provider, &[0xA0], 4096);
+    client
+        .alone(&sdi_c, &Challenge([1; 16]), Some(&delegation))
+        .await
+        .unwrap();
+    let sar_c = issuer_sar(&w.pki.issuer, &sdi_c, Challenge([2; 16]), &rc);
+
+    // The Issuer Registrar revokes the issuer's IRC; the provider fetches its CRL now.
+    ir.client
+        .revoke(
+            ir.token.expose(),
+            w.pki.issuer.cert.serial(),
+            "key_compromise",
+        )
+        .await
+        .unwrap();
+    let refreshed = client.refresh_crls(&token).await.unwrap();
+    let (newer, revoked, _) = held_from(&refreshed, ISSUER_REGISTRAR).unwrap();
+    assert!(newer > number, "{refreshed:?}");
+    assert_eq!(revoked, 1);
+    assert_eq!(client.crls().await.unwrap(), refreshed);
+
+    // That issuer is refused: its party request (so its SAR) at grant, its delegation, and a
+    // receipt under an RC it signed.
+    match client
+        .grant(&issuer_signer(&w.pki.issuer), NOW, &sar_c)
+        .await
+    {
+        Err(ClientError::Refused {
+            status,
+            code,
+            message,
+            ..
+        }) => {
+            assert_eq!(
+                (status, code.as_str()),
+                (401, "unauthenticated"),
+                "{message}"
+            );
+            assert!(message.contains("revoked"), "{message}");
+        }
+        other => panic!("expected 401 unauthenticated, got {other:?}"),
+    }
+    assert_refused(
+        client
+            .alone(&sdi_c, &Challenge([3; 16]), Some(&delegation))
+            .await,
+        422,
+        "untrusted_signer",
+    );
+    assert_refused(
+        client.receipt(&receipt_b, &rc, &w.pki.issuer.cert).await,
+        422,
+        "untrusted_signer",
+    );
+
+    // The other instance took the new CRL by itself.
+    let eager_client = eager.provider_client();
+    let mut waited = 0;
+    loop {
+        let held = eager_client.crls().await.unwrap();
+        if held_from(&held, ISSUER_REGISTRAR).unwrap().1 == 1 {
+            break;
+        }
+        assert!(waited < 10_000, "no refresh within 10 s: {held:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += 20;
+    }
+    assert_refused(
+        eager_client
+            .alone(&sdi_c, &Challenge([4; 16]), Some(&delegation))
+            .await,
+        422,
+        "untrusted_signer",
+    );
+    eager.app.crls.stop();
+    assert!(!eager.app.crls.is_following());
+
+    // Operator only; no registrars; a registrar that is not running (the provider starts all
+    // the same, with the other's CRL).
+    let anonymous = ProviderClient::new(server.client.clone());
+    assert_refused(
+        anonymous.refresh_crls("cwo_nope").await,
+        401,
+        "unauthenticated",
+    );
+    let alone = Server::start_with_operator(&place, w, "carolyn").await;
+    assert_refused(
+        alone
+            .provider_client()
+            .refresh_crls(alone.token.expose())
+            .await,
+        409,
+        "no_registrars",
+    );
+    assert_eq!(alone.provider_client().crls().await.unwrap().crls, []);
+    alone.stop().await;
+    let dead = dead_url();
+    let cut_off = Server::start_configured(&place, w, "dave", |config| {
+        config.issuer_registrar_url = Some(dead);
+        config.data_registrar = Some((fx.data_registrar_id(), dr.url.clone()));
+    })
+    .await;
+    let held = cut_off.provider_client().crls().await.unwrap();
+    assert_eq!(held.crls.len(), 1, "{held:?}");
+    assert!(held_from(&held, DATA_REGISTRAR).is_some());
+    match cut_off
+        .provider_client()
+        .refresh_crls(cut_off.token.expose())
+        .await
+    {
+        Err(ClientError::Refused {
+            status,
+            code,
+            message,
+            ..
+        }) => {
+            assert_eq!(
+                (status, code.as_str()),
+                (502, "registrar_unreachable"),
+                "{message}"
+            );
+            assert!(message.contains(ISSUER_REGISTRAR), "{message}");
+        }
+        other => panic!("expected 502 registrar_unreachable, got {other:?}"),
+    }
+    cut_off.stop().await;
+
+    eager.stop().await;
+    server.stop().await;
+    fx.stop().await;
+    place.finish().await;
+}
+
+#[tokio::test]
+async fn crl_refresh_sqlite() {
+    crl_refresh(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn crl_refresh_postgres() {
+    crl_refresh(Backend::Postgres).await;
 }

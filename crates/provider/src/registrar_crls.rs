@@ -1,0 +1,294 @@
+//! The registrars' CRLs as the provider follows them (SPEC REG-3: a revoked IRC, DPR or RC is
+//! refused by every verifier): the CRLs of the configured files, plus the current CRL of each
+//! registrar whose URL is configured (the Issuer Registrar's, and the Data Registrar's the
+//! provider also asks for SDCI'), fetched at start, every `crl_refresh_every` in the background
+//! (`server_kit::spawn_crl_refresh`) and when an operator asks (`POST /v1/crls/refresh`).
+//! Whichever way a CRL arrives, the newest one per registrar (by CRL number) is kept and files +
+//! newest are handed to [`Provider::set_crls`] (which its `PartyTrust` shares), in one place
+//! under one lock: the background task and an operator's refresh can never put an older CRL
+//! back in force, and a registrar failing once never drops the CRL taken from it before. The
+//! fetching itself is server-kit's (through party_api's client).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use party_api::ClientError;
+use pki::{Crl, PartyId};
+use server_kit::{CrlRefreshError, CrlSource};
+use tokio::task::JoinHandle;
+
+use crate::service::Provider;
+
+/// Which of the two registrars a followed one is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrarKind {
+    /// Certifies issuers (IRCs): its CRL revokes issuers, and so their SARs, delegations and
+    /// the RCs they signed.
+    IssuerRegistrar,
+    /// Certifies providers (DPRs), this one's included.
+    DataRegistrar,
+}
+
+impl std::fmt::Display for RegistrarKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RegistrarKind::IssuerRegistrar => "Issuer Registrar",
+            RegistrarKind::DataRegistrar => "Data Registrar",
+        })
+    }
+}
+
+/// A registrar the provider follows: which one, and where and under which root its CRLs are.
+#[derive(Debug, Clone)]
+pub struct FollowedRegistrar {
+    pub kind: RegistrarKind,
+    pub source: CrlSource,
+}
+
+impl FollowedRegistrar {
+    /// The registrar's party ID (its root's subject).
+    pub fn party_id(&self) -> &PartyId {
+        self.source.anchor.subject_id()
+    }
+
+    /// Whether this registrar's root signed `crl` (by name and key identifier; the signature
+    /// was checked when the CRL was fetched).
+    fn signed(&self, crl: &Crl) -> bool {
+        crl.issuer_id() == self.source.anchor.subject_id()
+            && crl.authority_key_id() == self.source.anchor.subject_key_id()
+    }
+}
+
+/// Where a CRL the provider holds came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CrlOrigin {
+    /// One of the configured CRL files.
+    File,
+    /// Fetched from the registrar at this base URL.
+    Registrar { url: String },
+    /// Set by a caller of [`Provider::set_crls`] directly.
+    Other,
+}
+
+/// A CRL in force at the provider, and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldCrl {
+    pub crl: Crl,
+    pub origin: CrlOrigin,
+}
+
+/// One registrar whose CRL could not be taken.
+#[derive(Debug, thiserror::Error)]
+#[error("the {kind} {registrar}: {source}")]
+pub struct RegistrarFailure {
+    pub kind: RegistrarKind,
+    pub registrar: PartyId,
+    #[source]
+    pub source: CrlRefreshError,
+}
+
+impl RegistrarFailure {
+    /// Whether the registrar answered at all (with a refusal, or with something that is not a
+    /// CRL under its root), as opposed to not being reachable.
+    pub fn answered(&self) -> bool {
+        match &self.source {
+            CrlRefreshError::Fetch { source, .. } => matches!(
+                source,
+                ClientError::Refused { .. } | ClientError::InvalidResponse { .. }
+            ),
+            CrlRefreshError::Unverified { .. } => true,
+        }
+    }
+}
+
+/// Why fetching the registrars' CRLs on demand failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CrlFetchError {
+    #[error(
+        "no registrar URLs are configured (issuer registrar URL, data registrar): this provider holds only the CRLs of its files"
+    )]
+    NoRegistrars,
+
+    /// Some registrars failed; the CRLs of the others were taken.
+    #[error("{}", describe(.failures))]
+    Failed { failures: Vec<RegistrarFailure> },
+}
+
+fn describe(failures: &[RegistrarFailure]) -> String {
+    let each: Vec<String> = failures.iter().map(ToString::to_string).collect();
+    format!(
+        "{} (the CRLs held from it stay in force; any other registrar's were taken)",
+        each.join("; ")
+    )
+}
+
+/// The CRLs the provider follows. Dropping the last reference (the [`crate::App`] and the
+/// router's state hold one each) stops the background refresh.
+#[derive(Debug)]
+pub struct RegistrarCrls {
+    provider: Arc<Provider>,
+    registrars: Vec<FollowedRegistrar>,
+    /// The CRLs of the configured files, always in force.
+    files: Vec<Crl>,
+    /// The newest CRL taken from each registrar that ever answered well.
+    newest: Mutex<Vec<Crl>>,
+    refresh: OnceLock<JoinHandle<()>>,
+    /// Set by [`RegistrarCrls::stop`]: an aborted task finishes only when the runtime next
+    /// polls it.
+    stopped: AtomicBool,
+}
+
+impl RegistrarCrls {
+    /// Follows `registrars` for `provider`, putting `files` (the CRLs of the configured files)
+    /// in force now.
+    pub fn new(
+        provider: Arc<Provider>,
+        registrars: Vec<FollowedRegistrar>,
+        files: Vec<Crl>,
+    ) -> Arc<RegistrarCrls> {
+        provider.set_crls(files.clone());
+        Arc::new(RegistrarCrls {
+            provider,
+            registrars,
+            files,
+            newest: Mutex::new(Vec::new()),
+            refresh: OnceLock::new(),
+            stopped: AtomicBool::new(false),
+        })
+    }
+
+    pub fn registrars(&self) -> &[FollowedRegistrar] {
+        &self.registrars
+    }
+
+    /// Fetches every registrar's current CRL now (each verified under that registrar's root)
+    /// and puts the ones newer than held in force. Registrars that fail keep their last CRL in
+    /// force; the error names them (the others' CRLs are taken all the same).
+    pub async fn fetch(&self) -> Result<Vec<HeldCrl>, CrlFetchError> {
+        if self.registrars.is_empty() {
+            return Err(CrlFetchError::NoRegistrars);
+        }
+        let mut fetched = Vec::new();
+        let mut failures = Vec::new();
+        for registrar in &self.registrars {
+            match server_kit::fetch_crl(&registrar.source).await {
+                Ok(crl) => fetched.push(crl),
+                Err(source) => failures.push(RegistrarFailure {
+                    kind: registrar.kind,
+                    registrar: registrar.party_id().clone(),
+                    source,
+                }),
+            }
+        }
+        self.take(fetched);
+        if failures.is_empty() {
+            Ok(self.held())
+        } else {
+            Err(CrlFetchError::Failed { failures })
+        }
+    }
+
+    /// Takes CRLs fetched (and verified) from the registrars: each replaces the one held from
+    /// its registrar only if its number is higher. When anything changed, the provider gets
+    /// the files' CRLs and the newest of each registrar. Returns whether anything changed.
+    fn take(&self, crls: Vec<Crl>) -> bool {
+        let mut newest = self.newest.lock().unwrap_or_else(|p| p.into_inner());
+        let mut changed = false;
+        for crl in crls {
+            let same_signer = |held: &Crl| {
+                held.issuer_id() == crl.issuer_id()
+                    && held.authority_key_id() == crl.authority_key_id()
+            };
+            match newest.iter_mut().find(|held| same_signer(held)) {
+                Some(held) if held.number() >= crl.number() => {}
+                Some(held) => {
+                    *held = crl;
+                    changed = true;
+                }
+                None => {
+                    newest.push(crl);
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            // Under the lock: two takers cannot set their sets in the wrong order.
+            let mut all = self.files.clone();
+            all.extend(newest.iter().cloned());
+            self.provider.set_crls(all);
+        }
+        changed
+    }
+
+    /// The CRLs in force at the provider now, with where each came from.
+    pub fn held(&self) -> Vec<HeldCrl> {
+        let newest = self
+            .newest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        self.provider
+            .crls()
+            .into_iter()
+            .map(|crl| {
+                let origin = if self.files.contains(&crl) {
+                    CrlOrigin::File
+                } else if newest.contains(&crl) {
+                    match self.registrars.iter().find(|r| r.signed(&crl)) {
+                        Some(r) => CrlOrigin::Registrar {
+                            url: r.source.url.clone(),
+                        },
+                        None => CrlOrigin::Other,
+                    }
+                } else {
+                    CrlOrigin::Other
+                };
+                HeldCrl { crl, origin }
+            })
+            .collect()
+    }
+
+    /// Starts refreshing from the registrars every `every` in the background (first round
+    /// now), until [`RegistrarCrls::stop`] or the last reference is dropped. Without
+    /// registrars, when already started, or once stopped, does nothing.
+    pub fn follow(self: &Arc<Self>, every: Duration) {
+        if self.registrars.is_empty()
+            || self.refresh.get().is_some()
+            || self.stopped.load(Ordering::SeqCst)
+        {
+            return;
+        }
+        // The task holds only a weak reference: it must not keep the provider alive itself.
+        let weak = Arc::downgrade(self);
+        let sources = self.registrars.iter().map(|r| r.source.clone()).collect();
+        let task = server_kit::spawn_crl_refresh(sources, every, move |crls| {
+            if let Some(this) = weak.upgrade() {
+                this.take(crls);
+            }
+        });
+        if let Err(second) = self.refresh.set(task) {
+            second.abort();
+        }
+    }
+
+    /// Stops the background refresh (the CRLs held stay in force).
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        if let Some(task) = self.refresh.get() {
+            task.abort();
+        }
+    }
+
+    /// Whether the background refresh runs.
+    pub fn is_following(&self) -> bool {
+        !self.stopped.load(Ordering::SeqCst)
+            && self.refresh.get().is_some_and(|task| !task.is_finished())
+    }
+}
+
+impl Drop for RegistrarCrls {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
