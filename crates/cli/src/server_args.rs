@@ -25,10 +25,9 @@ impl TlsArgs {
     }
 }
 
-/// The subcommands of an issuer or provider server.
+/// The subcommands of an issuer or provider server, without either's own arguments (each
+/// server's command converts from it, its own arguments at their defaults).
 #[derive(Subcommand)]
-// Parsed once per process: the size of its variants does not matter.
-#[allow(clippy::large_enum_variant)]
 pub enum PartyCommand {
     /// Serve the party's API until Ctrl-C or SIGTERM.
     Serve(PartyServeArgs),
@@ -60,7 +59,8 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// What an issuer or a provider server needs to start: its identity (key + certificate from its
-/// registrar), the registrars' roots and CRLs, its database and where to listen.
+/// registrar), the registrars' roots and CRLs, its database and where to listen. Each server
+/// flattens it with its own arguments (`issuer_cmd::IssuerArgs`, `provider_cmd::ProviderArgs`).
 #[derive(Args)]
 pub struct PartyServeArgs {
     /// This party's ID (the subject of its certificate).
@@ -88,10 +88,6 @@ pub struct PartyServeArgs {
     /// Revocation lists to honour (repeatable).
     #[arg(long = "crl")]
     pub crls: Vec<PathBuf>,
-    /// Provider only: an issuer it works with, as ID=URL (repeatable); STO-2 requests naming
-    /// that issuer are sent to its server at URL.
-    #[arg(long = "issuer", value_name = "ID=URL")]
-    pub issuers: Vec<String>,
     #[command(flatten)]
     pub tls: TlsArgs,
 }
