@@ -19,6 +19,9 @@ pub enum BenchCommand {
     /// APDUs per second of an in-process card, and durable writing commands per second of a
     /// card on a sealed file image.
     Card(CardBenchArgs),
+    /// Storing authorizations per second end to end over HTTP (SQLite, and PostgreSQL when
+    /// given a cluster), next to the bound their signature operations set.
+    Authorize(crate::bench_authorize::AuthorizeBenchArgs),
 }
 
 #[derive(Args)]
@@ -35,6 +38,7 @@ pub struct CardBenchArgs {
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Card(args) => card(args),
+        BenchCommand::Authorize(args) => crate::bench_authorize::run(args),
     }
 }
 

@@ -51,7 +51,7 @@ pub struct KeyArgs {
     /// File holding the card image's sealing key (64 hex characters). Without it,
     /// the CARDWRIGHT_CARD_KEY environment variable is used.
     #[arg(long, value_name = "FILE")]
-    key_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
 }
 
 pub fn run(cmd: CardCommand) -> anyhow::Result<()> {

@@ -1,22 +1,20 @@
-//! `cardwright demo`: one card's whole life so far, on a sealed card image in a fresh data
-//! directory, with the parties (registrars, issuer, provider) in this process. Every step is
-//! checked; the command exits non-zero if any check fails.
-//!
-//! The parties' keys come from a throwaway PKI made for this run (`testkit::world`); the card is
-//! the real card OS on a real sealed file image, driven only by APDUs.
+//! `cardwright demo`: brings up a complete deployment (both registrars, an issuer, a provider:
+//! real HTTP servers on loopback, SQLite in a fresh data directory), then walks a real card
+//! image through personalisation, registration (REG-2), every storing path (STO-1…5), deletion
+//! (STO-6) and the refusals, checking after every flow that the issuer's and the provider's
+//! records equal the card's signed listing and that both ledgers verify. Exits non-zero if any
+//! check fails.
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
-use card_host::{CardSlot, HostedCard, SealedFileNvm, SealingKey};
+use anyhow::{bail, Context as _};
 use clap::Args;
-use crypto::Rng;
-use pki::Certificate;
-use protocol::{
-    verify_listing, verify_receipt, Challenge, Nonce, Operation, Policy, ReceiptResult,
-};
-use terminal::{CardChannel, CardClient, ChannelError};
-use testkit::world::{Path, SaParams, World, PIN};
+use deployment::{Deployment, DeploymentConfig};
+use protocol::{ItemId, Operation, UserInfo};
+use terminal::flows::{self, Certification, StoringOrder, StoringPath};
+use terminal::CardClient;
+
+use e2e::{Catalog, Hosted};
 
 #[derive(Args)]
 pub struct DemoArgs {
@@ -26,43 +24,27 @@ pub struct DemoArgs {
     dir: Option<PathBuf>,
 }
 
-/// The card on its sealed image, as a terminal channel.
-struct Hosted(HostedCard<SealedFileNvm>);
-
-impl CardChannel for Hosted {
-    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, ChannelError> {
-        Ok(self.0.transmit(command))
-    }
-}
+const PIN: &str = "2468";
 
 struct Demo {
-    card_dir: PathBuf,
-    key: SealingKey,
     step: usize,
     failures: Vec<String>,
-    summary: Vec<(String, String)>,
+    passed: usize,
 }
 
 impl Demo {
-    fn step(&mut self, what: &str, result: anyhow::Result<String>) {
+    fn report(&mut self, what: &str, result: anyhow::Result<String>) {
         self.step += 1;
         match result {
             Ok(detail) => {
-                println!("[{:>2}] {what:<58} ok  {detail}", self.step);
-                self.summary.push((what.to_string(), detail));
+                self.passed += 1;
+                println!("[{:>2}] {what:<60} ok  {detail}", self.step);
             }
             Err(e) => {
-                println!("[{:>2}] {what:<58} FAILED: {e:#}", self.step);
+                println!("[{:>2}] {what:<60} FAILED: {e:#}", self.step);
                 self.failures.push(format!("{what}: {e:#}"));
             }
         }
-    }
-
-    fn open(&self) -> anyhow::Result<CardClient<Hosted>> {
-        let hosted = HostedCard::open(&self.card_dir, &self.key)?;
-        let mut c = CardClient::new(Hosted(hosted));
-        c.select_card_manager()?;
-        Ok(c)
     }
 }
 
@@ -71,7 +53,7 @@ fn fresh_dir(arg: Option<PathBuf>) -> anyhow::Result<PathBuf> {
         Some(d) => d,
         None => {
             let mut tag = [0u8; 4];
-            crypto::OsRng.fill(&mut tag);
+            crypto::Rng::fill(&mut crypto::OsRng, &mut tag);
             std::env::temp_dir().join(format!("cardwright-demo-{}", hex::encode(tag)))
         }
     };
@@ -81,317 +63,257 @@ fn fresh_dir(arg: Option<PathBuf>) -> anyhow::Result<PathBuf> {
             dir.display()
         );
     }
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let dir = fresh_dir(args.dir)?;
-    let mut seed = [0u8; 8];
-    crypto::OsRng.fill(&mut seed);
-    let world = World::new(u64::from_le_bytes(seed));
-    println!("cardwright demo — data directory {}", dir.display());
-    println!(
-        "parties: issuer {:?}, provider {:?}, registrars {:?} / {:?} (throwaway keys)",
-        world.pki.issuer.id.as_str(),
-        world.pki.provider.id.as_str(),
-        world.pki.issuer_registrar.id.as_str(),
-        world.pki.data_registrar.id.as_str()
-    );
-    let key_file = dir.join("card.key");
-    let key = SealingKey::generate_file(&key_file)?;
-    let card_dir = dir.join("card");
-    let mut d = Demo {
-        card_dir,
-        key,
-        step: 0,
-        failures: Vec::new(),
-        summary: Vec::new(),
-    };
-    let outcome = walk(&mut d, &world);
-    if let Err(e) = outcome {
-        d.failures.push(format!("demo stopped: {e:#}"));
-        println!("demo stopped: {e:#}");
-    }
-    println!();
-    println!("summary");
-    println!("  card image   {}", d.card_dir.join("card.nvm").display());
-    println!("  sealing key  {}", key_file.display());
-    println!(
-        "  steps        {} passed, {} failed",
-        d.summary.len(),
-        d.failures.len()
-    );
-    println!(
-        "  inspect it   cardwright card info {} --key-file {}",
-        d.card_dir.display(),
-        key_file.display()
-    );
-    if d.failures.is_empty() {
-        println!("all checks passed");
-        Ok(())
-    } else {
-        for f in &d.failures {
-            println!("  failed: {f}");
+    let runtime = crate::server_args::runtime()?;
+    runtime.block_on(async {
+        println!("bringing up the parties in {} …", dir.display());
+        let deployment = Deployment::start(DeploymentConfig::new(dir.clone()))
+            .await
+            .context("starting the deployment")?;
+        for p in deployment.parties() {
+            println!("  {:<17} {}", p.id.as_str(), p.url);
         }
-        bail!("{} step(s) failed", d.failures.len())
-    }
+        println!();
+        let mut demo = Demo {
+            step: 0,
+            failures: Vec::new(),
+            passed: 0,
+        };
+        let outcome = walk(&mut demo, &deployment).await;
+        if let Err(e) = outcome {
+            println!("demo stopped: {e:#}");
+            demo.failures.push(format!("demo stopped: {e:#}"));
+        }
+        deployment.stop().await?;
+        println!();
+        println!("summary");
+        println!("  data directory  {}", dir.display());
+        println!(
+            "  card image      {}",
+            dir.join("cards/alice/card.nvm").display()
+        );
+        println!(
+            "  steps           {} passed, {} failed",
+            demo.passed,
+            demo.failures.len()
+        );
+        println!(
+            "  run it again    cardwright up --dir {}   (then cardwright terminal list --dir {} --card {}/cards/alice)",
+            dir.display(),
+            dir.display(),
+            dir.display()
+        );
+        if demo.failures.is_empty() {
+            println!("all checks passed");
+            Ok(())
+        } else {
+            for f in &demo.failures {
+                println!("  failed: {f}");
+            }
+            bail!("{} step(s) failed", demo.failures.len())
+        }
+    })
 }
 
-fn walk(d: &mut Demo, w: &World) -> anyhow::Result<()> {
-    let hosted = HostedCard::create(&d.card_dir, &d.key, card::DEFAULT_IMAGE_CAPACITY)?;
-    let mut c = CardClient::new(Hosted(hosted));
-    c.select_card_manager()?;
+fn quiet(_: &str) {}
 
-    let r = (|| {
-        c.personalise(&w.personalisation())?;
-        let s = c.status()?;
-        Ok(format!(
-            "card {} of {}, {} bytes",
-            c.card_id()?.to_hex(),
-            w.pki.issuer.id,
-            s.capacity
-        ))
-    })();
-    d.step("issuer personalises the blank card (CARD-3)", r);
+async fn walk(d: &mut Demo, dep: &Deployment) -> anyhow::Result<()> {
+    let parties = e2e::parties(dep)?;
+    let catalog = e2e::publish_catalog(dep).await;
+    d.report(
+        "provider publishes its catalog",
+        catalog
+            .as_ref()
+            .map(Catalog::describe)
+            .map_err(|e| anyhow::anyhow!("{e:#}")),
+    );
+    let catalog = catalog?;
+    d.report(
+        "issuer delegates STO-3 to the provider; provider keeps it",
+        e2e::delegate(dep).await,
+    );
 
-    let mut rc: Option<Certificate> = None;
-    let r = (|| {
-        c.verify_pin(PIN)?;
-        let issuer_challenge = Challenge([0xC3; 16]);
-        let reg = c.register(&w.user, &issuer_challenge.0)?;
-        let cert = w.issue_rc(&reg, &issuer_challenge);
-        c.register_complete(&cert, &w.pki.issuer.cert)?;
-        let detail = format!("RC serial {} for {}", cert.serial(), w.user.name());
-        rc = Some(cert);
-        Ok(detail)
-    })();
-    d.step("card registers; issuer certifies its key (REG-2)", r);
-    let Some(rc) = rc else {
-        bail!("registration failed; nothing more can run")
-    };
+    let card_dir = dep.dir.join("cards").join("alice");
+    let mut card = CardClient::new(Hosted::create(&card_dir)?);
+    let r = flows::personalise(
+        &mut card,
+        &parties.issuer,
+        &dep.issuer.operator_token,
+        &party_api::issuer::PersonaliseRequest {
+            pin: PIN.to_string(),
+            pin_try_limit: None,
+            capacity: Some(4096),
+        },
+        &mut quiet,
+    )
+    .await
+    .map(|id| format!("card {id}, 4096 bytes"))
+    .map_err(anyhow::Error::from);
+    d.report("issuer personalises a blank card (CARD-3)", r);
 
-    let mut results: Vec<(&str, anyhow::Result<String>)> = Vec::new();
-    let mut expected_counter = 0u64;
-    let mut store = |c: &mut CardClient<Hosted>,
-                     path: Path,
-                     item: &[u8],
-                     data: &[u8],
-                     certified: Option<bool>|
-     -> anyhow::Result<String> {
-        let policy = if certified.is_some() {
-            Policy::CERTIFIED_DATA_REQUIRED
-        } else {
-            Policy::NONE
-        };
-        let sdi = w.sdi_with(Operation::Store, item, 1, data, &w.pki.provider.id, policy);
-        let ch = Challenge(c.get_challenge()?);
-        let sa = w.sa(path, &sdi, ch, &rc);
-        let cert = certified.map(|by_registrar| {
-            if by_registrar {
-                w.sdci_prime(&sdi)
-            } else {
-                w.sdci(&sdi)
-            }
-        });
-        let receipt = verify_receipt(&c.store(&sa, cert.as_ref(), data)?, &rc)?;
-        expected_counter += 1;
-        if receipt.counter != expected_counter || receipt.result != ReceiptResult::Stored {
-            bail!("unexpected receipt {receipt:?}");
-        }
-        Ok(format!("receipt #{} verified", receipt.counter))
-    };
-    results.push((
-        "STO-1 store via the issuer (issuer SAR, provider SA)",
-        store(
-            &mut c,
-            Path::ViaIssuer,
-            b"ticket-0001",
-            b"concert, row 7 seat 12",
-            None,
-        ),
-    ));
-    results.push((
-        "STO-2 store via the provider (provider SAR, issuer SA)",
-        store(
-            &mut c,
-            Path::ViaProvider,
-            b"coupon-0001",
-            b"10% off, valid in May",
-            None,
-        ),
-    ));
-    results.push((
-        "STO-3 store by the provider alone, issuer delegation",
-        store(
-            &mut c,
-            Path::ProviderOnly,
-            b"points-0001",
-            b"120 points",
-            None,
-        ),
-    ));
-    results.push((
-        "STO-4 store certified data (provider SDCI)",
-        store(
-            &mut c,
-            Path::ViaIssuer,
-            b"pass-0001",
-            b"gym pass 2027",
-            Some(false),
-        ),
-    ));
-    results.push((
-        "STO-5 store registrar-certified data (SDCI')",
-        store(
-            &mut c,
-            Path::ViaIssuer,
-            b"id-0001",
-            b"member ID 48151623",
-            Some(true),
-        ),
-    ));
-    for (what, r) in results {
-        d.step(what, r);
+    let user = UserInfo::new("alice", "Alice Example", "alice@example.org")?;
+    let r = flows::register(&mut card, &parties.issuer, PIN, &user, &mut quiet)
+        .await
+        .map(|reg| {
+            format!(
+                "RC serial {} signed by {}",
+                reg.rc.serial(),
+                reg.rc.issuer_id()
+            )
+        })
+        .map_err(anyhow::Error::from);
+    let registered = r.is_ok();
+    d.report("card registers; the issuer certifies it (REG-2)", r);
+    if !registered {
+        bail!("registration failed; nothing more can run");
     }
 
-    let r = (|| {
-        let sdi = w.sdi(
+    let storing: [(&str, Operation, StoringPath, &ItemId, Certification); 8] = [
+        (
+            "STO-1 store via the issuer (issuer SAR, provider SA)",
+            Operation::Store,
+            StoringPath::ViaIssuer,
+            &catalog.ticket,
+            Certification::None,
+        ),
+        (
+            "STO-2 store via the provider (provider SAR, issuer SA)",
+            Operation::Store,
+            StoringPath::ViaProvider,
+            &catalog.coupon,
+            Certification::None,
+        ),
+        (
+            "STO-3 store by the provider alone (delegation)",
+            Operation::Store,
+            StoringPath::ProviderOnly,
+            &catalog.points,
+            Certification::None,
+        ),
+        (
+            "STO-4 store certified data (provider SDCI)",
+            Operation::Store,
+            StoringPath::ViaIssuer,
+            &catalog.pass,
+            Certification::Provider,
+        ),
+        (
+            "STO-5 store registrar-certified data (SDCI')",
+            Operation::Store,
+            StoringPath::ViaProvider,
+            &catalog.member_id,
+            Certification::Registrar,
+        ),
+        (
+            "STO-6 delete via the provider",
             Operation::Delete,
-            b"coupon-0001",
-            1,
-            b"10% off, valid in May",
-        );
-        let ch = Challenge(c.get_challenge()?);
-        let receipt = verify_receipt(&c.delete(&w.sa(Path::ViaProvider, &sdi, ch, &rc))?, &rc)?;
-        if receipt.result != ReceiptResult::Deleted {
-            bail!("unexpected receipt {receipt:?}");
-        }
-        Ok(format!("receipt #{} verified", receipt.counter))
-    })();
-    d.step("STO-6 delete with both consents", r);
-
-    let refusals: Vec<(&str, anyhow::Result<String>)> = vec![
-        ("refused: a replayed authorization", {
-            let sdi = w.sdi(Operation::Store, b"replay", 1, b"x");
-            refused(&mut c, |c| {
-                let ch = Challenge(c.get_challenge()?);
-                let sa = w.sa(Path::ViaIssuer, &sdi, ch, &rc);
-                c.store(&sa, None, b"x")?;
-                Ok(c.store(&sa, None, b"x").map(drop)?)
-            })
-        }),
-        ("refused: an authorization for another card", {
-            let other = World::new(7);
-            let sdi = other.sdi(Operation::Store, b"other", 1, b"x");
-            refused(&mut c, |c| {
-                let ch = Challenge(c.get_challenge()?);
-                Ok(c.store(&w.sa(Path::ViaIssuer, &sdi, ch, &rc), None, b"x")
-                    .map(drop)?)
-            })
-        }),
-        ("refused: an expired authorization", {
-            let sdi = w.sdi(Operation::Store, b"late", 1, b"x");
-            refused(&mut c, |c| {
-                let ch = Challenge(c.get_challenge()?);
-                let mut p = SaParams::new(w, Path::ViaIssuer, sdi, ch, &rc);
-                p.issued_at = pki::UnixTime(p.issued_at.0 - 10 * 3600);
-                p.not_after = pki::UnixTime(p.issued_at.0 + 60);
-                Ok(c.store(&p.sign(), None, b"x").map(drop)?)
-            })
-        }),
-        ("refused: data that does not match its SDI", {
-            let sdi = w.sdi(Operation::Store, b"forged", 1, b"genuine");
-            refused(&mut c, |c| {
-                let ch = Challenge(c.get_challenge()?);
-                Ok(
-                    c.store(&w.sa(Path::ViaIssuer, &sdi, ch, &rc), None, b"forged!")
-                        .map(drop)?,
-                )
-            })
-        }),
-        ("refused: more than the card's free capacity", {
-            let big = vec![0u8; 8192];
-            let sdi = w.sdi(Operation::Store, b"huge", 1, &big);
-            refused(&mut c, |c| {
-                let ch = Challenge(c.get_challenge()?);
-                Ok(c.store(&w.sa(Path::ViaIssuer, &sdi, ch, &rc), None, &big)
-                    .map(drop)?)
-            })
-        }),
+            StoringPath::ViaProvider,
+            &catalog.coupon,
+            Certification::None,
+        ),
+        (
+            "STO-6 delete by the provider alone",
+            Operation::Delete,
+            StoringPath::ProviderOnly,
+            &catalog.points,
+            Certification::None,
+        ),
+        (
+            "STO-6 delete via the issuer",
+            Operation::Delete,
+            StoringPath::ViaIssuer,
+            &catalog.ticket,
+            Certification::None,
+        ),
     ];
-    for (what, r) in refusals {
-        d.step(what, r);
+    for (what, operation, path, item, certification) in storing {
+        let order = StoringOrder {
+            operation,
+            path,
+            item: item.clone(),
+            version: None,
+            certification,
+            pin: PIN.to_string(),
+        };
+        let r = async {
+            let outcome = flows::store_or_delete(&mut card, &parties, &order, &mut quiet).await?;
+            let cmp = flows::compare(&mut card, &parties).await?;
+            if !cmp.in_sync() {
+                bail!("records differ from the card's listing: {cmp:?}");
+            }
+            Ok(format!(
+                "receipt #{}; issuer and provider records = card listing",
+                outcome.receipt.counter
+            ))
+        }
+        .await;
+        d.report(what, r);
     }
-    drop(c);
+
+    let r = async {
+        let mut bob = CardClient::new(Hosted::create(&dep.dir.join("cards").join("bob"))?);
+        flows::personalise(
+            &mut bob,
+            &parties.issuer,
+            &dep.issuer.operator_token,
+            &party_api::issuer::PersonaliseRequest {
+                pin: PIN.to_string(),
+                pin_try_limit: None,
+                capacity: Some(4096),
+            },
+            &mut quiet,
+        )
+        .await?;
+        let user = UserInfo::new("bob", "Bob Example", "bob@example.org")?;
+        let reg = flows::register(&mut bob, &parties.issuer, PIN, &user, &mut quiet).await?;
+        Ok((bob, format!("card {}", reg.card_id)))
+    }
+    .await;
+    let mut bob = match r {
+        Ok((bob, detail)) => {
+            d.report("a second card is personalised and registered", Ok(detail));
+            bob
+        }
+        Err(e) => {
+            d.report("a second card is personalised and registered", Err(e));
+            bail!("no second card; the refusals need one");
+        }
+    };
+    for (what, r) in e2e::refusals(dep, &parties, &mut card, &mut bob, &catalog, PIN).await {
+        d.report(&what, r);
+    }
+
+    let r = e2e::verify_ledgers(dep, &parties, &mut card).await;
+    d.report("both ledgers verify (hash chain, signatures, RC)", r);
 
     // Power cycle: the card comes back from its sealed image on disk.
-    let r = (|| {
-        let mut c = d.open()?;
-        let nonce = Nonce::new(b"demo listing")?;
-        let listing = verify_listing(&c.listing(nonce.as_bytes())?, &rc, &nonce)?;
-        let items: Vec<String> = listing
+    drop(card);
+    let r = async {
+        let mut card = CardClient::new(Hosted::open(&card_dir)?);
+        let cmp = flows::compare(&mut card, &parties).await?;
+        if !cmp.in_sync() {
+            bail!("records differ after the power cycle: {cmp:?}");
+        }
+        let items: Vec<String> = cmp
+            .listing
             .contents
             .items()
             .iter()
             .map(|i| String::from_utf8_lossy(i.item_id.as_bytes()).into_owned())
             .collect();
-        // Six stores (one in the replay check), one delete.
-        if items.len() != 5 || listing.counter != 7 {
-            bail!(
-                "listing after power cycle: {items:?}, counter {}",
-                listing.counter
-            );
-        }
         Ok(format!(
             "{} items [{}], {} bytes free, counter {}",
             items.len(),
             items.join(", "),
-            listing.contents.free(),
-            listing.counter
+            cmp.listing.contents.free(),
+            cmp.listing.counter
         ))
-    })();
-    d.step("power cycle; the card's signed listing (REC-1)", r);
-
-    let r = (|| {
-        let mut c = d.open()?;
-        let tries = c.status()?.pin_tries_left;
-        match c.verify_pin("0000") {
-            Err(e) if e.status().is_some_and(|s| s.tries_left().is_some()) => {}
-            other => bail!("wrong PIN was not refused: {other:?}"),
-        }
-        c.verify_pin(PIN)?;
-        Ok(format!(
-            "{tries} tries; a wrong PIN costs one, the right PIN restores"
-        ))
-    })();
-    d.step("holder verification with a retry counter (CARD-4)", r);
-    Ok(())
-}
-
-/// Runs `f`, which must end in a refusal by the card; reports the status word.
-fn refused(
-    c: &mut CardClient<Hosted>,
-    f: impl FnOnce(&mut CardClient<Hosted>) -> anyhow::Result<()>,
-) -> anyhow::Result<String> {
-    match f(c) {
-        Ok(()) => bail!("the card accepted it"),
-        Err(e) => match e.downcast_ref::<terminal::ClientError>() {
-            Some(ce) if ce.status().is_some() => {
-                let why = c
-                    .channel()
-                    .0
-                    .card()
-                    .last_refusal_detail()
-                    .map(|d| format!(": {d}"))
-                    .unwrap_or_default();
-                Ok(format!(
-                    "card answered {} ({}){why}",
-                    ce.status().map(|s| s.to_string()).unwrap_or_default(),
-                    ce.status().map(terminal::meaning).unwrap_or_default()
-                ))
-            }
-            _ => Err(e),
-        },
     }
+    .await;
+    d.report("power cycle; signed listing = both records (REC-1)", r);
+    Ok(())
 }

@@ -1,15 +1,17 @@
 //! The `cardwright` binary. Only wiring: parse the command line, call the crate that does it.
 
 mod bench;
+mod bench_authorize;
 mod card_cmd;
 mod demo;
 mod issuer_cmd;
 mod provider_cmd;
 mod registrar_cmd;
 mod server_args;
+mod terminal_cmd;
+mod up;
 
 use clap::{Parser, Subcommand};
-
 #[derive(Parser)]
 #[command(
     name = "cardwright",
@@ -34,12 +36,16 @@ enum Top {
     Registrar(registrar_cmd::RegistrarCommand),
     /// A card issuer's server (personalisation, registration, authorizations, records).
     #[command(subcommand)]
-    Issuer(server_args::PartyCommand),
+    Issuer(issuer_cmd::IssuerCommand),
     /// A service provider's server (catalog, authorizations, receipts, ledger).
     #[command(subcommand)]
-    Provider(server_args::PartyCommand),
-    /// Walk a card through personalisation, registration, every storing path, deletion and
-    /// refusals, with in-process parties and a sealed card image in a fresh data directory.
+    Provider(provider_cmd::ProviderCommand),
+    /// The user's terminal: a card on this computer and the parties' servers.
+    #[command(subcommand)]
+    Terminal(terminal_cmd::TerminalCommand),
+    /// Run every party on loopback (SQLite in a data directory) until Ctrl-C.
+    Up(up::UpArgs),
+    /// Bring every party up in a fresh directory and walk a card through every flow.
     Demo(demo::DemoArgs),
 }
 
@@ -48,6 +54,8 @@ fn main() -> anyhow::Result<()> {
         Top::Card(c) => card_cmd::run(c),
         Top::Bench(b) => bench::run(b),
         Top::Demo(d) => demo::run(d),
+        Top::Up(u) => up::run(u),
+        Top::Terminal(t) => terminal_cmd::run(t),
         Top::Registrar(r) => registrar_cmd::run(r),
         Top::Provider(p) => provider_cmd::run(p),
         Top::Issuer(i) => issuer_cmd::run(i),

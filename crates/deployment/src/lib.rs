@@ -436,6 +436,8 @@ impl Deployment {
         );
         pc.clock = config.clock.clone();
         pc.issuers = vec![(ids.issuer.clone(), issuer_urls[0].clone())];
+        pc.data_registrar = Some((ids.data_registrar.clone(), dr_url.clone()));
+        pc.issuer_registrar_url = Some(ir_url.clone());
         let provider_app = provider::open(&pc).await.context("starting the provider")?;
         let (stop, stopped) = stop_signal();
         servers.push(spawn(
@@ -462,6 +464,8 @@ impl Deployment {
                 listener.local_addr(),
             );
             ic.clock = config.clock.clone();
+            ic.issuer_registrar_url = Some(ir_url.clone());
+            ic.data_registrar_url = Some(dr_url.clone());
             let app = issuer::open(&ic).await.context("starting the issuer")?;
             let (stop, stopped) = stop_signal();
             servers.push(spawn(
