@@ -1,0 +1,214 @@
+//! REG-3 end to end: a revoked or expired IRC or DPR is refused by every verifier — the
+//! servers (after they fetch the registrars' CRLs, or at their clock) and the card (after the
+//! terminal hands it the new CRL). On SQLite; the servers' own suites cover PostgreSQL.
+
+use std::sync::Arc;
+
+use deployment::{Deployment, DeploymentConfig};
+use e2e::{Catalog, Hosted};
+use party_api::issuer::PersonaliseRequest;
+use party_api::registrar::RegistrarClient;
+use party_api::HttpClient;
+use protocol::{Operation, UserInfo};
+use server_kit::ManualClock;
+use terminal::flows::{self, Certification, Parties, StoringOrder, StoringPath};
+use terminal::CardClient;
+
+const PIN: &str = "2468";
+
+struct Place {
+    _dir: tempfile::TempDir,
+    dep: Deployment,
+    parties: Parties,
+    catalog: Catalog,
+    card: CardClient<Hosted>,
+}
+
+async fn place(clock: Option<ManualClock>) -> Place {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = DeploymentConfig::new(dir.path().join("d"));
+    if let Some(clock) = clock {
+        config.clock = Arc::new(clock);
+    }
+    let dep = Deployment::start(config).await.unwrap();
+    let parties = e2e::parties(&dep).unwrap();
+    let catalog = e2e::publish_catalog(&dep).await.unwrap();
+    e2e::delegate(&dep).await.unwrap();
+    let mut card = CardClient::new(Hosted::create(&dep.dir.join("cards/alice")).unwrap());
+    flows::personalise(
+        &mut card,
+        &parties.issuer,
+        &dep.issuer.operator_token,
+        &PersonaliseRequest {
+            pin: PIN.into(),
+            pin_try_limit: None,
+            capacity: Some(4096),
+        },
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    let user = UserInfo::new("alice", "Alice", "").unwrap();
+    flows::register(&mut card, &parties.issuer, PIN, &user, &mut |_| {})
+        .await
+        .unwrap();
+    Place {
+        _dir: dir,
+        dep,
+        parties,
+        catalog,
+        card,
+    }
+}
+
+fn store(path: StoringPath, item: &protocol::ItemId) -> StoringOrder {
+    StoringOrder {
+        operation: Operation::Store,
+        path,
+        item: item.clone(),
+        version: None,
+        certification: Certification::None,
+        pin: PIN.into(),
+    }
+}
+
+async fn refresh_everyone(p: &Place) {
+    p.parties
+        .issuer
+        .refresh_crls(&p.dep.issuer.operator_token)
+        .await
+        .unwrap();
+    p.parties
+        .provider
+        .refresh_crls(&p.dep.provider.operator_token)
+        .await
+        .unwrap();
+}
+
+async fn refused_code(p: &mut Place, path: StoringPath) -> String {
+    let item = p.catalog.coupon.clone();
+    let err = flows::store_or_delete(&mut p.card, &p.parties, &store(path, &item), &mut |_| {})
+        .await
+        .expect_err("a store after the revocation must be refused");
+    err.party_code()
+        .unwrap_or_else(|| panic!("refused by a party, not: {err}"))
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_dpr_is_refused_by_issuer_and_card() {
+    let mut p = place(None).await;
+    // An SA obtained before the revocation, to show the card later.
+    let before = e2e::obtain(&mut p.card, &p.parties, &p.catalog.ticket, PIN)
+        .await
+        .unwrap();
+
+    let registrar = RegistrarClient::new(HttpClient::new(&p.dep.data_registrar.url).unwrap());
+    registrar
+        .revoke(
+            &p.dep.data_registrar.operator_token,
+            p.dep.dpr.serial(),
+            "key_compromise",
+        )
+        .await
+        .unwrap();
+    refresh_everyone(&p).await;
+
+    // STO-1: the issuer refuses the SA the revoked provider signs.
+    assert_eq!(
+        refused_code(&mut p, StoringPath::ViaIssuer).await,
+        "provider_refused"
+    );
+    // STO-2: the issuer refuses the revoked provider's party request.
+    assert_eq!(
+        refused_code(&mut p, StoringPath::ViaProvider).await,
+        "issuer_refused"
+    );
+    // STO-3: the provider's delegation is pinned to its revoked DPR; a new one is refused too.
+    let fresh_delegation = e2e::delegate(&p.dep).await;
+    assert!(fresh_delegation.is_err(), "{fresh_delegation:?}");
+
+    // The card, given the new CRL, refuses the SA signed before.
+    let crl = registrar.current_crl().await.unwrap();
+    p.card.load_crl(&crl).unwrap();
+    p.card.verify_pin(PIN).unwrap();
+    let refused = p.card.store(&before.sa, None, &before.data);
+    let status = refused.expect_err("the card must refuse an SA by a revoked DPR");
+    assert!(status.status().is_some(), "{status}");
+    p.dep.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_irc_is_refused_by_provider_and_card() {
+    let mut p = place(None).await;
+    let before = e2e::obtain(&mut p.card, &p.parties, &p.catalog.ticket, PIN)
+        .await
+        .unwrap();
+    let registrar = RegistrarClient::new(HttpClient::new(&p.dep.issuer_registrar.url).unwrap());
+    registrar
+        .revoke(
+            &p.dep.issuer_registrar.operator_token,
+            p.dep.irc.serial(),
+            "key_compromise",
+        )
+        .await
+        .unwrap();
+    refresh_everyone(&p).await;
+
+    // The issuer learns its own IRC is revoked and stops signing; the provider refuses it.
+    assert_eq!(
+        refused_code(&mut p, StoringPath::ViaIssuer).await,
+        "issuer_revoked"
+    );
+    assert_eq!(
+        refused_code(&mut p, StoringPath::ViaProvider).await,
+        "issuer_refused"
+    );
+
+    let crl = registrar.current_crl().await.unwrap();
+    p.card.load_crl(&crl).unwrap();
+    p.card.verify_pin(PIN).unwrap();
+    let refused = p.card.store(&before.sa, None, &before.data);
+    assert!(refused.expect_err("revoked IRC").status().is_some());
+    p.dep.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_ircs_and_dprs_are_refused() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let clock = ManualClock::new(pki::UnixTime(now));
+    let mut p = place(Some(clock.clone())).await;
+    // Everything works today…
+    let item = p.catalog.ticket.clone();
+    flows::store_or_delete(
+        &mut p.card,
+        &p.parties,
+        &store(StoringPath::ViaIssuer, &item),
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    // …and nothing once the IRC and DPR (three years) have expired.
+    clock.set(pki::UnixTime(
+        p.dep.irc.not_after().0.max(p.dep.dpr.not_after().0) + 1,
+    ));
+    for path in [StoringPath::ViaIssuer, StoringPath::ViaProvider] {
+        let code = refused_code(&mut p, path).await;
+        assert!(
+            [
+                "provider_refused",
+                "issuer_refused",
+                "issuer_revoked",
+                "authorization_expired",
+                "untrusted_signer",
+                "registration_expired"
+            ]
+            .contains(&code.as_str()),
+            "{path:?}: {code}"
+        );
+    }
+    p.dep.stop().await.unwrap();
+}
