@@ -129,7 +129,18 @@ pub struct StoringArgs {
 
 fn open_card(args: &CardArgs, create: bool) -> anyhow::Result<CardClient<Hosted>> {
     let dir = &args.card;
+    if !create && !CardDir::nvm_path(dir).exists() {
+        bail!(
+            "there is no card in {} (make one with `cardwright terminal personalise --card {}`)",
+            dir.display(),
+            dir.display()
+        );
+    }
     if create && !CardDir::nvm_path(dir).exists() {
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
         let sealing = match (&args.key.key_file, std::env::var_os(SEALING_KEY_ENV)) {
             (Some(path), _) if path.exists() => SealingKey::from_key_file(path)?,
             (Some(path), _) => SealingKey::generate_file(path)?,
