@@ -11,13 +11,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put, MethodRouter};
 use axum::Json;
 use party_api::issuer::{
-    CardResponse, ChallengeResponse, ContentsResponse, CrlSummary, CrlsResponse, DelegationRequest,
-    DelegationResponse, GrantRequest, GrantResponse, IdentityResponse, ItemBody, LedgerResponse,
-    PersonalisationResponse, PersonaliseRequest, ProviderRequest, ProviderResponse, ReceiptRequest,
-    ReceiptResponse, ReconcileRequest, ReconcileResponse, RegistrationRequest,
-    RegistrationResponse, RegistrationSummary, RequestRequest, RequestResponse,
+    CardResponse, ChallengeResponse, ContentsResponse, CrlResponse, CrlSummary, CrlsResponse,
+    DelegationRequest, DelegationResponse, GrantRequest, GrantResponse, IdentityResponse, ItemBody,
+    LedgerResponse, PersonalisationResponse, PersonaliseRequest, ProviderRequest, ProviderResponse,
+    ReceiptRequest, ReceiptResponse, ReconcileRequest, ReconcileResponse, RegistrationRequest,
+    RegistrationResponse, RegistrationSummary, RequestRequest, RequestResponse, RevocationSummary,
+    RevokeCardRequest, RevokeCardResponse,
 };
-use pki::{CardId, Certificate, PartyId, UnixTime};
+use pki::{CardId, Certificate, Crl, PartyId, UnixTime};
 use protocol::{
     Challenge, ConsentError, ItemPrefix, ListedItem, Operation, OperationSet, ProtocolError, Sdi,
     SignedObject,
@@ -30,7 +31,7 @@ use server_kit::{
 use crate::provider_link::LinkError;
 use crate::registrar_crls::{CrlFetchError, CrlOrigin, RegistrarCrls};
 use crate::service::{Caller, DelegationOrder, Issuer, PersonalisationOrder, ServiceError};
-use crate::store::{ProviderPolicy, ProviderStatus, ProviderUrl};
+use crate::store::{ProviderPolicy, ProviderStatus, ProviderUrl, RevocationReason};
 
 /// What every handler gets.
 #[derive(Debug, Clone)]
@@ -43,6 +44,7 @@ pub struct AppState {
     pub cards_registered: Counter,
     pub authorizations_signed: Counter,
     pub receipts_ingested: Counter,
+    pub cards_revoked: Counter,
 }
 
 impl AppState {
@@ -69,6 +71,10 @@ impl AppState {
             receipts_ingested: metrics.counter(
                 "issuer_receipts_ingested_total",
                 "Card receipts recorded in a ledger (repeats not counted).",
+            ),
+            cards_revoked: metrics.counter(
+                "issuer_cards_revoked_total",
+                "Cards' RCs revoked (REG-3; repeats not counted).",
             ),
         }
     }
@@ -110,6 +116,12 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
             "/v1/cards/{card_id}/reconcile",
             post(reconcile),
         ),
+        (
+            Method::POST,
+            "/v1/cards/{card_id}/revocation",
+            post(revoke_card),
+        ),
+        (Method::GET, "/v1/crl", get(crl)),
         (Method::PUT, "/v1/providers/{provider}", put(put_provider)),
         (Method::GET, "/v1/providers/{provider}", get(provider)),
         (Method::POST, "/v1/authorizations/grant", post(grant)),
@@ -193,6 +205,8 @@ impl From<ServiceError> for ApiError {
             ServiceError::UnknownSdi { .. } => ApiError::not_found("unknown_sdi", message),
             ServiceError::CardNotRegistered { .. } => conflict("card_not_registered"),
             ServiceError::AlreadyRegistered { .. } => conflict("already_registered"),
+            ServiceError::RegistrationExpired { .. } => conflict("registration_expired"),
+            ServiceError::RegistrationRevoked { .. } => conflict("registration_revoked"),
             ServiceError::InvalidPin { .. } => bad("invalid_pin"),
             ServiceError::InvalidPinTryLimit { .. } => bad("invalid_pin_try_limit"),
             ServiceError::InvalidNotAfter { .. } => bad("invalid_not_after"),
@@ -456,7 +470,25 @@ async fn card(
     ApiPath(card_id): ApiPath<String>,
 ) -> Result<Json<CardResponse>, ApiError> {
     let card_id = parse_card_id(&card_id)?;
-    let (card, registration) = state.issuer.card(&card_id).await?;
+    let found = state.issuer.card(&card_id).await?;
+    let card = found.card;
+    let registration = match found.registration {
+        None => None,
+        Some(r) => {
+            let rc = Certificate::from_der(&r.rc_der).map_err(ServiceError::from)?;
+            Some(RegistrationSummary {
+                serial: r.serial,
+                user_id: r.user_id,
+                registered_at: r.registered_at.0,
+                rc: hex::encode(&r.rc_der),
+                not_after: rc.not_after().0,
+                revocation: found.revocation.map(|v| RevocationSummary {
+                    reason: v.reason.as_str().to_string(),
+                    revoked_at: v.revoked_at.0,
+                }),
+            })
+        }
+    };
     Ok(Json(CardResponse {
         card_id: card.card_id.to_hex(),
         status: if registration.is_some() {
@@ -467,12 +499,73 @@ async fn card(
         .to_string(),
         capacity: card.capacity,
         personalised_at: card.personalised_at.0,
-        registration: registration.map(|r| RegistrationSummary {
-            serial: r.serial,
-            user_id: r.user_id,
-            registered_at: r.registered_at.0,
-            rc: hex::encode(&r.rc_der),
+        registration,
+    }))
+}
+
+fn parse_reason(text: &str) -> Result<RevocationReason, ApiError> {
+    RevocationReason::parse(text).ok_or_else(|| {
+        let known: Vec<&str> = RevocationReason::ALL.iter().map(|r| r.as_str()).collect();
+        ApiError::bad_request(
+            "invalid_reason",
+            format!("reason {text:?} is not one of {}", known.join(", ")),
+        )
+    })
+}
+
+/// REG-3: revokes the card's RC (a lost or stolen card); 201 when revoked now, 200 when it
+/// was revoked before.
+async fn revoke_card(
+    State(state): State<AppState>,
+    operator: Operator,
+    ApiPath(card_id): ApiPath<String>,
+    ApiJson(request): ApiJson<RevokeCardRequest>,
+) -> Result<Response, Refusal> {
+    let card_id = parse_card_id(&card_id)?;
+    let reason = parse_reason(&request.reason)?;
+    let result = state
+        .issuer
+        .revoke_card(&card_id, reason, &operator.name)
+        .await?;
+    let status = if result.newly_revoked {
+        state.cards_revoked.increment();
+        tracing::warn!(
+            operator = %operator.name,
+            card_id = %card_id,
+            serial = result.revocation.serial,
+            reason = reason.as_str(),
+            crl_number = result.crl_number,
+            "card's RC revoked"
+        );
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let revocation = result.revocation;
+    Ok((
+        status,
+        Json(RevokeCardResponse {
+            card_id: card_id.to_hex(),
+            serial: revocation.serial,
+            reason: revocation.reason.as_str().to_string(),
+            revoked_at: revocation.revoked_at.0,
+            crl_number: result.crl_number,
+            newly_revoked: result.newly_revoked,
         }),
+    )
+        .into_response())
+}
+
+/// The current CRL of the issuer's RCs, signed with its key (REG-3).
+async fn crl(State(state): State<AppState>) -> Result<Json<CrlResponse>, Refusal> {
+    let record = state.issuer.crl().await?;
+    let crl = Crl::from_der(&record.der).map_err(ServiceError::from)?;
+    Ok(Json(CrlResponse {
+        number: record.number,
+        this_update: record.this_update.0,
+        next_update: record.next_update.0,
+        crl: hex::encode(&record.der),
+        pem: crl.to_pem(),
     }))
 }
 

@@ -1,8 +1,9 @@
 //! The issuer server (docs/parties.md, "issuer"): its card registry and personalisation
 //! records (CARD-3, KEY-1), registration of cards (REG-2: the RC), storing authorizations on
 //! both sides (STO-2 SA over a provider's SAR, STO-1 the issuer's own SAR), delegations
-//! (STO-3), and the cards' receipts into a per-card view and a signed, hash-chained ledger
-//! (STO-7, REC-1). Its key is certified by the Issuer Registrar (the IRC).
+//! (STO-3), the cards' receipts into a per-card view and a signed, hash-chained ledger
+//! (STO-7, REC-1), and revocation of cards' RCs with a CRL of them signed with its own key
+//! (REG-3). Its key is certified by the Issuer Registrar (the IRC).
 //!
 //! Layout (STYLE): this file holds the configuration and wiring ([`open`], [`router`],
 //! [`serve`], [`add_operator`]); `service.rs` the domain operations; `http.rs` the API;
@@ -40,7 +41,8 @@ pub use registrar_crls::{
     RegistrarKind,
 };
 pub use service::{
-    Caller, Consent, IrcRevocation, Issuer, IssuerIdentity, Reconciliation, ServiceError, Settings,
+    Caller, CardRevocation, CardState, Consent, IrcRevocation, Issuer, IssuerIdentity,
+    Reconciliation, ServiceError, Settings,
 };
 
 /// How often the registrars' CRLs are fetched by default.

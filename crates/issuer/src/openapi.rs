@@ -26,7 +26,7 @@ pub fn document() -> Value {
         "info": {
             "title": "cardwright issuer",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "The card issuer: card registry and personalisation records, registration (REG-2), storing authorizations (STO-1 SAR, STO-2 SA, STO-3 delegations), receipts into records and a signed hash-chained ledger (STO-7, REC-1). Binary values are lowercase hex; signed objects are hex of SignedObject DER. See docs/parties.md and docs/protocol.md."
+            "description": "The card issuer: card registry and personalisation records, registration (REG-2) and revocation of RCs with a CRL of them (REG-3), storing authorizations (STO-1 SAR, STO-2 SA, STO-3 delegations), receipts into records and a signed hash-chained ledger (STO-7, REC-1). Binary values are lowercase hex; signed objects are hex of SignedObject DER. See docs/parties.md and docs/protocol.md."
         },
         "paths": paths(),
         "components": {
@@ -159,6 +159,34 @@ fn paths() -> Value {
                 "500": internal()
             }
         }},
+        "/v1/cards/{card_id}/revocation": {"post": {
+            "operationId": "revokeCard",
+            "summary": "REG-3: revoke the card's RC (a lost or stolen card) and publish a CRL listing its serial (GET /v1/crl), signed with the issuer's key; from then on the issuer signs nothing for the card (409 registration_revoked). Idempotent: repeating returns 200 with the original revocation.",
+            "security": [{"operatorToken": []}],
+            "parameters": card_param(),
+            "requestBody": json_body("RevokeCardRequest"),
+            "responses": {
+                "201": json_response("Revoked now.", "CardRevocation"),
+                "200": json_response("Revoked before; nothing changed.", "CardRevocation"),
+                "400": error_response("A field is wrong; the code names it.", &with_body_codes(&["invalid_card_id", "invalid_path", "invalid_reason"])),
+                "401": unauthenticated(),
+                "403": forbidden(),
+                "404": unknown_card(),
+                "409": error_response("The card has no RC to revoke.", &["card_not_registered"]),
+                "415": media(),
+                "500": internal(),
+                "503": revoked()
+            }
+        }},
+        "/v1/crl": {"get": {
+            "operationId": "getCrl",
+            "summary": "REG-3: the current CRL of the RCs this issuer revoked, signed with its key (verify it under its IRC, GET /v1/issuer). Its number increases with every revocation and every re-signing (once half its validity has passed); instances on one database never reuse a number.",
+            "responses": {
+                "200": json_response("The CRL.", "Crl"),
+                "500": internal(),
+                "503": revoked()
+            }
+        }},
         "/v1/providers/{provider}": {
             "put": {
                 "operationId": "putProvider",
@@ -197,7 +225,7 @@ fn paths() -> Value {
                 "401": error_response("Missing or refused party request (chain, signature, method, target, body, audience), outside the ±300 s window, or its nonce used before.", &["unauthenticated", "request_stale", "request_replayed"]),
                 "403": error_response("The caller is not the provider that signed the SAR, or the issuer's policy does not allow it.", &["caller_not_requester", "provider_not_allowed"]),
                 "404": unknown_card(),
-                "409": error_response("Replayed SAR, card not registered, or quota exceeded.", &["authorization_replayed", "card_not_registered", "quota_exceeded"]),
+                "409": error_response("Replayed SAR, card not registered, its RC expired or revoked (REG-3), or quota exceeded.", &["authorization_replayed", "card_not_registered", "registration_expired", "registration_revoked", "quota_exceeded"]),
                 "413": error_response("The body is larger than a party request may carry (2 MiB).", &["body_too_large"]),
                 "422": error_response("The SAR is refused on verification: its signer's chain or signature (untrusted_signer), not a SAR (wrong_purpose), expired, bound to another RC, or not a provider's request for its own item (invalid_sar).", &["untrusted_signer", "wrong_purpose", "authorization_expired", "rc_mismatch", "invalid_sar"]),
                 "500": internal(),
@@ -213,7 +241,7 @@ fn paths() -> Value {
                 "400": error_response("A field is wrong.", &with_body_codes(&["invalid_card_id", "invalid_sdi", "invalid_challenge", "card_mismatch"])),
                 "403": error_response("The issuer's policy does not allow the item's provider.", &["provider_not_allowed"]),
                 "404": unknown_card(),
-                "409": error_response("Card not registered, quota exceeded, the same SAR again, or no url set for the provider.", &["card_not_registered", "quota_exceeded", "authorization_replayed", "provider_unreachable"]),
+                "409": error_response("Card not registered, its RC expired or revoked (REG-3), quota exceeded, the same SAR again, or no url set for the provider.", &["card_not_registered", "registration_expired", "registration_revoked", "quota_exceeded", "authorization_replayed", "provider_unreachable"]),
                 "415": media(),
                 "500": internal(),
                 "502": error_response("The provider could not be reached, refused (the message names it, its status, code and message), or answered with an SA the issuer does not accept.", &["provider_unreachable", "provider_refused"]),
@@ -231,7 +259,7 @@ fn paths() -> Value {
                 "401": unauthenticated(),
                 "403": error_response("Disabled operator, or a provider the policy does not allow.", &["forbidden", "provider_not_allowed"]),
                 "404": unknown_card(),
-                "409": error_response("The card is not registered.", &["card_not_registered"]),
+                "409": error_response("The card named is not registered, or its RC expired or was revoked (REG-3).", &["card_not_registered", "registration_expired", "registration_revoked"]),
                 "415": media(),
                 "422": error_response("The provider's certificate does not verify under the Data Registrar root now (untrusted_signer: chain, expired, revoked) or is another party's.", &["untrusted_signer", "invalid_provider_certificate"]),
                 "500": internal(),
@@ -286,7 +314,7 @@ fn paths() -> Value {
         }},
         "/metrics": {"get": {
             "operationId": "getMetrics",
-            "summary": "Prometheus text exposition: requests by route and status, latency histogram, cards personalised and registered, authorizations signed, receipts ingested.",
+            "summary": "Prometheus text exposition: requests by route and status, latency histogram, cards personalised, registered and revoked, authorizations signed, receipts ingested.",
             "responses": {"200": {"description": "Metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}}
         }}
     })
@@ -322,9 +350,13 @@ fn schemas() -> Value {
         "Card": {"type": "object", "required": ["card_id", "status", "capacity", "personalised_at", "registration"], "properties": {
             "card_id": hex("16 bytes"), "status": {"enum": ["personalised", "registered"]},
             "capacity": {"type": "integer"}, "personalised_at": {"type": "integer"},
-            "registration": {"oneOf": [{"type": "null"}, {"type": "object", "properties": {
+            "registration": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["serial", "user_id", "registered_at", "rc", "not_after", "revocation"], "properties": {
                 "serial": {"type": "integer"}, "user_id": {"type": "string"},
-                "registered_at": {"type": "integer"}, "rc": hex("RC DER")
+                "registered_at": {"type": "integer"}, "rc": hex("RC DER"),
+                "not_after": {"type": "integer", "description": "The RC's end: from then on the issuer signs nothing for the card."},
+                "revocation": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["reason", "revoked_at"], "properties": {
+                    "reason": {"$ref": "#/components/schemas/RevocationReason"}, "revoked_at": {"type": "integer"}
+                }}]}
             }}]}
         }},
         "Challenge": {"type": "object", "required": ["card_id", "challenge", "expires_at"], "properties": {
@@ -404,7 +436,44 @@ fn schemas() -> Value {
     });
     // A second literal: one would exceed `json!`'s recursion limit.
     schemas["Crls"] = crls_schema();
+    for (name, schema) in revocation_schemas() {
+        schemas[name] = schema;
+    }
     schemas
+}
+
+fn revocation_schemas() -> [(&'static str, Value); 4] {
+    [
+        (
+            "RevocationReason",
+            json!({"enum": ["unspecified", "key_compromise", "affiliation_changed", "superseded", "cessation_of_operation"],
+                   "description": "RFC 5280 reasons, the registrars' names; a lost or stolen card is key_compromise."}),
+        ),
+        (
+            "RevokeCardRequest",
+            json!({"type": "object", "required": ["reason"], "additionalProperties": false, "properties": {
+                "reason": {"$ref": "#/components/schemas/RevocationReason"}
+            }}),
+        ),
+        (
+            "CardRevocation",
+            json!({"type": "object", "required": ["card_id", "serial", "reason", "revoked_at", "crl_number", "newly_revoked"], "properties": {
+                "card_id": hex("16 bytes"), "serial": {"type": "integer", "description": "The RC's serial, listed by the CRL."},
+                "reason": {"$ref": "#/components/schemas/RevocationReason"}, "revoked_at": {"type": "integer"},
+                "crl_number": {"type": "integer", "description": "A CRL number that lists the RC (the current one when repeated)."},
+                "newly_revoked": {"type": "boolean", "description": "False: it was revoked before (the original reason and time)."}
+            }}),
+        ),
+        (
+            "Crl",
+            json!({"type": "object", "required": ["number", "this_update", "next_update", "crl", "pem"], "properties": {
+                "number": {"type": "integer", "description": "cRLNumber"},
+                "this_update": {"type": "integer"}, "next_update": {"type": "integer"},
+                "crl": hex("CRL DER, signed with the issuer's key (its IRC's subject and key identifier)"),
+                "pem": {"type": "string", "description": "The same CRL, PEM X509 CRL"}
+            }}),
+        ),
+    ]
 }
 
 fn crls_schema() -> Value {

@@ -1,7 +1,8 @@
 //! The issuer's domain operations, free of HTTP and SQL: personalisation records (CARD-3,
 //! KEY-1), registration (REG-2: challenge, RC), storing authorizations on both sides (STO-2:
 //! the issuer's SA over a provider's SAR; STO-1: the issuer's own SAR), delegations (STO-3),
-//! and receipts into the per-card view and the signed, hash-chained ledger (STO-7, REC-1).
+//! and receipts into the per-card view and the signed, hash-chained ledger (STO-7, REC-1);
+//! revocation of cards' RCs and the CRLs listing them, signed with the issuer's key (REG-3).
 //! Every party object is checked with the same `protocol`/`pki` functions the card runs.
 
 use std::sync::{Arc, Mutex, RwLock};
@@ -18,9 +19,10 @@ use server_kit::{Clock, PartyTrust};
 
 use crate::provider_link::{LinkError, ProviderLink};
 use crate::store::{
-    AppendOutcome, AuthorizationRecord, CardRecord, CardView, ChallengeRecord, DelegationRecord,
-    Direction, ItemChange, LedgerRecord, ProviderPolicy, ProviderStatus, ProviderUrl,
-    ReceiptAppend, RegisterOutcome, RegistrationRecord, Store, StoreError,
+    AppendOutcome, AuthorizationRecord, CardRecord, CardView, ChallengeRecord, CrlRecord,
+    CrlSigner, DelegationRecord, Direction, ItemChange, LedgerRecord, ProviderPolicy,
+    ProviderStatus, ProviderUrl, RcRevocation, ReceiptAppend, RegisterOutcome, RegistrationRecord,
+    RevocationReason, RevokeOutcome, Store, StoreError,
 };
 
 const YEAR_S: u64 = 365 * 24 * 60 * 60;
@@ -36,6 +38,9 @@ pub struct Settings {
     pub rc_validity_s: u64,
     /// Default delegation validity.
     pub delegation_validity_s: u64,
+    /// thisUpdate → nextUpdate of the CRLs of the issuer's RCs; a CRL is re-signed (next
+    /// number) once half of it has passed, so a verifier always finds a fresh one.
+    pub crl_validity_s: u64,
 }
 
 impl Default for Settings {
@@ -45,6 +50,7 @@ impl Default for Settings {
             authorization_validity_s: 600,
             rc_validity_s: 5 * YEAR_S,
             delegation_validity_s: 30 * 24 * 60 * 60,
+            crl_validity_s: 7 * 24 * 60 * 60,
         }
     }
 }
@@ -225,6 +231,26 @@ pub enum ServiceError {
     #[error("card {card_id} is registered already")]
     AlreadyRegistered { card_id: CardId },
 
+    #[error(
+        "card {card_id}'s RC (serial {serial}) expired at {not_after} (now {now}): the issuer signs nothing more for it"
+    )]
+    RegistrationExpired {
+        card_id: CardId,
+        serial: u64,
+        not_after: UnixTime,
+        now: UnixTime,
+    },
+
+    #[error(
+        "card {card_id}'s RC (serial {serial}) was revoked at {revoked_at} ({reason}): the issuer signs nothing more for it"
+    )]
+    RegistrationRevoked {
+        card_id: CardId,
+        serial: u64,
+        reason: RevocationReason,
+        revoked_at: UnixTime,
+    },
+
     #[error("the PIN must be 4 to 12 digits ({len} characters given)")]
     InvalidPin { len: usize },
 
@@ -397,6 +423,47 @@ pub enum ServiceError {
 
     #[error("stored object is unreadable: {0}")]
     StoredObject(ProtocolError),
+}
+
+/// What revoking a card's RC did (REG-3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardRevocation {
+    /// The revocation as recorded: this request's, or the earlier one's when repeated.
+    pub revocation: RcRevocation,
+    /// Whether this request revoked it (false: it was revoked before).
+    pub newly_revoked: bool,
+    /// A CRL number that lists the RC (the current one when repeated).
+    pub crl_number: u64,
+}
+
+/// A card as the registry holds it: its record, its registration (RC) if any, and the RC's
+/// revocation if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardState {
+    pub card: CardRecord,
+    pub registration: Option<RegistrationRecord>,
+    pub revocation: Option<RcRevocation>,
+}
+
+/// Signs CRLs of the issuer's RCs with its key under its IRC (the RCs' CA) at one instant.
+struct IssuerCrlSigner<'a> {
+    irc: &'a Certificate,
+    key: &'a SigningKey,
+    now: UnixTime,
+    validity_s: u64,
+}
+
+impl CrlSigner for IssuerCrlSigner<'_> {
+    fn sign(&self, number: u64, revoked: &[u64]) -> Result<CrlRecord, PkiError> {
+        let next_update = UnixTime(self.now.0.saturating_add(self.validity_s));
+        let crl = pki::issue_crl(self.irc, self.key, number, self.now, next_update, revoked)?;
+        Ok(CrlRecord {
+            number,
+            this_update: self.now,
+            next_update,
+            der: crl.der().to_vec(),
+        })
+    }
 }
 
 /// The issuer's own IRC found revoked in a CRL its Issuer Registrar published (REG-3): the
@@ -663,13 +730,18 @@ impl Issuer {
         }
     }
 
-    pub async fn card(
-        &self,
-        card_id: &CardId,
-    ) -> Result<(CardRecord, Option<RegistrationRecord>), ServiceError> {
+    pub async fn card(&self, card_id: &CardId) -> Result<CardState, ServiceError> {
         let card = self.known_card(card_id).await?;
         let registration = self.store.registration(card_id).await?;
-        Ok((card, registration))
+        let revocation = match registration {
+            Some(_) => self.store.rc_revocation(card_id).await?,
+            None => None,
+        };
+        Ok(CardState {
+            card,
+            registration,
+            revocation,
+        })
     }
 
     async fn known_card(&self, card_id: &CardId) -> Result<CardRecord, ServiceError> {
@@ -685,6 +757,104 @@ impl Issuer {
             .registration(card_id)
             .await?
             .ok_or(ServiceError::CardNotRegistered { card_id: *card_id })
+    }
+
+    /// The card's registration, if its RC is in force at the issuer's clock (REG-3): the card
+    /// is registered here, its RC is not revoked and has not expired. Everything the issuer
+    /// signs for one card (its SAR, its SA, a delegation naming it) passes here first: a card
+    /// whose RC no verifier accepts any more gets nothing new.
+    async fn registration_in_force(
+        &self,
+        card_id: &CardId,
+    ) -> Result<RegistrationRecord, ServiceError> {
+        let registration = self.registered(card_id).await?;
+        if let Some(revocation) = self.store.rc_revocation(card_id).await? {
+            return Err(ServiceError::RegistrationRevoked {
+                card_id: *card_id,
+                serial: revocation.serial,
+                reason: revocation.reason,
+                revoked_at: revocation.revoked_at,
+            });
+        }
+        let rc = Certificate::from_der(&registration.rc_der)?;
+        let now = self.clock.now();
+        if now > rc.not_after() {
+            return Err(ServiceError::RegistrationExpired {
+                card_id: *card_id,
+                serial: registration.serial,
+                not_after: rc.not_after(),
+                now,
+            });
+        }
+        Ok(registration)
+    }
+
+    // ---- revocation of RCs (REG-3) -------------------------------------------------------
+
+    fn crl_signer(&self, now: UnixTime) -> IssuerCrlSigner<'_> {
+        IssuerCrlSigner {
+            irc: &self.identity.irc,
+            key: &self.identity.key,
+            now,
+            validity_s: self.settings.crl_validity_s,
+        }
+    }
+
+    /// Revokes the card's RC (a lost or stolen card) and publishes a CRL listing it, signed
+    /// with the issuer's key; from then on nothing is signed for the card. Repeating it changes
+    /// nothing and reports the first revocation. Like every signature, refused once the
+    /// issuer's own IRC is revoked (its RCs are then refused by every verifier anyway).
+    pub async fn revoke_card(
+        &self,
+        card_id: &CardId,
+        reason: RevocationReason,
+        operator: &str,
+    ) -> Result<CardRevocation, ServiceError> {
+        self.ensure_may_sign()?;
+        self.known_card(card_id).await?;
+        let now = self.clock.now();
+        match self
+            .store
+            .revoke_rc(card_id, reason, now, operator, &self.crl_signer(now))
+            .await?
+        {
+            RevokeOutcome::Revoked { revocation, crl } => Ok(CardRevocation {
+                revocation,
+                newly_revoked: true,
+                crl_number: crl.number,
+            }),
+            RevokeOutcome::AlreadyRevoked { existing } => Ok(CardRevocation {
+                revocation: existing,
+                newly_revoked: false,
+                crl_number: self.crl().await?.number,
+            }),
+            RevokeOutcome::NotRegistered => {
+                Err(ServiceError::CardNotRegistered { card_id: *card_id })
+            }
+        }
+    }
+
+    /// The current CRL of the issuer's RCs (the first is signed on first demand), re-signed
+    /// under the next number first when half its validity has passed. Once the issuer's IRC is
+    /// revoked it signs no new one and serves the last as it is.
+    pub async fn crl(&self) -> Result<CrlRecord, ServiceError> {
+        let now = self.clock.now();
+        let current = self.store.current_crl().await?;
+        if let Some(current) = &current {
+            let refresh_at = current
+                .this_update
+                .0
+                .saturating_add(self.settings.crl_validity_s / 2);
+            if now.0 < refresh_at || self.irc_revocation().is_some() {
+                return Ok(current.clone());
+            }
+        }
+        self.ensure_may_sign()?;
+        let replacing = current.map_or(0, |c| c.number);
+        Ok(self
+            .store
+            .reissue_crl(replacing, &self.crl_signer(now))
+            .await?)
     }
 
     // ---- registration (REG-2) -----------------------------------------------------------
@@ -970,7 +1140,7 @@ impl Issuer {
                 now,
             });
         }
-        let registration = self.registered(&sar.sdi.card_id).await?;
+        let registration = self.registration_in_force(&sar.sdi.card_id).await?;
         if sar.rc_digest != registration.rc_digest {
             return Err(ServiceError::RcMismatch {
                 card_id: sar.sdi.card_id,
@@ -1054,8 +1224,8 @@ impl Issuer {
     }
 
     /// The checks before the issuer asks for a store or delete on its card: the issuer may
-    /// still sign, the SDI is for that card, the card is registered, the item's provider is
-    /// allowed (and within quota).
+    /// still sign, the SDI is for that card, the card is registered and its RC in force (not
+    /// revoked, not expired), the item's provider is allowed (and within quota).
     async fn check_request(
         &self,
         card_id: &CardId,
@@ -1069,7 +1239,7 @@ impl Issuer {
                 found: sdi.card_id,
             });
         }
-        let registration = self.registered(card_id).await?;
+        let registration = self.registration_in_force(card_id).await?;
         let policy = self.check_policy(sdi).await?;
         Ok((registration, policy))
     }
@@ -1196,7 +1366,7 @@ impl Issuer {
             });
         }
         if let Some(card_id) = &order.card_id {
-            self.registered(card_id).await?;
+            self.registration_in_force(card_id).await?;
         }
         let not_after = order.not_after.unwrap_or(UnixTime(
             now.0.saturating_add(self.settings.delegation_validity_s),

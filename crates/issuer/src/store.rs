@@ -1,14 +1,15 @@
 //! The issuer's persistence boundary: the [`Store`] trait, the records it keeps, and its error.
 //! Every multi-row change is one transaction; single-use things (registration challenges,
 //! SARs, ledger positions, receipts) are enforced by keys in the database, so several instances
-//! on one PostgreSQL never both accept one. The implementation for both backends is
-//! `store/sql.rs`.
+//! on one PostgreSQL never both accept one; RC revocations and the CRLs listing them are
+//! numbered through a single-row counter every writer updates first (REG-3). The
+//! implementation for both backends is `store/sql.rs`.
 
 mod sql;
 
 use async_trait::async_trait;
 use crypto::Digest;
-use pki::{CardId, PartyId, UnixTime};
+use pki::{CardId, PartyId, PkiError, UnixTime};
 use protocol::{Challenge, ItemId, ListedItem};
 
 pub use sql::{SqlStore, MIGRATIONS};
@@ -63,6 +64,92 @@ pub enum RegisterOutcome {
     ChallengeSpent,
     /// The card has an RC already: nothing changed.
     AlreadyRegistered,
+}
+
+/// Why an RC was revoked: RFC 5280 §5.3.1's reasons, the same names as the registrars' (a lost
+/// or stolen card is `key_compromise`). Recorded and reported by the API; the CRL profile
+/// carries no entry extensions, so the CRL itself lists only the serial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RevocationReason {
+    Unspecified,
+    KeyCompromise,
+    AffiliationChanged,
+    Superseded,
+    CessationOfOperation,
+}
+
+impl RevocationReason {
+    pub const ALL: [RevocationReason; 5] = [
+        RevocationReason::Unspecified,
+        RevocationReason::KeyCompromise,
+        RevocationReason::AffiliationChanged,
+        RevocationReason::Superseded,
+        RevocationReason::CessationOfOperation,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevocationReason::Unspecified => "unspecified",
+            RevocationReason::KeyCompromise => "key_compromise",
+            RevocationReason::AffiliationChanged => "affiliation_changed",
+            RevocationReason::Superseded => "superseded",
+            RevocationReason::CessationOfOperation => "cessation_of_operation",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<RevocationReason> {
+        RevocationReason::ALL
+            .into_iter()
+            .find(|r| r.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for RevocationReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The revocation of one card's RC (REG-3: a lost or stolen card).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RcRevocation {
+    pub card_id: CardId,
+    /// The RC's serial (what the CRL lists).
+    pub serial: u64,
+    pub reason: RevocationReason,
+    pub revoked_at: UnixTime,
+    /// The operator who revoked it.
+    pub revoked_by: String,
+}
+
+/// One CRL of the issuer's RCs, as signed and recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlRecord {
+    pub number: u64,
+    pub this_update: UnixTime,
+    pub next_update: UnixTime,
+    pub der: Vec<u8>,
+}
+
+/// Signs the CRL numbered `number` revoking `revoked` (serials, ascending): the store calls it
+/// inside the transaction that took the number, so numbers are never reused and each CRL
+/// covers every revocation committed before it.
+pub trait CrlSigner: Sync {
+    fn sign(&self, number: u64, revoked: &[u64]) -> Result<CrlRecord, PkiError>;
+}
+
+/// What [`Store::revoke_rc`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevokeOutcome {
+    /// Revoked now (`revocation` as recorded); `crl` is the CRL that first lists it.
+    Revoked {
+        revocation: RcRevocation,
+        crl: CrlRecord,
+    },
+    /// Revoked before: nothing changed.
+    AlreadyRevoked { existing: RcRevocation },
+    /// The card has no RC: nothing changed.
+    NotRegistered,
 }
 
 /// Whether the issuer consents to a provider's items on its cards.
@@ -268,6 +355,13 @@ pub enum StoreError {
     /// A write that names a card not in the registry.
     #[error("card {card_id} is not in the registry")]
     UnknownCard { card_id: CardId },
+
+    #[error("signing CRL number {number} failed: {source}")]
+    CrlSigning {
+        number: u64,
+        #[source]
+        source: PkiError,
+    },
 }
 
 /// The issuer's state. Implementations make each method atomic and safe to call concurrently
@@ -329,4 +423,32 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// The card's ledger entries (DER) in order.
     async fn ledger(&self, card_id: &CardId) -> Result<Vec<Vec<u8>>, StoreError>;
+
+    /// In one transaction: takes the next CRL number, records the revocation of `card_id`'s
+    /// RC (serial from its registration) and records the CRL `signer` signs over every revoked
+    /// serial. A card revoked before or not registered changes nothing (the number is not
+    /// used).
+    async fn revoke_rc(
+        &self,
+        card_id: &CardId,
+        reason: RevocationReason,
+        revoked_at: UnixTime,
+        revoked_by: &str,
+        signer: &dyn CrlSigner,
+    ) -> Result<RevokeOutcome, StoreError>;
+
+    /// The revocation of the card's RC, if it is revoked.
+    async fn rc_revocation(&self, card_id: &CardId) -> Result<Option<RcRevocation>, StoreError>;
+
+    /// The CRL with the highest number; `None` before the first.
+    async fn current_crl(&self) -> Result<Option<CrlRecord>, StoreError>;
+
+    /// Signs and records the next CRL over every revoked serial if the newest CRL is still
+    /// number `replacing` (0: none yet); otherwise another writer got there first and its CRL
+    /// is returned. Either way the answer is the newest CRL.
+    async fn reissue_crl(
+        &self,
+        replacing: u64,
+        signer: &dyn CrlSigner,
+    ) -> Result<CrlRecord, StoreError>;
 }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use pki::{CardId, Certificate, PartyId, UnixTime};
+use pki::{CardId, Certificate, Crl, PartyId, UnixTime};
 use protocol::{Challenge, Nonce, Sdi, SignedObject};
 use serde::{Deserialize, Serialize};
 
@@ -81,6 +81,55 @@ pub struct RegistrationSummary {
     pub registered_at: u64,
     /// DER, hex.
     pub rc: String,
+    /// The RC's end of validity: from then on the issuer signs nothing for the card.
+    pub not_after: u64,
+    /// Set once the RC is revoked (REG-3): the issuer signs nothing more for the card and its
+    /// CRL (`GET /v1/crl`) lists the serial.
+    #[serde(default)]
+    pub revocation: Option<RevocationSummary>,
+}
+
+/// How and when a card's RC was revoked.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RevocationSummary {
+    /// One of [`RevokeCardRequest::reason`]'s names.
+    pub reason: String,
+    pub revoked_at: u64,
+}
+
+/// `POST /v1/cards/{card_id}/revocation` (REG-3): revoke the card's RC (a lost or stolen card).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeCardRequest {
+    /// One of `unspecified`, `key_compromise`, `affiliation_changed`, `superseded`,
+    /// `cessation_of_operation` (the registrars' names; a lost or stolen card is
+    /// `key_compromise`).
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RevokeCardResponse {
+    pub card_id: String,
+    /// The RC's serial, which the CRL lists.
+    pub serial: u64,
+    pub reason: String,
+    pub revoked_at: u64,
+    /// A CRL number that lists the RC (the current one when repeated).
+    pub crl_number: u64,
+    /// False when the RC had been revoked before (the original reason and time are reported).
+    pub newly_revoked: bool,
+}
+
+/// `GET /v1/crl`: the current CRL of the issuer's RCs, signed with the issuer's key (verify it
+/// under its IRC, `GET /v1/issuer`). The same shape as a registrar's `GET /v1/crl`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CrlResponse {
+    pub number: u64,
+    pub this_update: u64,
+    pub next_update: u64,
+    /// DER, hex.
+    pub crl: String,
+    pub pem: String,
 }
 
 /// `POST /v1/cards/{card_id}/challenge`.
@@ -363,6 +412,27 @@ impl ChallengeResponse {
     }
 }
 
+impl IdentityResponse {
+    /// The issuer's IRC: its RCs, SARs, SAs, delegations, ledger entries and CRLs verify under
+    /// it (whether it chains to the Issuer Registrar root is the caller's check).
+    pub fn irc_certificate(&self) -> Result<Certificate, FieldError> {
+        certificate_field("irc", &self.irc)
+    }
+}
+
+impl CrlResponse {
+    /// The CRL, parsed (its signature is not checked here: verify it under the issuer's IRC
+    /// with `Crl::verify_signed_by`).
+    pub fn crl_value(&self) -> Result<Crl, FieldError> {
+        const EXPECTED: &str = "a hex DER CRL";
+        Crl::from_der(&hex_field("crl", EXPECTED, &self.crl)?).map_err(|e| FieldError {
+            field: "crl",
+            expected: EXPECTED,
+            detail: e.to_string(),
+        })
+    }
+}
+
 impl RegistrationResponse {
     /// The card's RC.
     pub fn rc_certificate(&self) -> Result<Certificate, FieldError> {
@@ -640,6 +710,55 @@ impl IssuerClient {
             sdi: sdi.map(|sdi| hex::encode(sdi.to_der())),
         };
         self.post("/v1/receipts", &request).await
+    }
+
+    /// `POST /v1/cards/{card_id}/revocation` as operator `token` (REG-3): revokes the card's
+    /// RC for `reason` (one of [`RevokeCardRequest::reason`]'s names) and publishes a CRL
+    /// listing it. Repeating it succeeds with the first revocation (`newly_revoked: false`).
+    pub async fn revoke_card(
+        &self,
+        token: &str,
+        card_id: &CardId,
+        reason: &str,
+    ) -> Result<RevokeCardResponse, ClientError> {
+        let request = RevokeCardRequest {
+            reason: reason.to_string(),
+        };
+        self.http
+            .call(
+                Method::Post,
+                &card_path(card_id, "/revocation"),
+                Some(&request),
+                Auth::Operator(token),
+            )
+            .await
+    }
+
+    /// `GET /v1/crl`: the current CRL of the issuer's RCs.
+    pub async fn crl(&self) -> Result<CrlResponse, ClientError> {
+        self.get("/v1/crl").await
+    }
+
+    /// The current CRL of the issuer's RCs, parsed, its number checked against the answer's.
+    /// Its signature is not checked here: verify it under the issuer's IRC
+    /// (`Crl::verify_signed_by`), having checked the IRC itself.
+    pub async fn current_crl(&self) -> Result<Crl, ClientError> {
+        let answer = self.crl().await?;
+        let invalid = |detail: String| ClientError::InvalidResponse {
+            method: Method::Get.as_str().to_string(),
+            url: format!("{}/v1/crl", self.http.base_url()),
+            status: 200,
+            detail,
+        };
+        let crl = answer.crl_value().map_err(|e| invalid(e.to_string()))?;
+        if crl.number() != answer.number {
+            return Err(invalid(format!(
+                "number {} is not the CRL's own number {}",
+                answer.number,
+                crl.number()
+            )));
+        }
+        Ok(crl)
     }
 
     /// `GET /v1/crls`: the registrars' CRLs the issuer holds now.

@@ -7,7 +7,10 @@
 //! statement moves the card's ledger head conditioned on the length the writer read. On
 //! PostgreSQL the row lock queues a concurrent writer, whose WHERE is then re-evaluated on the
 //! committed row and matches nothing; on SQLite the first write takes the database lock. Either
-//! way the loser changes nothing and is told so.
+//! way the loser changes nothing and is told so. RC revocations and CRLs (REG-3) follow the
+//! registrar's pattern: the first statement bumps the single-row `rc_crl_head`, so writers
+//! queue there, CRL numbers are never reused (they are also the primary key of `rc_crls`) and
+//! each CRL lists every revocation committed before it.
 
 use async_trait::async_trait;
 use crypto::Digest;
@@ -16,9 +19,10 @@ use protocol::{Challenge, ItemId, ListedItem, Policy};
 use server_kit::{on_pool, Db, MigrationSet};
 
 use super::{
-    AppendOutcome, AuthorizationRecord, CardRecord, CardView, ChallengeRecord, DelegationRecord,
-    ItemChange, LedgerRecord, ProviderPolicy, ProviderStatus, ProviderUrl, ReceiptAppend,
-    RegisterOutcome, RegistrationRecord, Store, StoreError,
+    AppendOutcome, AuthorizationRecord, CardRecord, CardView, ChallengeRecord, CrlRecord,
+    CrlSigner, DelegationRecord, ItemChange, LedgerRecord, ProviderPolicy, ProviderStatus,
+    ProviderUrl, RcRevocation, ReceiptAppend, RegisterOutcome, RegistrationRecord,
+    RevocationReason, RevokeOutcome, Store, StoreError,
 };
 
 /// The issuer's migrations, applied by [`Db::migrate`].
@@ -35,6 +39,11 @@ pub const MIGRATIONS: MigrationSet = MigrationSet {
             description: "provider url",
             sql: include_str!("../../migrations/sqlite/0002_provider_url.sql"),
         },
+        server_kit::Migration {
+            version: 3,
+            description: "rc revocations",
+            sql: include_str!("../../migrations/sqlite/0003_rc_revocations.sql"),
+        },
     ],
     postgres: &[
         server_kit::Migration {
@@ -46,6 +55,11 @@ pub const MIGRATIONS: MigrationSet = MigrationSet {
             version: 2,
             description: "provider url",
             sql: include_str!("../../migrations/postgres/0002_provider_url.sql"),
+        },
+        server_kit::Migration {
+            version: 3,
+            description: "rc revocations",
+            sql: include_str!("../../migrations/postgres/0003_rc_revocations.sql"),
         },
     ],
 };
@@ -207,6 +221,75 @@ fn item_from_row(row: ItemRow) -> Result<ListedItem, StoreError> {
             Policy::from_bits(bits).map_err(|_| corrupt("item policy", bits.to_string()))
         })?,
     })
+}
+
+type RevocationRow = (String, i64, String, i64, String);
+
+fn revocation_from_row(row: RevocationRow) -> Result<RcRevocation, StoreError> {
+    let (card_id, serial, reason, revoked_at, revoked_by) = row;
+    Ok(RcRevocation {
+        card_id: card_from_db(&card_id)?,
+        serial: from_db("RC serial", serial)?,
+        reason: RevocationReason::parse(&reason).ok_or(StoreError::Corrupt {
+            what: "revocation reason",
+            value: reason,
+        })?,
+        revoked_at: time_from_db("revoked_at", revoked_at)?,
+        revoked_by,
+    })
+}
+
+type CrlRow = (i64, i64, i64, Vec<u8>);
+
+fn crl_from_row(row: CrlRow) -> Result<CrlRecord, StoreError> {
+    let (number, this_update, next_update, der) = row;
+    Ok(CrlRecord {
+        number: from_db("CRL number", number)?,
+        this_update: time_from_db("CRL thisUpdate", this_update)?,
+        next_update: time_from_db("CRL nextUpdate", next_update)?,
+        der,
+    })
+}
+
+fn sign_crl(signer: &dyn CrlSigner, number: i64, revoked: &[i64]) -> Result<CrlRecord, StoreError> {
+    let number = from_db("CRL number", number)?;
+    let revoked = revoked
+        .iter()
+        .map(|&serial| from_db("revoked serial", serial))
+        .collect::<Result<Vec<u64>, _>>()?;
+    let crl = signer
+        .sign(number, &revoked)
+        .map_err(|source| StoreError::CrlSigning { number, source })?;
+    if crl.number != number {
+        // A signer numbering CRLs itself would break the uniqueness the counter gives.
+        return Err(StoreError::Corrupt {
+            what: "CRL number from signer",
+            value: crl.number.to_string(),
+        });
+    }
+    Ok(crl)
+}
+
+/// Within the transaction `$tx`: signs the CRL numbered `$number` over every revoked serial
+/// with `$signer` and records it; evaluates to the record.
+macro_rules! sign_and_insert_crl {
+    ($tx:expr, $number:expr, $signer:expr) => {{
+        let revoked: Vec<i64> =
+            sqlx::query_scalar("SELECT serial FROM rc_revocations ORDER BY serial")
+                .fetch_all(&mut *$tx)
+                .await?;
+        let crl = sign_crl($signer, $number, &revoked)?;
+        sqlx::query(
+            "INSERT INTO rc_crls (number, this_update, next_update, der) VALUES ($1, $2, $3, $4)",
+        )
+        .bind($number)
+        .bind(to_db("CRL thisUpdate", crl.this_update.0)?)
+        .bind(to_db("CRL nextUpdate", crl.next_update.0)?)
+        .bind(&crl.der)
+        .execute(&mut *$tx)
+        .await?;
+        crl
+    }};
 }
 
 #[async_trait]
@@ -640,5 +723,134 @@ impl Store for SqlStore {
             .fetch_all(pool)
             .await?
         }))
+    }
+
+    async fn revoke_rc(
+        &self,
+        card_id: &CardId,
+        reason: RevocationReason,
+        revoked_at: UnixTime,
+        revoked_by: &str,
+        signer: &dyn CrlSigner,
+    ) -> Result<RevokeOutcome, StoreError> {
+        let card = card_key(card_id);
+        let at = to_db("revoked_at", revoked_at.0)?;
+        on_pool!(&self.db, |pool| {
+            let mut tx = pool.begin().await?;
+            // First statement: take the CRL lock and the next number (rolled back, so unused,
+            // if nothing changes).
+            let number: i64 = sqlx::query_scalar(
+                "UPDATE rc_crl_head SET number = number + 1 WHERE id = 1 RETURNING number",
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            let registered: Option<(i64, Option<String>, Option<i64>, Option<String>)> =
+                sqlx::query_as(
+                    "SELECT r.serial, v.reason, v.revoked_at, v.revoked_by FROM registrations r \
+                     LEFT JOIN rc_revocations v ON v.serial = r.serial WHERE r.card_id = $1",
+                )
+                .bind(&card)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let serial = match registered {
+                None => {
+                    tx.rollback().await?;
+                    return Ok(RevokeOutcome::NotRegistered);
+                }
+                Some((serial, Some(reason), Some(at), Some(by))) => {
+                    tx.rollback().await?;
+                    return Ok(RevokeOutcome::AlreadyRevoked {
+                        existing: revocation_from_row((card.clone(), serial, reason, at, by))?,
+                    });
+                }
+                Some((serial, ..)) => serial,
+            };
+            sqlx::query(
+                "INSERT INTO rc_revocations (serial, card_id, reason, revoked_at, revoked_by) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(serial)
+            .bind(&card)
+            .bind(reason.as_str())
+            .bind(at)
+            .bind(revoked_by)
+            .execute(&mut *tx)
+            .await?;
+            let crl = sign_and_insert_crl!(tx, number, signer);
+            tx.commit().await?;
+            Ok(RevokeOutcome::Revoked {
+                revocation: RcRevocation {
+                    card_id: *card_id,
+                    serial: from_db("RC serial", serial)?,
+                    reason,
+                    revoked_at,
+                    revoked_by: revoked_by.to_string(),
+                },
+                crl,
+            })
+        })
+    }
+
+    async fn rc_revocation(&self, card_id: &CardId) -> Result<Option<RcRevocation>, StoreError> {
+        let row: Option<RevocationRow> = on_pool!(&self.db, |pool| {
+            sqlx::query_as(
+                "SELECT card_id, serial, reason, revoked_at, revoked_by FROM rc_revocations \
+                 WHERE card_id = $1",
+            )
+            .bind(card_key(card_id))
+            .fetch_optional(pool)
+            .await?
+        });
+        row.map(revocation_from_row).transpose()
+    }
+
+    async fn current_crl(&self) -> Result<Option<CrlRecord>, StoreError> {
+        let row: Option<CrlRow> = on_pool!(&self.db, |pool| {
+            sqlx::query_as(
+                "SELECT number, this_update, next_update, der FROM rc_crls \
+                 ORDER BY number DESC LIMIT 1",
+            )
+            .fetch_optional(pool)
+            .await?
+        });
+        row.map(crl_from_row).transpose()
+    }
+
+    async fn reissue_crl(
+        &self,
+        replacing: u64,
+        signer: &dyn CrlSigner,
+    ) -> Result<CrlRecord, StoreError> {
+        let replacing = to_db("CRL number", replacing)?;
+        let reissued: Option<CrlRecord> = on_pool!(&self.db, |pool| {
+            let mut tx = pool.begin().await?;
+            // Only from the number the caller saw: of two instances re-signing at once, one
+            // signs and the other returns its CRL.
+            let number: Option<i64> = sqlx::query_scalar(
+                "UPDATE rc_crl_head SET number = number + 1 WHERE id = 1 AND number = $1 \
+                 RETURNING number",
+            )
+            .bind(replacing)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match number {
+                None => {
+                    tx.rollback().await?;
+                    None
+                }
+                Some(number) => {
+                    let crl = sign_and_insert_crl!(tx, number, signer);
+                    tx.commit().await?;
+                    Some(crl)
+                }
+            }
+        });
+        match reissued {
+            Some(crl) => Ok(crl),
+            None => self.current_crl().await?.ok_or(StoreError::Corrupt {
+                what: "CRL counter",
+                value: "moved past a CRL that is not recorded".into(),
+            }),
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! `party_api::issuer::IssuerClient` against the real issuer: every method once, on one card's
 //! life (personalise, register, STO-2, STO-1 through the stub provider, STO-3, receipts,
-//! contents, ledger, reconcile), so the client's paths, bodies and answer types are the
+//! contents, ledger, reconcile, revocation and the CRL), so the client's paths, bodies and answer types are the
 //! server's.
 
 use party_api::issuer::{DelegationRequest, IssuerClient, PersonaliseRequest, ProviderRequest};
@@ -139,6 +139,39 @@ async fn every_method_of_the_issuer_client() {
     assert!(reconciled.in_sync, "{reconciled:?}");
 
     assert_refused(client.card(&CardId([9; 16])).await, 404, "unknown_card");
+
+    // REG-3: the card is lost; its RC is revoked and listed by the issuer's CRL.
+    let before = client.crl().await.unwrap();
+    let revoked = client
+        .revoke_card(token, &card_id, "key_compromise")
+        .await
+        .unwrap();
+    assert_eq!((revoked.serial, revoked.newly_revoked), (rc.serial(), true));
+    assert!(revoked.crl_number > before.number);
+    let crl = client.current_crl().await.unwrap();
+    crl.verify_signed_by(&identity.irc_certificate().unwrap())
+        .unwrap();
+    assert_eq!(
+        (crl.number(), crl.revoked()),
+        (revoked.crl_number, &[rc.serial()][..])
+    );
+    assert_eq!(client.crl().await.unwrap().crl_value().unwrap(), crl);
+    let revocation = client.card(&card_id).await.unwrap().registration.unwrap();
+    assert_eq!(revocation.revocation.unwrap().reason, "key_compromise");
+    let challenge = Challenge(c.get_challenge().unwrap());
+    let fourth = sdi(card_id, Operation::Store, b"item-d", b"dd", provider);
+    assert_refused(
+        client.request(&card_id, &fourth, &challenge).await,
+        409,
+        "registration_revoked",
+    );
+    assert_refused(
+        client
+            .revoke_card("cwo_nope", &card_id, "key_compromise")
+            .await,
+        401,
+        "unauthenticated",
+    );
 
     stub.stop().await;
     server.stop().await;

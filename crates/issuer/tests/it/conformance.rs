@@ -3,9 +3,10 @@
 
 use crypto::{sha256, Digest};
 use issuer::store::{
-    AppendOutcome, AuthorizationRecord, CardRecord, ChallengeRecord, DelegationRecord, Direction,
-    ItemChange, ProviderPolicy, ProviderStatus, ProviderUrl, ReceiptAppend, RegisterOutcome,
-    RegistrationRecord,
+    AppendOutcome, AuthorizationRecord, CardRecord, ChallengeRecord, CrlRecord, CrlSigner,
+    DelegationRecord, Direction, ItemChange, ProviderPolicy, ProviderStatus, ProviderUrl,
+    RcRevocation, ReceiptAppend, RegisterOutcome, RegistrationRecord, RevocationReason,
+    RevokeOutcome,
 };
 use issuer::{SqlStore, Store, StoreError};
 use pki::{CardId, PartyId, UnixTime};
@@ -296,6 +297,124 @@ async fn receipts_append_once_in_order(store: &dyn Store) {
     assert!(store.ledger(&CardId([2; 16])).await.unwrap().is_empty());
 }
 
+/// A stand-in CRL signer: the "DER" names the number and the serials, so what the store
+/// recorded can be compared with what it was asked to sign.
+struct ListingSigner;
+
+impl CrlSigner for ListingSigner {
+    fn sign(&self, number: u64, revoked: &[u64]) -> Result<CrlRecord, pki::PkiError> {
+        Ok(CrlRecord {
+            number,
+            this_update: UnixTime(NOW.0 + number),
+            next_update: UnixTime(NOW.0 + number + 100),
+            der: format!("{number}:{revoked:?}").into_bytes(),
+        })
+    }
+}
+
+/// A signer that numbers CRLs itself: the store must refuse what it signs.
+struct RenumberingSigner;
+
+impl CrlSigner for RenumberingSigner {
+    fn sign(&self, number: u64, _revoked: &[u64]) -> Result<CrlRecord, pki::PkiError> {
+        Ok(CrlRecord {
+            number: number + 10,
+            this_update: NOW,
+            next_update: NOW,
+            der: Vec::new(),
+        })
+    }
+}
+
+/// Runs after `registration_spends_its_challenge`: card 1 is registered with serial 1, card 2
+/// is in the registry without an RC.
+async fn revocations_and_crls(store: &dyn Store) {
+    let one = CardId([1; 16]);
+    assert_eq!(store.current_crl().await.unwrap(), None);
+    assert_eq!(store.rc_revocation(&one).await.unwrap(), None);
+    // The first CRL, on demand (nothing replaced yet); a second caller that saw none gets it.
+    let first = store.reissue_crl(0, &ListingSigner).await.unwrap();
+    assert_eq!(
+        (first.number, first.der.as_slice()),
+        (1, b"1:[]".as_slice())
+    );
+    assert_eq!(store.reissue_crl(0, &ListingSigner).await.unwrap(), first);
+    assert_eq!(store.current_crl().await.unwrap(), Some(first.clone()));
+
+    // Unregistered: nothing happens, no number is used.
+    assert_eq!(
+        store
+            .revoke_rc(
+                &CardId([2; 16]),
+                RevocationReason::KeyCompromise,
+                NOW,
+                "olga",
+                &ListingSigner
+            )
+            .await
+            .unwrap(),
+        RevokeOutcome::NotRegistered
+    );
+    let revocation = RcRevocation {
+        card_id: one,
+        serial: 1,
+        reason: RevocationReason::KeyCompromise,
+        revoked_at: UnixTime(NOW.0 + 9),
+        revoked_by: "olga".into(),
+    };
+    let outcome = store
+        .revoke_rc(
+            &one,
+            RevocationReason::KeyCompromise,
+            UnixTime(NOW.0 + 9),
+            "olga",
+            &ListingSigner,
+        )
+        .await
+        .unwrap();
+    let RevokeOutcome::Revoked {
+        revocation: got,
+        crl,
+    } = outcome
+    else {
+        panic!("expected a revocation, got {outcome:?}");
+    };
+    assert_eq!(got, revocation);
+    assert_eq!((crl.number, crl.der.as_slice()), (2, b"2:[1]".as_slice()));
+    assert_eq!(store.current_crl().await.unwrap(), Some(crl.clone()));
+    assert_eq!(
+        store.rc_revocation(&one).await.unwrap(),
+        Some(revocation.clone())
+    );
+    // Again, whatever the reason: the first revocation stands, no CRL is signed.
+    assert_eq!(
+        store
+            .revoke_rc(
+                &one,
+                RevocationReason::Superseded,
+                NOW,
+                "oskar",
+                &ListingSigner
+            )
+            .await
+            .unwrap(),
+        RevokeOutcome::AlreadyRevoked {
+            existing: revocation
+        }
+    );
+    assert_eq!(store.current_crl().await.unwrap(), Some(crl.clone()));
+    // Re-signing from a stale number returns the newest; from the newest signs the next.
+    assert_eq!(store.reissue_crl(1, &ListingSigner).await.unwrap(), crl);
+    let third = store.reissue_crl(2, &ListingSigner).await.unwrap();
+    assert_eq!(
+        (third.number, third.der.as_slice()),
+        (3, b"3:[1]".as_slice())
+    );
+    // A signer that numbers CRLs itself is refused and nothing is recorded.
+    assert!(store.reissue_crl(3, &RenumberingSigner).await.is_err());
+    assert_eq!(store.current_crl().await.unwrap(), Some(third));
+}
+
 async fn suite(backend: Backend) {
     let Some(place) = Place::new(backend, "issuer_conformance").await else {
         return;
@@ -305,6 +424,7 @@ async fn suite(backend: Backend) {
     let store: &dyn Store = &store;
     registry(store).await;
     registration_spends_its_challenge(store).await;
+    revocations_and_crls(store).await;
     providers_and_authorizations(store).await;
     receipts_append_once_in_order(store).await;
     db.close().await;
