@@ -1,0 +1,232 @@
+//! The `cardwright` commands a new user tries first, run as a user would: the README's demo,
+//! `up` with the terminal commands against it, `bench authorize`, and clear errors for bad
+//! input. Each must exit with the right status and say what it did.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn cardwright(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cardwright"))
+        .args(args)
+        .current_dir(cwd)
+        .env("RUST_BACKTRACE", "0")
+        .env("RUST_LOG", "warn")
+        .env_remove("CARDWRIGHT_CARD_KEY")
+        .output()
+        .expect("run cardwright")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn the_demo_runs_every_flow_against_real_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cardwright(&["demo", "--dir", "demo"], dir.path());
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    for step in [
+        "REG-2",
+        "STO-1",
+        "STO-2",
+        "STO-3",
+        "STO-4",
+        "STO-5",
+        "STO-6",
+        "refused: a replayed",
+        "both ledgers verify",
+        "all checks passed",
+    ] {
+        assert!(
+            said.contains(step),
+            "the demo does not mention {step:?}:\n{said}"
+        );
+    }
+    assert!(!said.contains("FAILED"), "{said}");
+    // A second demo into the same directory refuses to reuse it.
+    let again = cardwright(&["demo", "--dir", "demo"], dir.path());
+    assert!(!again.status.success());
+    assert!(text(&again).contains("already exists"), "{}", text(&again));
+}
+
+struct Up(Child);
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn up_then_the_terminal_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up(Command::new(env!("CARGO_BIN_EXE_cardwright"))
+        .args(["up", "--dir", "data", "--port", "0"])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap());
+    let listing = dir.path().join("data/deployment.json");
+    let started = Instant::now();
+    while !listing.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "up did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The catalog and delegation are published just after deployment.json is written.
+    let run = |args: &[&str]| {
+        let mut last = cardwright(args, dir.path());
+        let t = Instant::now();
+        while !last.status.success()
+            && text(&last).contains("unknown_item")
+            && t.elapsed() < Duration::from_secs(30)
+        {
+            std::thread::sleep(Duration::from_millis(100));
+            last = cardwright(args, dir.path());
+        }
+        last
+    };
+    let card = ["--dir", "data", "--card", "cards/alice"];
+    let with = |extra: &[&'static str]| -> Vec<&str> {
+        let mut v: Vec<&str> = Vec::new();
+        v.extend_from_slice(extra);
+        v.extend_from_slice(&card);
+        v
+    };
+    for args in [
+        with(&["terminal", "personalise", "--pin", "2468"]),
+        with(&[
+            "terminal",
+            "register",
+            "--pin",
+            "2468",
+            "--user-id",
+            "alice",
+            "--name",
+            "Alice",
+        ]),
+        with(&[
+            "terminal",
+            "store",
+            "--pin",
+            "2468",
+            "--item",
+            "7469636b6574",
+            "--path",
+            "via-provider",
+        ]),
+        with(&[
+            "terminal",
+            "store",
+            "--pin",
+            "2468",
+            "--item",
+            "70617373",
+            "--certified",
+            "provider",
+        ]),
+        with(&[
+            "terminal",
+            "delete",
+            "--pin",
+            "2468",
+            "--item",
+            "7469636b6574",
+            "--path",
+            "provider-only",
+        ]),
+    ] {
+        let out = run(&args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+    }
+    let list = run(&with(&["terminal", "list"]));
+    let said = text(&list);
+    assert!(list.status.success(), "{said}");
+    assert!(
+        said.contains("70617373") && !said.contains("7469636b6574 "),
+        "{said}"
+    );
+    assert!(
+        said.contains("issuer's record: agrees; provider's record: agrees"),
+        "{said}"
+    );
+
+    // Bad input says what was wrong.
+    for (args, says) in [
+        (
+            with(&["terminal", "store", "--pin", "2468", "--item", "zz"]),
+            "--item",
+        ),
+        (
+            with(&["terminal", "store", "--pin", "0000", "--item", "70617373"]),
+            "wrong PIN",
+        ),
+        (
+            vec![
+                "terminal",
+                "list",
+                "--dir",
+                "data",
+                "--card",
+                "cards/nobody",
+            ],
+            "there is no card",
+        ),
+        (
+            vec![
+                "terminal",
+                "list",
+                "--dir",
+                "elsewhere",
+                "--card",
+                "cards/alice",
+            ],
+            "cardwright up",
+        ),
+    ] {
+        let out = cardwright(&args, dir.path());
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(text(&out).contains(says), "{args:?}: {}", text(&out));
+    }
+    drop(up);
+}
+
+#[test]
+fn bench_authorize_prints_the_rate_next_to_its_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_arg = dir.path().to_str().unwrap();
+    let out = cardwright(
+        &[
+            "bench",
+            "authorize",
+            "--seconds",
+            "0.3",
+            "--concurrency",
+            "2",
+            "--dir",
+            dir_arg,
+        ],
+        dir.path(),
+    );
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("SQLite") && said.contains("authorizations/s"),
+        "{said}"
+    );
+    assert!(
+        said.contains("bound") && said.contains("verifies each, counted"),
+        "{said}"
+    );
+}
