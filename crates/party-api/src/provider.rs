@@ -294,7 +294,8 @@ pub struct MembersResponse {
     pub cards: Vec<Member>,
 }
 
-/// `GET /v1/crls` and `POST /v1/crls/refresh`: the registrars' CRLs in force at the provider.
+/// `GET /v1/crls` and `POST /v1/crls/refresh`: the CRLs in force at the provider (the
+/// registrars' and, for their RCs, the issuers').
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CrlsResponse {
     pub crls: Vec<CrlSummary>,
@@ -303,7 +304,7 @@ pub struct CrlsResponse {
 /// One CRL in force at the provider.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CrlSummary {
-    /// The party ID of the registrar that signed it.
+    /// The party ID of the registrar or issuer that signed it.
     pub issuer: String,
     /// Its cRLNumber.
     pub number: u64,
@@ -311,8 +312,8 @@ pub struct CrlSummary {
     pub next_update: u64,
     /// How many certificates it revokes.
     pub revoked: u64,
-    /// Where it came from: the registrar's base URL, `file` (the provider's configuration) or
-    /// `other`.
+    /// Where it came from: the base URL of the registrar or issuer it was fetched from, `file`
+    /// (the provider's configuration) or `other`.
     pub source: String,
 }
 
@@ -712,15 +713,16 @@ impl ProviderClient {
         .await
     }
 
-    /// `GET /v1/crls`: the registrars' CRLs the provider holds now.
+    /// `GET /v1/crls`: the CRLs the provider holds now (the registrars', the issuers').
     pub async fn crls(&self) -> Result<CrlsResponse, ClientError> {
         self.get("/v1/crls").await
     }
 
-    /// `POST /v1/crls/refresh` as operator `token`: the provider fetches its registrars' CRLs
-    /// now (right after a revocation, instead of waiting for its periodic refresh) and answers
-    /// what it then holds. 409 `no_registrars` when it follows none; 502
-    /// `registrar_unreachable` / `registrar_refused` naming a registrar that failed.
+    /// `POST /v1/crls/refresh` as operator `token`: the provider fetches its registrars' and
+    /// issuers' CRLs now (right after a revocation, instead of waiting for its periodic
+    /// refresh) and answers what it then holds. 409 `no_registrars` when it follows none; 502
+    /// `registrar_unreachable` / `registrar_refused` naming a registrar that failed, or
+    /// `issuer_unreachable` / `issuer_refused` when only issuers failed.
     pub async fn refresh_crls(&self, token: &str) -> Result<CrlsResponse, ClientError> {
         self.http
             .call::<(), _>(

@@ -206,19 +206,28 @@ impl From<ServiceError> for ApiError {
     }
 }
 
-/// The registrars' CRLs could not be fetched on demand: 409 when none is configured, else 502
-/// naming the registrars that failed (`registrar_refused` when they all answered, with a
-/// refusal or no CRL under their root; `registrar_unreachable` when one did not answer).
+/// The CRLs could not be fetched on demand: 409 when no registrar or issuer is configured, else
+/// 502 naming those that failed. A registrar failing decides the code (`registrar_refused` when
+/// every failing registrar answered, with a refusal or no CRL under its root;
+/// `registrar_unreachable` when one did not answer); when only issuers failed, the same for
+/// them (`issuer_refused`: a refusal, an IRC not trusted or a CRL not under it;
+/// `issuer_unreachable`). The message names every one.
 impl From<CrlFetchError> for ApiError {
     fn from(error: CrlFetchError) -> ApiError {
         let message = error.to_string();
         match &error {
             CrlFetchError::NoRegistrars => ApiError::conflict("no_registrars", message),
-            CrlFetchError::Failed { failures } => {
-                let code = if failures.iter().all(|f| f.answered()) {
-                    "registrar_refused"
+            CrlFetchError::Failed { failures, issuers } => {
+                let code = if !failures.is_empty() {
+                    if failures.iter().all(|f| f.answered()) {
+                        "registrar_refused"
+                    } else {
+                        "registrar_unreachable"
+                    }
+                } else if issuers.iter().all(|f| f.answered()) {
+                    "issuer_refused"
                 } else {
-                    "registrar_unreachable"
+                    "issuer_unreachable"
                 };
                 ApiError::new(StatusCode::BAD_GATEWAY, code, message)
             }
@@ -362,7 +371,7 @@ fn crls_response(state: &AppState) -> CrlsResponse {
                 revoked: held.crl.revoked().len() as u64,
                 source: match held.origin {
                     CrlOrigin::File => "file".to_string(),
-                    CrlOrigin::Registrar { url } => url,
+                    CrlOrigin::Registrar { url } | CrlOrigin::Issuer { url } => url,
                     CrlOrigin::Other => "other".to_string(),
                 },
             })
@@ -385,7 +394,7 @@ async fn refresh_crls(
     tracing::info!(
         operator = %operator.name,
         crls = answer.crls.len(),
-        "registrars' CRLs refreshed"
+        "registrars' and issuers' CRLs refreshed"
     );
     Ok(Json(answer))
 }

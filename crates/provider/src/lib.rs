@@ -7,7 +7,7 @@
 //! Layout (STYLE): this file holds the configuration and wiring ([`open`], [`router`],
 //! [`serve`]); `service.rs` the domain operations; `http.rs` the API; `issuer_link.rs` the calls
 //! to issuers (STO-2); `registrar_link.rs` the calls to the Data Registrar for SDCI' (STO-5);
-//! `registrar_crls.rs` the registrars' CRLs it follows (REG-3); `store.rs` the storage
+//! `registrar_crls.rs` the registrars' and issuers' CRLs it follows (REG-3); `store.rs` the storage
 //! trait with one SQL implementation for SQLite and PostgreSQL (`store/sql.rs`); `openapi.rs`
 //! the API document. The API's JSON types live in `party_api::provider`, shared with callers.
 
@@ -27,10 +27,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use issuer_link::HttpIssuerLink;
-use party_api::PartySigner;
+use party_api::issuer::IssuerClient;
+use party_api::{HttpClient, PartySigner};
 use pki::{Certificate, PartyId};
 use protocol::PartyRole;
-use registrar_crls::{FollowedRegistrar, RegistrarCrls, RegistrarKind};
+use registrar_crls::{FollowedIssuer, FollowedRegistrar, RegistrarCrls, RegistrarKind};
 use registrar_link::HttpDataRegistrar;
 use server_kit::{
     Clock, CrlSource, Db, Kit, Listening, Metrics, OperatorToken, SystemClock, TlsFiles,
@@ -74,7 +75,9 @@ pub struct ProviderConfig {
     /// How often the registrars' CRLs are fetched (default 300 s).
     pub crl_refresh_every: Duration,
     /// The issuers this provider works with, by party ID, with their servers' base URLs: STO-2
-    /// requests naming one are sent there for its SA.
+    /// requests naming one are sent there for its SA, and the CRL of the RCs each revoked
+    /// (`GET {url}/v1/crl`, under the IRC of `GET {url}/v1/issuer`) is followed like the
+    /// registrars' (REG-3).
     pub issuers: Vec<(PartyId, String)>,
     /// PEM certificates `https://` issuers are trusted by (without: only `http://` issuers).
     pub issuer_tls_roots_file: Option<PathBuf>,
@@ -230,16 +233,25 @@ pub async fn open(config: &ProviderConfig) -> anyhow::Result<App> {
         None => provider,
     };
     let registrars = followed_registrars(config, &provider, registrar_tls_roots.as_deref());
+    let issuers = followed_issuers(config, tls_roots.as_deref())?;
     let provider = Arc::new(provider);
-    let crls = RegistrarCrls::new(provider.clone(), registrars, crl_files);
-    // No registrar configured is no failure here: the files' CRLs are all there is.
-    if let Err(registrar_crls::CrlFetchError::Failed { failures }) = crls.fetch().await {
+    let crls = RegistrarCrls::new(provider.clone(), registrars, issuers, crl_files);
+    // No registrar or issuer configured is no failure here: the files' CRLs are all there is.
+    if let Err(registrar_crls::CrlFetchError::Failed { failures, issuers }) = crls.fetch().await {
         for failure in failures {
             tracing::warn!(
                 registrar = %failure.registrar,
                 kind = %failure.kind,
                 error = %failure.source,
                 "cannot fetch the registrar's CRL at start; continuing with the CRL files \
+                 (the periodic refresh keeps trying)"
+            );
+        }
+        for failure in issuers {
+            tracing::warn!(
+                issuer = %failure.issuer,
+                error = %failure.source,
+                "cannot fetch the issuer's CRL of RCs at start; continuing without it \
                  (the periodic refresh keeps trying)"
             );
         }
@@ -282,6 +294,30 @@ fn followed_registrars(
         });
     }
     registrars
+}
+
+/// The issuers whose CRLs of RCs the provider follows: every configured issuer, one kept-alive
+/// client each (their URLs were checked with the issuer link's).
+fn followed_issuers(
+    config: &ProviderConfig,
+    tls_roots_pem: Option<&[u8]>,
+) -> anyhow::Result<Vec<FollowedIssuer>> {
+    config
+        .issuers
+        .iter()
+        .map(|(party_id, url)| {
+            let http = match tls_roots_pem {
+                Some(pem) => HttpClient::with_roots_pem(url, pem),
+                None => HttpClient::new(url),
+            }
+            .with_context(|| format!("issuer {party_id} at {url}"))?
+            .with_timeout(issuer_link::ISSUER_CALL_TIMEOUT);
+            Ok(FollowedIssuer {
+                party_id: party_id.clone(),
+                client: IssuerClient::with_party_id(http, party_id.clone()),
+            })
+        })
+        .collect()
 }
 
 /// The provider's full router: its API (see [`routes`]) with server-kit's routes and layers.

@@ -57,12 +57,12 @@ pub fn document() -> Value {
             "source",
         ],
         json!({
-            "issuer": {"type": "string", "description": "The registrar that signed it (party ID)."},
+            "issuer": {"type": "string", "description": "The registrar or issuer that signed it (party ID)."},
             "number": {"type": "integer", "description": "Its cRLNumber."},
             "this_update": {"type": "integer"},
             "next_update": {"type": "integer"},
             "revoked": {"type": "integer", "description": "How many certificates it revokes."},
-            "source": {"type": "string", "description": "The registrar's base URL, `file` or `other`."}
+            "source": {"type": "string", "description": "The base URL of the registrar or issuer it was fetched from, `file` or `other`."}
         }),
     );
     let crls_schema = object(
@@ -218,7 +218,7 @@ pub fn document() -> Value {
                     "404": error_response("This provider consented to no such SDI for the card.", &["unknown_authorization"]),
                     "409": error_response("The counter is not above the last recorded.", &["counter_not_increasing"]),
                     "415": media(),
-                    "422": error_response("Refused: the code says why (untrusted_signer: the RC does not chain through the IRC; rc_mismatch: the card's receipts are recorded under another RC).", &["untrusted_signer", "wrong_purpose", "invalid_receipt", "rc_mismatch"]),
+                    "422": error_response("Refused: the code says why (untrusted_signer: the RC does not chain through the IRC to the Issuer Registrar root now, or is revoked by the CRLs held, the issuer's own CRL of RCs included; rc_mismatch: the card's receipts are recorded under another RC).", &["untrusted_signer", "wrong_purpose", "invalid_receipt", "rc_mismatch"]),
                     "500": internal()
                 }
             }},
@@ -256,20 +256,20 @@ pub fn document() -> Value {
             }},
             "/v1/crls": {"get": {
                 "operationId": "listCrls",
-                "summary": "The registrars' CRLs in force here (REG-3): those of the configured files and the newest fetched from each followed registrar (Issuer Registrar URL, data registrar), with where each came from.",
+                "summary": "The CRLs in force here (REG-3): those of the configured files and the newest fetched from each followed registrar (Issuer Registrar URL, data registrar) and from each configured issuer (the RCs it revoked, verified under its IRC), with where each came from.",
                 "responses": {"200": json_response("The CRLs.", "Crls"), "500": internal()}
             }},
             "/v1/crls/refresh": {"post": {
                 "operationId": "refreshCrls",
-                "summary": "Fetch the followed registrars' CRLs now (each verified under that registrar's root; a newer one replaces the one held) instead of waiting for the periodic refresh, and answer the CRLs then in force.",
+                "summary": "Fetch the followed registrars' and issuers' CRLs now (a registrar's verified under its root; an issuer's under the IRC it presents at GET /v1/issuer, which must be its own and chain to the Issuer Registrar root with the CRLs held; a newer one replaces the one held) instead of waiting for the periodic refresh, and answer the CRLs then in force.",
                 "security": [{"operatorToken": []}],
                 "responses": {
                     "200": json_response("Fetched; the CRLs in force.", "Crls"),
                     "401": error_response("Missing, malformed or unknown operator token.", &["unauthenticated"]),
                     "403": error_response("The operator is disabled.", &["forbidden"]),
-                    "409": error_response("No registrar URL is configured: only the CRL files are in force.", &["no_registrars"]),
+                    "409": error_response("No registrar URL and no issuer is configured: only the CRL files are in force.", &["no_registrars"]),
                     "500": internal(),
-                    "502": error_response("A registrar failed (the message names each, and why); the others' CRLs were taken. registrar_refused: every failing one answered (a refusal, or no CRL under its root); registrar_unreachable: one did not answer.", &["registrar_refused", "registrar_unreachable"])
+                    "502": error_response("A registrar or an issuer failed (the message names each, and why); the others' CRLs were taken. A failing registrar decides the code: registrar_refused when every failing one answered (a refusal, or no CRL under its root), registrar_unreachable when one did not answer; otherwise issuer_refused (a refusal, an IRC not trusted, or a CRL not under it) or issuer_unreachable.", &["registrar_refused", "registrar_unreachable", "issuer_refused", "issuer_unreachable"])
                 }
             }},
             "/openapi.json": {"get": {

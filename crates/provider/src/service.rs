@@ -6,7 +6,8 @@
 //! Every signed object from another party is verified the way the card verifies it: purpose,
 //! the signer's chain `[IRC]` to the Issuer Registrar root at the provider's clock, the leaf
 //! naming the party the body names, the signature, with the registrars' CRLs the provider was
-//! given ([`Provider::set_crls`]; `registrar_crls.rs` fetches them from the registrars).
+//! given ([`Provider::set_crls`]; `registrar_crls.rs` fetches them from the registrars and
+//! from the issuers, whose CRLs revoke their cards' RCs).
 
 use std::slice;
 use std::sync::Arc;
@@ -343,6 +344,19 @@ impl Provider {
 
     pub fn crls(&self) -> Vec<Crl> {
         self.trust.crls()
+    }
+
+    /// Checks an issuer's IRC as every chain check here does: to the Issuer Registrar root at
+    /// the provider's clock with the CRLs held (REG-3: the provider trusts an issuer's CRL of
+    /// RCs only under an IRC it would trust the issuer's signatures under).
+    pub fn check_irc(&self, irc: &Certificate) -> Result<VerifiedChain, PkiError> {
+        pki::verify_chain(
+            slice::from_ref(irc),
+            slice::from_ref(&self.issuer_root),
+            &self.crls(),
+            self.clock.now(),
+            Role::Issuer,
+        )
     }
 
     /// What authenticates party requests to the provider (`server_kit::PartyRequest`):

@@ -3,13 +3,15 @@
 //! mock: it authenticates the provider's party request for real (`server_kit::PartyRequest`
 //! with its own `PartyTrust` and nonce table), accepts only the provider that signed the SAR,
 //! and signs a real SA over it with an issuer key from the test PKI. What it answers is chosen
-//! per test ([`Answer`]).
+//! per test ([`Answer`]). It also answers `GET /v1/issuer` (its IRC) and `GET /v1/crl`: a real
+//! CRL of the RCs it was told to revoke ([`StubIssuer::revoke`]), signed with its key under its
+//! IRC (or, to be refused, with another issuer's: [`StubIssuer::sign_crls_as`]).
 
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use pki::UnixTime;
 use protocol::{PartyRole, Sa, SaBasis, Sar, SignedObject};
@@ -39,6 +41,15 @@ pub enum Answer {
     Garbage,
 }
 
+/// The CRL of RCs the stub publishes.
+#[derive(Debug, Clone)]
+struct Revocations {
+    number: u64,
+    serials: Vec<u64>,
+    /// Who signs the CRL (`None`: the stub itself, under its IRC).
+    signer: Option<TestParty>,
+}
+
 #[derive(Clone)]
 struct Stub {
     me: TestParty,
@@ -46,6 +57,7 @@ struct Stub {
     db: Db,
     clock: ManualClock,
     answer: Arc<Mutex<Answer>>,
+    revocations: Arc<Mutex<Revocations>>,
 }
 
 impl FromRef<Stub> for Db {
@@ -64,6 +76,7 @@ impl FromRef<Stub> for PartyTrust {
 pub struct StubIssuer {
     pub url: String,
     answer: Arc<Mutex<Answer>>,
+    revocations: Arc<Mutex<Revocations>>,
     db: Db,
     running: ServerForTests,
 }
@@ -84,6 +97,11 @@ impl StubIssuer {
         let db = Db::open(&db_url).await.unwrap();
         db.migrate(&NO_MIGRATIONS).await.unwrap();
         let answer = Arc::new(Mutex::new(Answer::Grant));
+        let revocations = Arc::new(Mutex::new(Revocations {
+            number: 1,
+            serials: Vec::new(),
+            signer: None,
+        }));
         let stub = Stub {
             me: me.clone(),
             trust: PartyTrust::new(
@@ -95,14 +113,18 @@ impl StubIssuer {
             db: db.clone(),
             clock: clock.clone(),
             answer: answer.clone(),
+            revocations: revocations.clone(),
         };
         let router = Router::new()
             .route("/v1/authorizations/grant", post(grant))
+            .route("/v1/issuer", get(identity))
+            .route("/v1/crl", get(crl))
             .with_state(stub);
         let running = ServerForTests::serve(router).await;
         StubIssuer {
             url: format!("http://{}", running.addr),
             answer,
+            revocations,
             db,
             running,
         }
@@ -110,6 +132,21 @@ impl StubIssuer {
 
     pub fn answer(&self, answer: Answer) {
         *self.answer.lock().unwrap() = answer;
+    }
+
+    /// Revokes the RC with `serial`: the next CRL (number + 1) lists it.
+    pub fn revoke(&self, serial: u64) {
+        let mut revocations = self.revocations.lock().unwrap();
+        revocations.number += 1;
+        revocations.serials.push(serial);
+    }
+
+    /// From now on the CRLs are signed by `other` (with its certificate's name and key
+    /// identifier), under the next number: not the stub's own.
+    pub fn sign_crls_as(&self, other: TestParty) {
+        let mut revocations = self.revocations.lock().unwrap();
+        revocations.number += 1;
+        revocations.signer = Some(other);
     }
 
     pub async fn stop(self) {
@@ -184,4 +221,35 @@ async fn grant(
         StatusCode::CREATED,
         Json(serde_json::json!({"sa": hex::encode(sa.to_der()), "not_after": not_after.0})),
     ))
+}
+
+async fn identity(State(stub): State<Stub>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "party_id": stub.me.id.as_str(),
+        "irc": hex::encode(stub.me.cert.der()),
+        "public_key": hex::encode(stub.me.key.verifying_key().to_sec1()),
+    }))
+}
+
+async fn crl(State(stub): State<Stub>) -> Json<serde_json::Value> {
+    let revocations = stub.revocations.lock().unwrap().clone();
+    let signer = revocations.signer.unwrap_or_else(|| stub.me.clone());
+    let now = stub.clock.now();
+    let next_update = UnixTime(now.0 + 7 * 24 * 3600);
+    let crl = pki::issue_crl(
+        &signer.cert,
+        &signer.key,
+        revocations.number,
+        now,
+        next_update,
+        &revocations.serials,
+    )
+    .unwrap();
+    Json(serde_json::json!({
+        "number": crl.number(),
+        "this_update": now.0,
+        "next_update": next_update.0,
+        "crl": hex::encode(crl.der()),
+        "pem": crl.to_pem(),
+    }))
 }
