@@ -1,6 +1,8 @@
 //! `cardwright bench …`: throughput figures, each printed next to the bound that limits it,
 //! measured in the same run on the same machine (SPEC PERF).
 
+mod authorize;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -21,7 +23,7 @@ pub enum BenchCommand {
     Card(CardBenchArgs),
     /// Storing authorizations per second end to end over HTTP (SQLite, and PostgreSQL when
     /// given a cluster), next to the bound their signature operations set.
-    Authorize(crate::bench_authorize::AuthorizeBenchArgs),
+    Authorize(authorize::AuthorizeBenchArgs),
 }
 
 #[derive(Args)]
@@ -38,7 +40,7 @@ pub struct CardBenchArgs {
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Card(args) => card(args),
-        BenchCommand::Authorize(args) => crate::bench_authorize::run(args),
+        BenchCommand::Authorize(args) => authorize::run(args),
     }
 }
 

@@ -1,7 +1,6 @@
 //! The `cardwright` binary. Only wiring: parse the command line, call the crate that does it.
 
 mod bench;
-mod bench_authorize;
 mod card_cmd;
 mod demo;
 mod issuer_cmd;
@@ -12,12 +11,9 @@ mod terminal_cmd;
 mod up;
 
 use clap::{Parser, Subcommand};
+/// Manage what lives on secure elements
 #[derive(Parser)]
-#[command(
-    name = "cardwright",
-    version,
-    about = "Manage what lives on secure elements"
-)]
+#[command(name = "cardwright", version)]
 struct Cli {
     #[command(subcommand)]
     command: Top,

@@ -58,6 +58,8 @@ pub struct DeploymentConfig {
     /// Start this many issuer instances on the issuer's database (≥ 1; more only make sense on
     /// PostgreSQL or one SQLite file, which they share).
     pub issuer_instances: usize,
+    /// The issuer's durations (challenge, authorization, RC, delegation validity).
+    pub issuer_settings: issuer::Settings,
 }
 
 /// The parties' IDs.
@@ -92,6 +94,7 @@ impl DeploymentConfig {
             clock: Arc::new(SystemClock),
             ids: PartyIds::default(),
             issuer_instances: 1,
+            issuer_settings: issuer::Settings::default(),
         }
     }
 }
@@ -424,6 +427,37 @@ impl Deployment {
         )
         .await?;
 
+        // The issuer instances, all on one database (before the provider, which fetches the
+        // issuer's CRL of RCs at start).
+        for (i, listener) in issuer_listeners.into_iter().enumerate() {
+            let mut ic = issuer::IssuerConfig::new(
+                ids.issuer.clone(),
+                issuer_key_file.clone(),
+                irc_file.clone(),
+                ir_root_file.clone(),
+                dr_root_file.clone(),
+                issuer_db.clone(),
+                listener.local_addr(),
+            );
+            ic.clock = config.clock.clone();
+            ic.settings = config.issuer_settings;
+            ic.issuer_registrar_url = Some(ir_url.clone());
+            ic.data_registrar_url = Some(dr_url.clone());
+            let app = issuer::open(&ic).await.context("starting the issuer")?;
+            let (stop, stopped) = stop_signal();
+            servers.push(spawn(
+                &format!("issuer #{}", i + 1),
+                stop,
+                listener.serve(issuer::router(&app), stopped),
+            ));
+        }
+        let issuer_token = operator_token(
+            &issuer_dir,
+            &issuer_db,
+            issuer::add_operator(&issuer_db, OPERATOR_NAME),
+        )
+        .await?;
+
         // The provider.
         let mut pc = provider::ProviderConfig::new(
             ids.provider.clone(),
@@ -449,35 +483,6 @@ impl Deployment {
             &provider_dir,
             &provider_db,
             provider::add_operator(&provider_db, OPERATOR_NAME),
-        )
-        .await?;
-
-        // The issuer instances, all on one database.
-        for (i, listener) in issuer_listeners.into_iter().enumerate() {
-            let mut ic = issuer::IssuerConfig::new(
-                ids.issuer.clone(),
-                issuer_key_file.clone(),
-                irc_file.clone(),
-                ir_root_file.clone(),
-                dr_root_file.clone(),
-                issuer_db.clone(),
-                listener.local_addr(),
-            );
-            ic.clock = config.clock.clone();
-            ic.issuer_registrar_url = Some(ir_url.clone());
-            ic.data_registrar_url = Some(dr_url.clone());
-            let app = issuer::open(&ic).await.context("starting the issuer")?;
-            let (stop, stopped) = stop_signal();
-            servers.push(spawn(
-                &format!("issuer #{}", i + 1),
-                stop,
-                listener.serve(issuer::router(&app), stopped),
-            ));
-        }
-        let issuer_token = operator_token(
-            &issuer_dir,
-            &issuer_db,
-            issuer::add_operator(&issuer_db, OPERATOR_NAME),
         )
         .await?;
 

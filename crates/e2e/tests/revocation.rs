@@ -25,11 +25,19 @@ struct Place {
 }
 
 async fn place(clock: Option<ManualClock>) -> Place {
+    place_with(clock, |_| {}).await
+}
+
+async fn place_with(
+    clock: Option<ManualClock>,
+    tweak: impl FnOnce(&mut DeploymentConfig),
+) -> Place {
     let dir = tempfile::tempdir().unwrap();
     let mut config = DeploymentConfig::new(dir.path().join("d"));
     if let Some(clock) = clock {
         config.clock = Arc::new(clock);
     }
+    tweak(&mut config);
     let dep = Deployment::start(config).await.unwrap();
     let parties = e2e::parties(&dep).unwrap();
     let catalog = e2e::publish_catalog(&dep).await.unwrap();
@@ -78,11 +86,18 @@ async fn refresh_everyone(p: &Place) {
         .refresh_crls(&p.dep.issuer.operator_token)
         .await
         .unwrap();
-    p.parties
+    // The provider also follows the issuer's own CRL of RCs; once the issuer's IRC is revoked
+    // that one cannot be taken (502 issuer_refused) while the registrars' CRLs are.
+    match p
+        .parties
         .provider
         .refresh_crls(&p.dep.provider.operator_token)
         .await
-        .unwrap();
+    {
+        Ok(_) => {}
+        Err(e) if e.code() == Some("issuer_refused") => {}
+        Err(e) => panic!("the provider's CRL refresh: {e}"),
+    }
 }
 
 async fn refused_code(p: &mut Place, path: StoringPath) -> String {
@@ -210,5 +225,76 @@ async fn expired_ircs_and_dprs_are_refused() {
             "{path:?}: {code}"
         );
     }
+    p.dep.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_rc_is_refused_by_issuer_and_provider() {
+    let mut p = place(None).await;
+    let item = p.catalog.ticket.clone();
+    let stored = flows::store_or_delete(
+        &mut p.card,
+        &p.parties,
+        &store(StoringPath::ViaIssuer, &item),
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    let card_id = stored.sdi.card_id;
+    // Obtained before the revocation: its receipt will be handed in after it.
+    let before = e2e::obtain(&mut p.card, &p.parties, &p.catalog.coupon, PIN)
+        .await
+        .unwrap();
+    p.parties
+        .issuer
+        .revoke_card(&p.dep.issuer.operator_token, &card_id, "key_compromise")
+        .await
+        .unwrap();
+    refresh_everyone(&p).await;
+    // The card does not know of the revocation and stores; the provider no longer takes
+    // receipts under the revoked RC.
+    let receipt = p.card.store(&before.sa, None, &before.data).unwrap();
+    let identity = flows::identity(&mut p.card).unwrap();
+    let at_provider = p
+        .parties
+        .provider
+        .receipt(&receipt, &identity.rc, &identity.irc)
+        .await;
+    assert_eq!(at_provider.unwrap_err().code(), Some("untrusted_signer"));
+    // And no party authorizes anything more for the card.
+    assert_eq!(
+        refused_code(&mut p, StoringPath::ViaIssuer).await,
+        "registration_revoked"
+    );
+    assert_eq!(
+        refused_code(&mut p, StoringPath::ViaProvider).await,
+        "issuer_refused"
+    );
+    p.dep.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_rc_is_refused() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let clock = ManualClock::new(pki::UnixTime(now));
+    let mut p = place_with(Some(clock.clone()), |c| {
+        c.issuer_settings.rc_validity_s = 24 * 60 * 60;
+    })
+    .await;
+    let identity = flows::identity(&mut p.card).unwrap();
+    // The RC ends within a day; the IRC and DPR have years left.
+    clock.set(pki::UnixTime(identity.rc.not_after().0 + 1));
+    assert!(p.dep.irc.not_after() > identity.rc.not_after());
+    assert_eq!(
+        refused_code(&mut p, StoringPath::ViaIssuer).await,
+        "registration_expired"
+    );
+    assert_eq!(
+        refused_code(&mut p, StoringPath::ViaProvider).await,
+        "issuer_refused"
+    );
     p.dep.stop().await.unwrap();
 }
