@@ -14,7 +14,7 @@ use party_api::HttpClient;
 use pki::PartyId;
 use protocol::{ItemId, Operation, UserInfo};
 use terminal::flows::{self, Certification, Parties, StoringOrder, StoringPath};
-use terminal::CardClient;
+use terminal::{CardChannel, CardClient};
 
 use crate::card_cmd::KeyArgs;
 
@@ -68,10 +68,42 @@ pub enum TerminalCommand {
 #[derive(Args)]
 pub struct CardArgs {
     /// The card's directory (its sealed image).
-    #[arg(long)]
-    card: PathBuf,
+    #[arg(long, required_unless_present = "reader")]
+    card: Option<PathBuf>,
+    /// A card in a PC/SC reader instead (its name, or part of it; "" for the first reader).
+    /// Needs a build with `--features pcsc`.
+    #[arg(long, conflicts_with = "card")]
+    reader: Option<String>,
     #[command(flatten)]
     key: KeyArgs,
+}
+
+/// The card a command works on: an image on this computer or a card in a PC/SC reader.
+type Card = CardClient<Box<dyn CardChannel>>;
+
+fn open_card(args: &CardArgs, create: bool) -> anyhow::Result<Card> {
+    match (&args.card, &args.reader) {
+        (Some(dir), _) => {
+            let hosted = open_image(dir, &args.key, create)?;
+            Ok(CardClient::new(Box::new(hosted)))
+        }
+        (None, Some(reader)) => open_reader(reader),
+        (None, None) => bail!("name the card: --card DIR or --reader NAME"),
+    }
+}
+
+#[cfg(feature = "pcsc")]
+fn open_reader(reader: &str) -> anyhow::Result<Card> {
+    let card = terminal::PcscCard::connect(reader)?;
+    Ok(CardClient::new(Box::new(card)))
+}
+
+#[cfg(not(feature = "pcsc"))]
+fn open_reader(reader: &str) -> anyhow::Result<Card> {
+    bail!(
+        "--reader {reader:?}: this cardwright was built without PC/SC; build it with \
+         `cargo build --release -p cli --features pcsc`"
+    )
 }
 
 #[derive(Args)]
@@ -127,8 +159,7 @@ pub struct StoringArgs {
     certified: CertifiedArg,
 }
 
-fn open_card(args: &CardArgs, create: bool) -> anyhow::Result<CardClient<Hosted>> {
-    let dir = &args.card;
+fn open_image(dir: &Path, key: &KeyArgs, create: bool) -> anyhow::Result<Hosted> {
     if !create && !CardDir::nvm_path(dir).exists() {
         bail!(
             "there is no card in {} (make one with `cardwright terminal personalise --card {}`)",
@@ -141,7 +172,7 @@ fn open_card(args: &CardArgs, create: bool) -> anyhow::Result<CardClient<Hosted>
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating {}", parent.display()))?;
         }
-        let sealing = match (&args.key.key_file, std::env::var_os(SEALING_KEY_ENV)) {
+        let sealing = match (&key.key_file, std::env::var_os(SEALING_KEY_ENV)) {
             (Some(path), _) if path.exists() => SealingKey::from_key_file(path)?,
             (Some(path), _) => SealingKey::generate_file(path)?,
             (None, Some(_)) => SealingKey::resolve(None)?,
@@ -154,16 +185,16 @@ fn open_card(args: &CardArgs, create: bool) -> anyhow::Result<CardClient<Hosted>
         };
         let hosted = HostedCard::create(dir, &sealing, card::DEFAULT_IMAGE_CAPACITY)
             .with_context(|| format!("creating a card in {}", dir.display()))?;
-        return Ok(CardClient::new(Hosted(hosted)));
+        return Ok(Hosted(hosted));
     }
-    let key_file = args.key.key_file.clone().or_else(|| {
+    let key_file = key.key_file.clone().or_else(|| {
         let suggested = CardDir::suggested_key_file(dir);
         (std::env::var_os(SEALING_KEY_ENV).is_none() && suggested.exists()).then_some(suggested)
     });
     let sealing = SealingKey::resolve(key_file.as_deref())?;
     let hosted = HostedCard::open(dir, &sealing)
         .with_context(|| format!("opening the card in {}", dir.display()))?;
-    Ok(CardClient::new(Hosted(hosted)))
+    Ok(Hosted(hosted))
 }
 
 fn deployment_url(dir: &Path, party: &str) -> anyhow::Result<(String, String)> {

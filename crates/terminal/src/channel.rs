@@ -43,3 +43,9 @@ impl<C: CardChannel + ?Sized> CardChannel for &mut C {
         (**self).transmit(command)
     }
 }
+
+impl<C: CardChannel + ?Sized> CardChannel for Box<C> {
+    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, ChannelError> {
+        (**self).transmit(command)
+    }
+}
