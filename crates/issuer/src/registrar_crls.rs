@@ -7,12 +7,11 @@
 //! under one lock: the background task and an operator's refresh can never put an older CRL
 //! back in force. The fetching itself is server-kit's (through party_api's client).
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use party_api::ClientError;
 use pki::{Crl, PartyId};
-use server_kit::{CrlRefreshError, CrlSource};
+use server_kit::{CrlRefreshError, CrlSource, HeldCrls, HeldOrigin};
 use tokio::task::JoinHandle;
 
 use crate::service::Issuer;
@@ -88,13 +87,7 @@ impl RegistrarFailure {
     /// Whether the registrar answered at all (with a refusal, or with something that is not a
     /// CRL under its root), as opposed to not being reachable.
     pub fn answered(&self) -> bool {
-        match &self.source {
-            CrlRefreshError::Fetch { source, .. } => matches!(
-                source,
-                ClientError::Refused { .. } | ClientError::InvalidResponse { .. }
-            ),
-            CrlRefreshError::Unverified { .. } => true,
-        }
+        self.source.answered()
     }
 }
 
@@ -125,10 +118,9 @@ fn describe(failures: &[RegistrarFailure]) -> String {
 pub struct RegistrarCrls {
     issuer: Arc<Issuer>,
     registrars: Vec<FollowedRegistrar>,
-    /// The CRLs of the configured files, always in force.
-    files: Vec<Crl>,
-    /// The newest CRL taken from each registrar that ever answered well.
-    newest: Mutex<Vec<Crl>>,
+    /// The CRLs of the configured files, always in force, and the newest taken from each
+    /// signer.
+    held: HeldCrls,
     refresh: OnceLock<JoinHandle<()>>,
 }
 
@@ -142,8 +134,7 @@ impl RegistrarCrls {
         Arc::new(RegistrarCrls {
             issuer,
             registrars,
-            files,
-            newest: Mutex::new(Vec::new()),
+            held: HeldCrls::new(files),
             refresh: OnceLock::new(),
         })
     }
@@ -183,56 +174,24 @@ impl RegistrarCrls {
     /// its registrar only if its number is higher. When anything changed, the issuer gets the
     /// files' CRLs and the newest of each registrar. Returns whether anything changed.
     fn take(&self, crls: Vec<Crl>) -> bool {
-        let mut newest = self.newest.lock().unwrap_or_else(|p| p.into_inner());
-        let mut changed = false;
-        for crl in crls {
-            let same_signer = |held: &Crl| {
-                held.issuer_id() == crl.issuer_id()
-                    && held.authority_key_id() == crl.authority_key_id()
-            };
-            match newest.iter_mut().find(|held| same_signer(held)) {
-                Some(held) if held.number() >= crl.number() => {}
-                Some(held) => {
-                    *held = crl;
-                    changed = true;
-                }
-                None => {
-                    newest.push(crl);
-                    changed = true;
-                }
-            }
-        }
-        if changed {
-            // Under the lock: two takers cannot set their sets in the wrong order.
-            let mut all = self.files.clone();
-            all.extend(newest.iter().cloned());
-            self.issuer.set_crls(all);
-        }
-        changed
+        self.held.take(crls, |all| self.issuer.set_crls(all))
     }
 
     /// The CRLs in force at the issuer now, with where each came from.
     pub fn held(&self) -> Vec<HeldCrl> {
-        let newest = self
-            .newest
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        self.issuer
-            .crls()
+        self.held
+            .classify(self.issuer.crls())
             .into_iter()
-            .map(|crl| {
-                let origin = if self.files.contains(&crl) {
-                    CrlOrigin::File
-                } else if newest.contains(&crl) {
-                    match self.registrars.iter().find(|r| r.signed(&crl)) {
+            .map(|(crl, held)| {
+                let origin = match held {
+                    HeldOrigin::File => CrlOrigin::File,
+                    HeldOrigin::Taken => match self.registrars.iter().find(|r| r.signed(&crl)) {
                         Some(r) => CrlOrigin::Registrar {
                             url: r.source.url.clone(),
                         },
                         None => CrlOrigin::Other,
-                    }
-                } else {
-                    CrlOrigin::Other
+                    },
+                    HeldOrigin::Other => CrlOrigin::Other,
                 };
                 HeldCrl { crl, origin }
             })

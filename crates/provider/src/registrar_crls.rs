@@ -17,13 +17,13 @@
 //! IRC's CRL revokes that issuer's RCs and nothing else).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use party_api::issuer::IssuerClient;
 use party_api::ClientError;
 use pki::{Crl, PartyId, PkiError};
-use server_kit::{CrlRefreshError, CrlSource};
+use server_kit::{CrlRefreshError, CrlSource, HeldCrls, HeldOrigin};
 use tokio::task::JoinHandle;
 
 use crate::service::Provider;
@@ -116,13 +116,7 @@ impl RegistrarFailure {
     /// Whether the registrar answered at all (with a refusal, or with something that is not a
     /// CRL under its root), as opposed to not being reachable.
     pub fn answered(&self) -> bool {
-        match &self.source {
-            CrlRefreshError::Fetch { source, .. } => matches!(
-                source,
-                ClientError::Refused { .. } | ClientError::InvalidResponse { .. }
-            ),
-            CrlRefreshError::Unverified { .. } => true,
-        }
+        self.source.answered()
     }
 }
 
@@ -218,10 +212,9 @@ pub struct RegistrarCrls {
     provider: Arc<Provider>,
     registrars: Vec<FollowedRegistrar>,
     issuers: Vec<FollowedIssuer>,
-    /// The CRLs of the configured files, always in force.
-    files: Vec<Crl>,
-    /// The newest CRL taken from each registrar that ever answered well.
-    newest: Mutex<Vec<Crl>>,
+    /// The CRLs of the configured files, always in force, and the newest taken from each
+    /// signer.
+    held: HeldCrls,
     refresh: OnceLock<JoinHandle<()>>,
     /// Set by [`RegistrarCrls::stop`]: an aborted task finishes only when the runtime next
     /// polls it.
@@ -242,8 +235,7 @@ impl RegistrarCrls {
             provider,
             registrars,
             issuers,
-            files,
-            newest: Mutex::new(Vec::new()),
+            held: HeldCrls::new(files),
             refresh: OnceLock::new(),
             stopped: AtomicBool::new(false),
         })
@@ -332,61 +324,31 @@ impl RegistrarCrls {
     /// held from its signer only if its number is higher. When anything changed, the provider gets
     /// the files' CRLs and the newest of each registrar. Returns whether anything changed.
     fn take(&self, crls: Vec<Crl>) -> bool {
-        let mut newest = self.newest.lock().unwrap_or_else(|p| p.into_inner());
-        let mut changed = false;
-        for crl in crls {
-            let same_signer = |held: &Crl| {
-                held.issuer_id() == crl.issuer_id()
-                    && held.authority_key_id() == crl.authority_key_id()
-            };
-            match newest.iter_mut().find(|held| same_signer(held)) {
-                Some(held) if held.number() >= crl.number() => {}
-                Some(held) => {
-                    *held = crl;
-                    changed = true;
-                }
-                None => {
-                    newest.push(crl);
-                    changed = true;
-                }
-            }
-        }
-        if changed {
-            // Under the lock: two takers cannot set their sets in the wrong order.
-            let mut all = self.files.clone();
-            all.extend(newest.iter().cloned());
-            self.provider.set_crls(all);
-        }
-        changed
+        self.held.take(crls, |all| self.provider.set_crls(all))
     }
 
     /// The CRLs in force at the provider now, with where each came from.
     pub fn held(&self) -> Vec<HeldCrl> {
-        let newest = self
-            .newest
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        self.provider
-            .crls()
+        self.held
+            .classify(self.provider.crls())
             .into_iter()
-            .map(|crl| {
-                let origin = if self.files.contains(&crl) {
-                    CrlOrigin::File
-                } else if newest.contains(&crl) {
-                    let registrar = self.registrars.iter().find(|r| r.signed(&crl));
-                    let issuer = self.issuers.iter().find(|i| &i.party_id == crl.issuer_id());
-                    match (registrar, issuer) {
-                        (Some(r), _) => CrlOrigin::Registrar {
-                            url: r.source.url.clone(),
-                        },
-                        (None, Some(i)) => CrlOrigin::Issuer {
-                            url: i.url().to_string(),
-                        },
-                        (None, None) => CrlOrigin::Other,
+            .map(|(crl, held)| {
+                let origin = match held {
+                    HeldOrigin::File => CrlOrigin::File,
+                    HeldOrigin::Taken => {
+                        let registrar = self.registrars.iter().find(|r| r.signed(&crl));
+                        let issuer = self.issuers.iter().find(|i| &i.party_id == crl.issuer_id());
+                        match (registrar, issuer) {
+                            (Some(r), _) => CrlOrigin::Registrar {
+                                url: r.source.url.clone(),
+                            },
+                            (None, Some(i)) => CrlOrigin::Issuer {
+                                url: i.url().to_string(),
+                            },
+                            (None, None) => CrlOrigin::Other,
+                        }
                     }
-                } else {
-                    CrlOrigin::Other
+                    HeldOrigin::Other => CrlOrigin::Other,
                 };
                 HeldCrl { crl, origin }
             })

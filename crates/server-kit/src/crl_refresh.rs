@@ -3,7 +3,8 @@
 //! under that registrar's root and is not older (by CRL number) than the one last taken from
 //! it, and hand the whole current set to the server whenever it changes. A registrar that is
 //! unreachable or answers garbage changes nothing: its last good CRL stays in force, the
-//! failure is logged. [`fetch_crls_once`] is the strict variant for start-up.
+//! failure is logged. [`fetch_crls_once`] is the strict variant for start-up. [`HeldCrls`] keeps
+//! the newest CRL per signer next to the files' CRLs, for servers that take CRLs several ways.
 
 use std::time::Duration;
 
@@ -183,4 +184,110 @@ pub fn spawn_crl_refresh(
             }
         }
     })
+}
+
+impl CrlRefreshError {
+    /// Whether the source answered at all (with a refusal, or with something that is not a CRL
+    /// under its root), as opposed to not being reachable.
+    pub fn answered(&self) -> bool {
+        match self {
+            CrlRefreshError::Fetch { source, .. } => matches!(
+                source,
+                ClientError::Refused { .. } | ClientError::InvalidResponse { .. }
+            ),
+            CrlRefreshError::Unverified { .. } => true,
+        }
+    }
+}
+
+/// Where a CRL in force at a server stands among those [`HeldCrls`] keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeldOrigin {
+    /// One of the configured CRL files.
+    File,
+    /// The newest taken from its signer (the server says which source that is).
+    Taken,
+    /// Neither: set on the server some other way.
+    Other,
+}
+
+/// The CRLs a server holds: those of its configured files, always in force, and the newest one
+/// (by CRL number) taken from each signer. [`HeldCrls::take`] hands files + newest to the
+/// server under one lock, so two takers (a background refresh and an operator's) can never
+/// put an older CRL back in force, and a source failing once never drops what it gave before.
+#[derive(Debug)]
+pub struct HeldCrls {
+    files: Vec<Crl>,
+    newest: std::sync::Mutex<Vec<Crl>>,
+}
+
+impl HeldCrls {
+    /// Holds `files` (the CRLs of the configured files) and nothing taken yet.
+    pub fn new(files: Vec<Crl>) -> HeldCrls {
+        HeldCrls {
+            files,
+            newest: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The CRLs of the configured files.
+    pub fn files(&self) -> &[Crl] {
+        &self.files
+    }
+
+    /// Takes CRLs fetched (and verified): each replaces the one held from its signer (by name
+    /// and key identifier) only if its number is higher. When anything changed, calls `apply`
+    /// with the files' CRLs and the newest of each signer, still under the lock. Returns
+    /// whether anything changed.
+    pub fn take(&self, crls: Vec<Crl>, apply: impl FnOnce(Vec<Crl>)) -> bool {
+        let mut newest = self.newest.lock().unwrap_or_else(|p| p.into_inner());
+        let mut changed = false;
+        for crl in crls {
+            let same_signer = |held: &Crl| {
+                held.issuer_id() == crl.issuer_id()
+                    && held.authority_key_id() == crl.authority_key_id()
+            };
+            match newest.iter_mut().find(|held| same_signer(held)) {
+                Some(held) if held.number() >= crl.number() => {}
+                Some(held) => {
+                    *held = crl;
+                    changed = true;
+                }
+                None => {
+                    newest.push(crl);
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            // Under the lock: two takers cannot set their sets in the wrong order.
+            let mut all = self.files.clone();
+            all.extend(newest.iter().cloned());
+            apply(all);
+        }
+        changed
+    }
+
+    /// Says for each CRL in force (as the server lists them) whether it is a file's, the newest
+    /// taken from its signer, or neither, against one snapshot of what is held.
+    pub fn classify(&self, in_force: Vec<Crl>) -> Vec<(Crl, HeldOrigin)> {
+        let newest = self
+            .newest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        in_force
+            .into_iter()
+            .map(|crl| {
+                let origin = if self.files.contains(&crl) {
+                    HeldOrigin::File
+                } else if newest.contains(&crl) {
+                    HeldOrigin::Taken
+                } else {
+                    HeldOrigin::Other
+                };
+                (crl, origin)
+            })
+            .collect()
+    }
 }
