@@ -25,7 +25,7 @@ use protocol::{
 };
 use serde::Serialize;
 use server_kit::{
-    ApiError, ApiJson, ApiPath, Counter, Db, ErrorBody, Metrics, Operator, PartyRequest, PartyTrust,
+    ApiError, ApiJson, ApiPath, Counter, Db, Metrics, Operator, PartyRequest, PartyTrust,
 };
 
 use crate::provider_link::LinkError;
@@ -240,11 +240,11 @@ impl From<ServiceError> for ApiError {
             )
             | ServiceError::ProviderSaRefused { .. }
             | ServiceError::ProviderSaNotOurs { .. } => {
-                ApiError::new(StatusCode::BAD_GATEWAY, "provider_refused", message)
+                ApiError::bad_gateway("provider_refused", message)
             }
             ServiceError::ProviderCall(
                 LinkError::Unreachable { .. } | LinkError::UnusableUrl { .. },
-            ) => ApiError::new(StatusCode::BAD_GATEWAY, "provider_unreachable", message),
+            ) => ApiError::bad_gateway("provider_unreachable", message),
             ServiceError::ProviderCall(LinkError::Request { .. }) => ApiError::internal(error),
             ServiceError::CallerNotRequester { .. } => {
                 ApiError::new(StatusCode::FORBIDDEN, "caller_not_requester", message)
@@ -256,8 +256,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::AuthorizationReplayed { .. } => conflict("authorization_replayed"),
             ServiceError::ReceiptGap { .. } => conflict("receipt_gap"),
             ServiceError::ReceiptOutOfOrder { .. } => conflict("receipt_out_of_order"),
+            // Readable: the caller must learn the issuer's IRC is revoked; it is no secret.
             ServiceError::IssuerRevoked { .. } => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "issuer_revoked", message)
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "issuer_revoked", message).readable()
             }
             ServiceError::IdentityMismatch { .. }
             | ServiceError::Contention { .. }
@@ -281,7 +282,7 @@ impl From<CrlFetchError> for ApiError {
                 } else {
                     "registrar_unreachable"
                 };
-                ApiError::new(StatusCode::BAD_GATEWAY, code, message)
+                ApiError::bad_gateway(code, message)
             }
         }
     }
@@ -371,53 +372,6 @@ fn provider_response(p: &ProviderPolicy) -> ProviderResponse {
         quota_bytes: p.quota_bytes,
         updated_at: p.updated_at.0,
         url: p.url.as_ref().map(|u| u.to_string()),
-    }
-}
-
-/// A handler error that may be a 502 naming another party or a 503 `issuer_revoked`.
-/// server-kit renders every 5xx `ApiError` opaque (its cause is this server's to hide); but
-/// when a provider or registrar refused or could not be reached, the caller must learn which,
-/// its status and code, and when the issuer's IRC is revoked, the caller must learn that; none
-/// of it is a secret of ours: the body keeps the 4xx shape `{code, message}`.
-#[derive(Debug)]
-struct Refusal(ApiError);
-
-impl From<CrlFetchError> for Refusal {
-    fn from(error: CrlFetchError) -> Refusal {
-        Refusal(ApiError::from(error))
-    }
-}
-
-impl From<ApiError> for Refusal {
-    fn from(error: ApiError) -> Refusal {
-        Refusal(error)
-    }
-}
-
-impl From<ServiceError> for Refusal {
-    fn from(error: ServiceError) -> Refusal {
-        Refusal(ApiError::from(error))
-    }
-}
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        let Refusal(error) = self;
-        match error.status {
-            StatusCode::BAD_GATEWAY => {
-                tracing::warn!(code = error.code, message = %error.message, "a call to another party failed");
-            }
-            StatusCode::SERVICE_UNAVAILABLE => {
-                tracing::error!(code = error.code, message = %error.message, "refused to sign");
-            }
-            _ => return error.into_response(),
-        }
-        let status = error.status;
-        let body = ErrorBody {
-            code: error.code.to_string(),
-            message: error.message,
-        };
-        (status, Json(body)).into_response()
     }
 }
 
@@ -520,7 +474,7 @@ async fn revoke_card(
     operator: Operator,
     ApiPath(card_id): ApiPath<String>,
     ApiJson(request): ApiJson<RevokeCardRequest>,
-) -> Result<Response, Refusal> {
+) -> Result<Response, ApiError> {
     let card_id = parse_card_id(&card_id)?;
     let reason = parse_reason(&request.reason)?;
     let result = state
@@ -557,7 +511,7 @@ async fn revoke_card(
 }
 
 /// The current CRL of the issuer's RCs, signed with its key (REG-3).
-async fn crl(State(state): State<AppState>) -> Result<Json<CrlResponse>, Refusal> {
+async fn crl(State(state): State<AppState>) -> Result<Json<CrlResponse>, ApiError> {
     let record = state.issuer.crl().await?;
     let crl = Crl::from_der(&record.der).map_err(ServiceError::from)?;
     Ok(Json(CrlResponse {
@@ -586,7 +540,7 @@ async fn register(
     State(state): State<AppState>,
     ApiPath(card_id): ApiPath<String>,
     ApiJson(request): ApiJson<RegistrationRequest>,
-) -> Result<Response, Refusal> {
+) -> Result<Response, ApiError> {
     let card_id = parse_card_id(&card_id)?;
     let registration = parse_object(
         "invalid_registration",
@@ -722,24 +676,9 @@ fn not_after_of<T: protocol::Signed>(object: &SignedObject, read: impl Fn(&T) ->
         .unwrap_or(0)
 }
 
-/// The JSON body of an authenticated party request (the bytes its signature covers), with
-/// `ApiJson`'s codes: 400 `malformed_json`, `invalid_body`.
-fn party_body<T: serde::de::DeserializeOwned>(party: &PartyRequest) -> Result<T, ApiError> {
-    serde_json::from_slice(&party.body).map_err(|e| {
-        if e.is_data() {
-            ApiError::bad_request(
-                "invalid_body",
-                format!("the JSON body does not fit the request: {e}"),
-            )
-        } else {
-            ApiError::bad_request("malformed_json", format!("malformed JSON: {e}"))
-        }
-    })
-}
-
 /// STO-2, party-authenticated: only the provider that signed the SAR may ask for its SA.
-async fn grant(State(state): State<AppState>, party: PartyRequest) -> Result<Response, Refusal> {
-    let request: GrantRequest = party_body(&party)?;
+async fn grant(State(state): State<AppState>, party: PartyRequest) -> Result<Response, ApiError> {
+    let request: GrantRequest = party.json()?;
     let sar = parse_object("invalid_sar", "sar", &request.sar)?;
     let caller = Caller {
         role: party.request.caller_role,
@@ -757,7 +696,7 @@ async fn grant(State(state): State<AppState>, party: PartyRequest) -> Result<Res
 async fn request(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<RequestRequest>,
-) -> Result<Response, Refusal> {
+) -> Result<Response, ApiError> {
     let card_id = parse_card_id(&request.card_id)?;
     let sdi = parse_sdi(&request.sdi)?;
     let challenge = parse_challenge(&request.challenge)?;
@@ -776,7 +715,7 @@ async fn delegate(
     State(state): State<AppState>,
     operator: Operator,
     ApiJson(request): ApiJson<DelegationRequest>,
-) -> Result<Response, Refusal> {
+) -> Result<Response, ApiError> {
     let provider = parse_party("invalid_provider", &request.provider)?;
     let der = parse_hex(
         "invalid_provider_certificate",
@@ -873,7 +812,7 @@ async fn crls(State(state): State<AppState>) -> Json<CrlsResponse> {
 async fn refresh_crls(
     State(state): State<AppState>,
     operator: Operator,
-) -> Result<Json<CrlsResponse>, Refusal> {
+) -> Result<Json<CrlsResponse>, ApiError> {
     state.crls.fetch().await?;
     let answer = crls_response(&state);
     tracing::info!(

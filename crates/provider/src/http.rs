@@ -23,8 +23,7 @@ use protocol::{
     Challenge, ConsentError, DerCodec, ItemId, Operation, Policy, ProtocolError, Sdi, SignedObject,
 };
 use server_kit::{
-    ApiError, ApiJson, ApiPath, ApiQuery, Counter, Db, ErrorBody, Metrics, Operator, PartyRequest,
-    PartyTrust,
+    ApiError, ApiJson, ApiPath, ApiQuery, Counter, Db, Metrics, Operator, PartyRequest, PartyTrust,
 };
 
 use crate::issuer_link::LinkError;
@@ -183,21 +182,21 @@ impl From<ServiceError> for ApiError {
                 LinkError::Refused { .. } | LinkError::InvalidAnswer { .. },
             )
             | ServiceError::IssuerSaRefused { .. } => {
-                ApiError::new(StatusCode::BAD_GATEWAY, "issuer_refused", message)
+                ApiError::bad_gateway("issuer_refused", message)
             }
             ServiceError::IssuerCall(
                 LinkError::Unreachable { .. } | LinkError::UnusableUrl { .. },
-            ) => ApiError::new(StatusCode::BAD_GATEWAY, "issuer_unreachable", message),
+            ) => ApiError::bad_gateway("issuer_unreachable", message),
             ServiceError::NoDataRegistrar => ApiError::conflict("no_data_registrar", message),
             ServiceError::RegistrarCall(
                 RegistrarLinkError::Refused { .. } | RegistrarLinkError::InvalidAnswer { .. },
             )
             | ServiceError::RegistrarSdciRefused { .. } => {
-                ApiError::new(StatusCode::BAD_GATEWAY, "registrar_refused", message)
+                ApiError::bad_gateway("registrar_refused", message)
             }
             ServiceError::RegistrarCall(
                 RegistrarLinkError::Unreachable { .. } | RegistrarLinkError::UnusableUrl { .. },
-            ) => ApiError::new(StatusCode::BAD_GATEWAY, "registrar_unreachable", message),
+            ) => ApiError::bad_gateway("registrar_unreachable", message),
             ServiceError::IssuerCall(LinkError::Request { .. })
             | ServiceError::RegistrarCall(RegistrarLinkError::Request { .. })
             | ServiceError::Configuration { .. }
@@ -229,49 +228,9 @@ impl From<CrlFetchError> for ApiError {
                 } else {
                     "issuer_unreachable"
                 };
-                ApiError::new(StatusCode::BAD_GATEWAY, code, message)
+                ApiError::bad_gateway(code, message)
             }
         }
-    }
-}
-
-/// A handler error that may be a 502 naming another party. server-kit renders every 5xx
-/// `ApiError` opaque (its cause is this server's to hide); but when an issuer or a registrar
-/// refused or could not be reached, the caller must learn which one, its status and code, and
-/// those are no secret of ours: the body keeps the 4xx shape `{code, message}`.
-#[derive(Debug)]
-struct Refusal(ApiError);
-
-impl From<ApiError> for Refusal {
-    fn from(error: ApiError) -> Refusal {
-        Refusal(error)
-    }
-}
-
-impl From<CrlFetchError> for Refusal {
-    fn from(error: CrlFetchError) -> Refusal {
-        Refusal(ApiError::from(error))
-    }
-}
-
-impl From<ServiceError> for Refusal {
-    fn from(error: ServiceError) -> Refusal {
-        Refusal(ApiError::from(error))
-    }
-}
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        let Refusal(error) = self;
-        if error.status != StatusCode::BAD_GATEWAY {
-            return error.into_response();
-        }
-        tracing::warn!(code = error.code, message = %error.message, "a call to another party failed");
-        let body = ErrorBody {
-            code: error.code.to_string(),
-            message: error.message,
-        };
-        (StatusCode::BAD_GATEWAY, Json(body)).into_response()
     }
 }
 
@@ -388,7 +347,7 @@ async fn crls(State(state): State<AppState>) -> Json<CrlsResponse> {
 async fn refresh_crls(
     State(state): State<AppState>,
     operator: Operator,
-) -> Result<Json<CrlsResponse>, Refusal> {
+) -> Result<Json<CrlsResponse>, ApiError> {
     state.crls.fetch().await?;
     let answer = crls_response(&state);
     tracing::info!(
@@ -471,7 +430,7 @@ async fn certified(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<CertifiedQuery>,
-) -> Result<Json<DataResponse>, Refusal> {
+) -> Result<Json<DataResponse>, ApiError> {
     let item_id = parse_item_id(&id)?;
     let card = parse_card_id(&query.card)?;
     let sdi: Sdi = parse_der("invalid_sdi", "sdi", &query.sdi)?;
@@ -513,24 +472,9 @@ fn sa_created(state: &AppState, sa: &Authorization) -> Response {
         .into_response()
 }
 
-/// The JSON body of an authenticated party request (the bytes its signature covers), with
-/// `ApiJson`'s codes: 400 `malformed_json`, `invalid_body`.
-fn party_body<T: serde::de::DeserializeOwned>(party: &PartyRequest) -> Result<T, ApiError> {
-    serde_json::from_slice(&party.body).map_err(|e| {
-        if e.is_data() {
-            ApiError::bad_request(
-                "invalid_body",
-                format!("the JSON body does not fit the request: {e}"),
-            )
-        } else {
-            ApiError::bad_request("malformed_json", format!("malformed JSON: {e}"))
-        }
-    })
-}
-
 /// STO-1, party-authenticated (SEC-3): only the issuer that signed the SAR gets its SA.
 async fn grant(State(state): State<AppState>, party: PartyRequest) -> Result<Response, ApiError> {
-    let request: GrantRequest = party_body(&party)?;
+    let request: GrantRequest = party.json()?;
     let sar: SignedObject = parse_der("invalid_sar", "sar", &request.sar)?;
     let caller = Caller {
         role: party.request.caller_role,
@@ -544,7 +488,7 @@ async fn grant(State(state): State<AppState>, party: PartyRequest) -> Result<Res
 async fn request(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<RequestRequest>,
-) -> Result<Response, Refusal> {
+) -> Result<Response, ApiError> {
     let card = parse_card_id(&request.card_id)?;
     let rc_digest = parse_digest("invalid_rc_digest", "rc_digest", &request.rc_digest)?;
     let sdi: Sdi = parse_der("invalid_sdi", "sdi", &request.sdi)?;

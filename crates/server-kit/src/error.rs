@@ -1,7 +1,8 @@
 //! Errors as HTTP responses (docs/parties.md, "Wire conventions"): a 4xx carries
 //! `{"code", "message"}` with a stable snake_case code; a 5xx carries only
 //! `{"code": "internal", "request_id"}` while its cause goes to the log under that request id
-//! (the rewriting happens in `router::conceal_internal`, the one place that sees both). Also the
+//! (the rewriting happens in `router::conceal_internal`, the one place that sees both), unless
+//! the 5xx was built readable ([`ApiError::bad_gateway`], [`ApiError::readable`]). Also the
 //! JSON, query and path extractors whose rejections take that shape.
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
@@ -14,12 +15,15 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// An error a handler returns. Servers build it from their service error in one `From` impl
-/// (their one table from error to status). For 5xx, `message` is the cause: logged, never sent.
+/// (their one table from error to status). For 5xx, `message` is the cause: logged, never sent,
+/// unless the error was made [`ApiError::readable`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// A 5xx whose body keeps the 4xx shape `{code, message}` instead of being made opaque.
+    readable: bool,
 }
 
 /// The body of every 4xx response.
@@ -47,7 +51,22 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            readable: false,
         }
+    }
+
+    /// 502 with `code` naming the other party and how its call failed (`<party>_refused`,
+    /// `<party>_unreachable`). Readable: the caller must learn which party failed, its status
+    /// and code, and those are no secret of this server's.
+    pub fn bad_gateway(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_GATEWAY, code, message).readable()
+    }
+
+    /// This error with a body of the 4xx shape `{code, message}` even when it is a 5xx (which is
+    /// otherwise made opaque): for causes the caller must learn and that are no secret.
+    pub fn readable(mut self) -> ApiError {
+        self.readable = true;
+        self
     }
 
     /// 400 with `code` naming what was wrong (e.g. `invalid_public_key`).
@@ -101,7 +120,13 @@ impl std::error::Error for ApiError {}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
+        if self.status.is_server_error() && self.readable {
+            if self.status == StatusCode::BAD_GATEWAY {
+                tracing::warn!(code = self.code, message = %self.message, "a call to another party failed");
+            } else {
+                tracing::error!(code = self.code, message = %self.message, "a server error shown to the caller");
+            }
+        } else if self.status.is_server_error() {
             let mut response = (
                 self.status,
                 Json(InternalErrorBody {

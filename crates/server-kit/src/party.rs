@@ -92,7 +92,7 @@ impl Db {
 }
 
 /// An authenticated party request: the verified [`ApiRequest`] (caller, role, …) and the body
-/// bytes its digest covers (parse them with `serde_json::from_slice`). Refusals are 401:
+/// bytes its digest covers (parse them with [`PartyRequest::json`]). Refusals are 401:
 /// `request_stale` when `issued_at` is outside the skew window, `request_replayed` for a nonce
 /// already accepted, `unauthenticated` for everything else (missing or malformed header, chain,
 /// signature, method, target, body or audience mismatch); 400 `unreadable_body` /
@@ -101,6 +101,23 @@ impl Db {
 pub struct PartyRequest {
     pub request: ApiRequest,
     pub body: Bytes,
+}
+
+impl PartyRequest {
+    /// The JSON body (the bytes the signature covers), with `ApiJson`'s codes: 400
+    /// `malformed_json`, `invalid_body`.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            if e.is_data() {
+                ApiError::bad_request(
+                    "invalid_body",
+                    format!("the JSON body does not fit the request: {e}"),
+                )
+            } else {
+                ApiError::bad_request("malformed_json", format!("malformed JSON: {e}"))
+            }
+        })
+    }
 }
 
 fn unauthenticated(message: impl Into<String>) -> ApiError {
