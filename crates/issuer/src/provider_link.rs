@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use party_api::{Auth, ClientError, HttpClient, Method, PartySigner};
+use party_api::{Auth, CallFailure, HttpClient, Method, PartySigner};
 use pki::{PartyId, UnixTime};
 use protocol::SignedObject;
 use serde::{Deserialize, Serialize};
@@ -131,18 +131,12 @@ impl HttpProviderLink {
         if let Some(client) = clients.get(url) {
             return Ok(client.clone());
         }
-        let made = match &self.tls_roots_pem {
-            Some(pem) => HttpClient::with_roots_pem(url.as_str(), pem),
-            None => HttpClient::new(url.as_str()),
-        }
-        .map_err(|e| LinkError::UnusableUrl {
-            url: url.clone(),
-            detail: match e {
-                ClientError::InvalidUrl { detail, .. } => detail,
-                other => other.to_string(),
-            },
-        })?
-        .with_timeout(self.timeout);
+        let made = HttpClient::with_optional_roots(url.as_str(), self.tls_roots_pem.as_deref())
+            .map_err(|e| LinkError::UnusableUrl {
+                url: url.clone(),
+                detail: e.into_url_detail(),
+            })?
+            .with_timeout(self.timeout);
         if clients.len() >= MAX_CLIENTS {
             clients.clear();
         }
@@ -181,29 +175,26 @@ impl ProviderLink for HttpProviderLink {
         let answer: GrantAnswer = client
             .call(Method::Post, GRANT_PATH, Some(&body), auth)
             .await
-            .map_err(|e| match e {
-                ClientError::Refused {
+            .map_err(|e| match e.into_call_failure() {
+                CallFailure::Refused {
                     status,
                     code,
                     message,
-                    ..
                 } => LinkError::Refused {
                     provider: provider.clone(),
                     status,
                     code,
                     message,
                 },
-                ClientError::InvalidResponse { detail, .. } => LinkError::InvalidAnswer {
+                CallFailure::InvalidAnswer { detail } => LinkError::InvalidAnswer {
                     provider: provider.clone(),
                     detail,
                 },
-                ClientError::InvalidRequest { detail } => LinkError::Request {
+                CallFailure::Request { detail } => LinkError::Request {
                     provider: provider.clone(),
                     detail,
                 },
-                ClientError::InvalidUrl { detail, .. } | ClientError::Transport { detail, .. } => {
-                    unreachable(detail)
-                }
+                CallFailure::Unreachable { detail } => unreachable(detail),
             })?;
         let invalid = |detail: String| LinkError::InvalidAnswer {
             provider: provider.clone(),

@@ -33,7 +33,58 @@ pub enum ClientError {
     InvalidRequest { detail: String },
 }
 
+/// A failed call to a peer as a server reports it: the peer refused (its status, code and
+/// message), answered 2xx with something unreadable, the request could not be built (a bug on
+/// the caller's side), or no answer came (`detail` says why). Servers map it to their own link
+/// errors, which name the peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallFailure {
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    InvalidAnswer {
+        detail: String,
+    },
+    Request {
+        detail: String,
+    },
+    Unreachable {
+        detail: String,
+    },
+}
+
 impl ClientError {
+    /// What this failure means to a server calling a peer ([`CallFailure`]).
+    pub fn into_call_failure(self) -> CallFailure {
+        match self {
+            ClientError::Refused {
+                status,
+                code,
+                message,
+                ..
+            } => CallFailure::Refused {
+                status,
+                code,
+                message,
+            },
+            ClientError::InvalidResponse { detail, .. } => CallFailure::InvalidAnswer { detail },
+            ClientError::InvalidRequest { detail } => CallFailure::Request { detail },
+            ClientError::InvalidUrl { detail, .. } | ClientError::Transport { detail, .. } => {
+                CallFailure::Unreachable { detail }
+            }
+        }
+    }
+
+    /// Why a client could not be made for a URL: the URL's own problem when that is it (the
+    /// caller names the URL already), else the whole error.
+    pub fn into_url_detail(self) -> String {
+        match self {
+            ClientError::InvalidUrl { detail, .. } => detail,
+            other => other.to_string(),
+        }
+    }
     /// The server's stable error code, when it refused.
     pub fn code(&self) -> Option<&str> {
         match self {

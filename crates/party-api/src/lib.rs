@@ -14,6 +14,6 @@ pub mod registrar;
 mod signer;
 mod transport;
 
-pub use error::ClientError;
+pub use error::{CallFailure, ClientError};
 pub use signer::{PartySigner, PARTY_REQUEST_HEADER};
 pub use transport::{Auth, HttpClient, Method};

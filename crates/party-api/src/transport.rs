@@ -145,6 +145,18 @@ impl HttpClient {
         Ok(HttpClient::build(base_url, origin, None))
     }
 
+    /// [`HttpClient::with_roots_pem`] when `roots_pem` is given, else [`HttpClient::new`]: how a
+    /// server makes the client of a peer it may reach over `https://` or not.
+    pub fn with_optional_roots(
+        base_url: &str,
+        roots_pem: Option<&[u8]>,
+    ) -> Result<HttpClient, ClientError> {
+        match roots_pem {
+            Some(pem) => HttpClient::with_roots_pem(base_url, pem),
+            None => HttpClient::new(base_url),
+        }
+    }
+
     /// A client of `base_url` trusting, for `https://`, only the PEM certificates given.
     pub fn with_roots_pem(base_url: &str, roots_pem: &[u8]) -> Result<HttpClient, ClientError> {
         let origin = parse_base_url(base_url)?;

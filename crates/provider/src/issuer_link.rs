@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use party_api::provider::{GrantRequest, SaResponse};
-use party_api::{Auth, ClientError, HttpClient, Method, PartySigner};
+use party_api::{Auth, CallFailure, HttpClient, Method, PartySigner};
 use pki::{PartyId, UnixTime};
 use protocol::SignedObject;
 
@@ -133,19 +133,13 @@ impl HttpIssuerLink {
     ) -> Result<HttpIssuerLink, LinkError> {
         let mut clients = HashMap::new();
         for (issuer, url) in issuers {
-            let client = match tls_roots_pem {
-                Some(pem) => HttpClient::with_roots_pem(url, pem),
-                None => HttpClient::new(url),
-            }
-            .map_err(|e| LinkError::UnusableUrl {
-                issuer: issuer.clone(),
-                url: url.clone(),
-                detail: match e {
-                    ClientError::InvalidUrl { detail, .. } => detail,
-                    other => other.to_string(),
-                },
-            })?
-            .with_timeout(ISSUER_CALL_TIMEOUT);
+            let client = HttpClient::with_optional_roots(url, tls_roots_pem)
+                .map_err(|e| LinkError::UnusableUrl {
+                    issuer: issuer.clone(),
+                    url: url.clone(),
+                    detail: e.into_url_detail(),
+                })?
+                .with_timeout(ISSUER_CALL_TIMEOUT);
             clients.insert(issuer.clone(), client);
         }
         Ok(HttpIssuerLink { signer, clients })
@@ -181,33 +175,30 @@ impl IssuerLink for HttpIssuerLink {
         let answer: SaResponse = client
             .call(Method::Post, GRANT_PATH, Some(&body), auth)
             .await
-            .map_err(|e| match e {
-                ClientError::Refused {
+            .map_err(|e| match e.into_call_failure() {
+                CallFailure::Refused {
                     status,
                     code,
                     message,
-                    ..
                 } => LinkError::Refused {
                     issuer: issuer.clone(),
                     status,
                     code,
                     message,
                 },
-                ClientError::InvalidResponse { detail, .. } => LinkError::InvalidAnswer {
+                CallFailure::InvalidAnswer { detail } => LinkError::InvalidAnswer {
                     issuer: issuer.clone(),
                     detail,
                 },
-                ClientError::InvalidRequest { detail } => LinkError::Request {
+                CallFailure::Request { detail } => LinkError::Request {
                     issuer: issuer.clone(),
                     detail,
                 },
-                ClientError::InvalidUrl { detail, .. } | ClientError::Transport { detail, .. } => {
-                    LinkError::Unreachable {
-                        issuer: issuer.clone(),
-                        url: client.base_url().to_string(),
-                        detail,
-                    }
-                }
+                CallFailure::Unreachable { detail } => LinkError::Unreachable {
+                    issuer: issuer.clone(),
+                    url: client.base_url().to_string(),
+                    detail,
+                },
             })?;
         let invalid = |detail: String| LinkError::InvalidAnswer {
             issuer: issuer.clone(),

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use party_api::registrar::RegistrarClient;
-use party_api::{ClientError, HttpClient, PartySigner};
+use party_api::{CallFailure, HttpClient, PartySigner};
 use pki::{PartyId, UnixTime};
 use protocol::{Sdi, SignedObject};
 
@@ -98,19 +98,13 @@ impl HttpDataRegistrar {
         url: &str,
         tls_roots_pem: Option<&[u8]>,
     ) -> Result<HttpDataRegistrar, RegistrarLinkError> {
-        let http = match tls_roots_pem {
-            Some(pem) => HttpClient::with_roots_pem(url, pem),
-            None => HttpClient::new(url),
-        }
-        .map_err(|e| RegistrarLinkError::UnusableUrl {
-            registrar: registrar.clone(),
-            url: url.to_string(),
-            detail: match e {
-                ClientError::InvalidUrl { detail, .. } => detail,
-                other => other.to_string(),
-            },
-        })?
-        .with_timeout(REGISTRAR_CALL_TIMEOUT);
+        let http = HttpClient::with_optional_roots(url, tls_roots_pem)
+            .map_err(|e| RegistrarLinkError::UnusableUrl {
+                registrar: registrar.clone(),
+                url: url.to_string(),
+                detail: e.into_url_detail(),
+            })?
+            .with_timeout(REGISTRAR_CALL_TIMEOUT);
         Ok(HttpDataRegistrar {
             signer,
             registrar,
@@ -135,33 +129,30 @@ impl DataRegistrarLink for HttpDataRegistrar {
         self.client
             .certify_data(&self.signer, &self.registrar, now, sdi, data)
             .await
-            .map_err(|e| match e {
-                ClientError::Refused {
+            .map_err(|e| match e.into_call_failure() {
+                CallFailure::Refused {
                     status,
                     code,
                     message,
-                    ..
                 } => RegistrarLinkError::Refused {
                     registrar: registrar(),
                     status,
                     code,
                     message,
                 },
-                ClientError::InvalidResponse { detail, .. } => RegistrarLinkError::InvalidAnswer {
+                CallFailure::InvalidAnswer { detail } => RegistrarLinkError::InvalidAnswer {
                     registrar: registrar(),
                     detail,
                 },
-                ClientError::InvalidRequest { detail } => RegistrarLinkError::Request {
+                CallFailure::Request { detail } => RegistrarLinkError::Request {
                     registrar: registrar(),
                     detail,
                 },
-                ClientError::InvalidUrl { detail, .. } | ClientError::Transport { detail, .. } => {
-                    RegistrarLinkError::Unreachable {
-                        registrar: registrar(),
-                        url: self.client.http().base_url().to_string(),
-                        detail,
-                    }
-                }
+                CallFailure::Unreachable { detail } => RegistrarLinkError::Unreachable {
+                    registrar: registrar(),
+                    url: self.client.http().base_url().to_string(),
+                    detail,
+                },
             })
     }
 }

@@ -39,10 +39,7 @@ impl CrlSource {
     }
 
     fn client(&self) -> Result<RegistrarClient, ClientError> {
-        let http = match &self.tls_roots_pem {
-            Some(pem) => HttpClient::with_roots_pem(&self.url, pem)?,
-            None => HttpClient::new(&self.url)?,
-        };
+        let http = HttpClient::with_optional_roots(&self.url, self.tls_roots_pem.as_deref())?;
         Ok(RegistrarClient::new(http))
     }
 }
