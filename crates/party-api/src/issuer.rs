@@ -9,6 +9,8 @@ use pki::{CardId, Certificate, Crl, PartyId, UnixTime};
 use protocol::{Challenge, Nonce, Sdi, SignedObject};
 use serde::{Deserialize, Serialize};
 
+pub use crate::answers::FieldError;
+use crate::answers::{certificate_field, get, hex_field, object_field, post};
 use crate::{Auth, ClientError, HttpClient, Method, PartySigner};
 
 /// `GET /v1/issuer`: who this issuer is (its IRC carries the key its ledgers are signed with).
@@ -356,47 +358,6 @@ pub struct CrlSummary {
     pub source: String,
 }
 
-// ---- decoding the hex fields ------------------------------------------------------------------
-
-/// A field of an answer that does not hold what the API promises (hex of the right object).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the answer's {field} is not {expected}: {detail}")]
-pub struct FieldError {
-    pub field: &'static str,
-    pub expected: &'static str,
-    pub detail: String,
-}
-
-fn hex_field(
-    field: &'static str,
-    expected: &'static str,
-    text: &str,
-) -> Result<Vec<u8>, FieldError> {
-    hex::decode(text).map_err(|e| FieldError {
-        field,
-        expected,
-        detail: e.to_string(),
-    })
-}
-
-fn object_field(field: &'static str, text: &str) -> Result<SignedObject, FieldError> {
-    const EXPECTED: &str = "a hex DER signed object";
-    SignedObject::from_der(&hex_field(field, EXPECTED, text)?).map_err(|e| FieldError {
-        field,
-        expected: EXPECTED,
-        detail: e.to_string(),
-    })
-}
-
-fn certificate_field(field: &'static str, text: &str) -> Result<Certificate, FieldError> {
-    const EXPECTED: &str = "a hex DER certificate";
-    Certificate::from_der(&hex_field(field, EXPECTED, text)?).map_err(|e| FieldError {
-        field,
-        expected: EXPECTED,
-        detail: e.to_string(),
-    })
-}
-
 impl ChallengeResponse {
     /// The challenge to give the card's REGISTER.
     pub fn challenge_value(&self) -> Result<Challenge, FieldError> {
@@ -544,7 +505,7 @@ impl IssuerClient {
 
     /// `GET /v1/issuer`: party ID, IRC and public key.
     pub async fn identity(&self) -> Result<IdentityResponse, ClientError> {
-        self.get("/v1/issuer").await
+        get(&self.http, "/v1/issuer").await
     }
 
     /// `POST /v1/cards` as operator `token`: a personalisation record (it holds Sk and the
@@ -566,13 +527,17 @@ impl IssuerClient {
 
     /// `GET /v1/cards/{card_id}`.
     pub async fn card(&self, card_id: &CardId) -> Result<CardResponse, ClientError> {
-        self.get(&card_path(card_id, "")).await
+        get(&self.http, &card_path(card_id, "")).await
     }
 
     /// `POST /v1/cards/{card_id}/challenge`: a fresh REG-2 challenge.
     pub async fn challenge(&self, card_id: &CardId) -> Result<ChallengeResponse, ClientError> {
-        self.post(&card_path(card_id, "/challenge"), &serde_json::json!({}))
-            .await
+        post(
+            &self.http,
+            &card_path(card_id, "/challenge"),
+            &serde_json::json!({}),
+        )
+        .await
     }
 
     /// `POST /v1/cards/{card_id}/registration`: the card's signed registration information
@@ -585,18 +550,17 @@ impl IssuerClient {
         let request = RegistrationRequest {
             registration: hex::encode(registration.to_der()),
         };
-        self.post(&card_path(card_id, "/registration"), &request)
-            .await
+        post(&self.http, &card_path(card_id, "/registration"), &request).await
     }
 
     /// `GET /v1/cards/{card_id}/contents`: the issuer's view of the card.
     pub async fn contents(&self, card_id: &CardId) -> Result<ContentsResponse, ClientError> {
-        self.get(&card_path(card_id, "/contents")).await
+        get(&self.http, &card_path(card_id, "/contents")).await
     }
 
     /// `GET /v1/cards/{card_id}/ledger`.
     pub async fn ledger(&self, card_id: &CardId) -> Result<LedgerResponse, ClientError> {
-        self.get(&card_path(card_id, "/ledger")).await
+        get(&self.http, &card_path(card_id, "/ledger")).await
     }
 
     /// `POST /v1/cards/{card_id}/reconcile`: compares the view with the card's signed
@@ -611,7 +575,7 @@ impl IssuerClient {
             listing: hex::encode(listing.to_der()),
             nonce: hex::encode(nonce.as_bytes()),
         };
-        self.post(&card_path(card_id, "/reconcile"), &request).await
+        post(&self.http, &card_path(card_id, "/reconcile"), &request).await
     }
 
     /// `PUT /v1/providers/{provider}` as operator `token`: replaces the issuer's policy for
@@ -635,7 +599,7 @@ impl IssuerClient {
     /// `GET /v1/providers/{provider}`: the policy (an unknown provider is blocked, quota 0).
     pub async fn provider(&self, provider: &PartyId) -> Result<ProviderResponse, ClientError> {
         // Party IDs are [A-Za-z0-9._-]: nothing to escape in a path.
-        self.get(&format!("/v1/providers/{provider}")).await
+        get(&self.http, &format!("/v1/providers/{provider}")).await
     }
 
     /// `POST /v1/authorizations/grant` (STO-2) as a party request of provider `signer` at
@@ -678,7 +642,7 @@ impl IssuerClient {
             sdi: hex::encode(sdi.to_der()),
             challenge: hex::encode(challenge.0),
         };
-        self.post("/v1/authorizations/request", &request).await
+        post(&self.http, "/v1/authorizations/request", &request).await
     }
 
     /// `POST /v1/delegations` as operator `token` (STO-3).
@@ -709,7 +673,7 @@ impl IssuerClient {
             receipt: hex::encode(receipt.to_der()),
             sdi: sdi.map(|sdi| hex::encode(sdi.to_der())),
         };
-        self.post("/v1/receipts", &request).await
+        post(&self.http, "/v1/receipts", &request).await
     }
 
     /// `POST /v1/cards/{card_id}/revocation` as operator `token` (REG-3): revokes the card's
@@ -736,7 +700,7 @@ impl IssuerClient {
 
     /// `GET /v1/crl`: the current CRL of the issuer's RCs.
     pub async fn crl(&self) -> Result<CrlResponse, ClientError> {
-        self.get("/v1/crl").await
+        get(&self.http, "/v1/crl").await
     }
 
     /// The current CRL of the issuer's RCs, parsed, its number checked against the answer's.
@@ -763,7 +727,7 @@ impl IssuerClient {
 
     /// `GET /v1/crls`: the registrars' CRLs the issuer holds now.
     pub async fn crls(&self) -> Result<CrlsResponse, ClientError> {
-        self.get("/v1/crls").await
+        get(&self.http, "/v1/crls").await
     }
 
     /// `POST /v1/crls/refresh` as operator `token`: the issuer fetches its registrars' CRLs
@@ -778,22 +742,6 @@ impl IssuerClient {
                 None,
                 Auth::Operator(token),
             )
-            .await
-    }
-
-    async fn get<R: serde::de::DeserializeOwned>(&self, path: &str) -> Result<R, ClientError> {
-        self.http
-            .call::<(), R>(Method::Get, path, None, Auth::None)
-            .await
-    }
-
-    async fn post<B: Serialize, R: serde::de::DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &B,
-    ) -> Result<R, ClientError> {
-        self.http
-            .call(Method::Post, path, Some(body), Auth::None)
             .await
     }
 }

@@ -7,6 +7,7 @@
 //! It holds no secret but a calling party's own signing key, and knows no server's internals:
 //! the terminal, the CLI, the e2e tests and the servers' calls to each other all use it.
 
+mod answers;
 mod error;
 pub mod issuer;
 pub mod provider;

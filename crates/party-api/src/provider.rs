@@ -10,7 +10,8 @@ use pki::{CardId, Certificate, PartyId, UnixTime};
 use protocol::{Challenge, ItemId, Policy, Sdi, SignedObject};
 use serde::{Deserialize, Serialize};
 
-pub use crate::issuer::FieldError;
+pub use crate::answers::FieldError;
+use crate::answers::{certificate_field, get, hex_field, object_field, post};
 use crate::{Auth, ClientError, HttpClient, Method, PartySigner};
 
 /// `GET /v1/provider`: who this provider is (its DPR carries the key its SAs, SDCIs and
@@ -317,38 +318,6 @@ pub struct CrlSummary {
     pub source: String,
 }
 
-// ---- decoding the hex fields ------------------------------------------------------------------
-
-fn hex_field(
-    field: &'static str,
-    expected: &'static str,
-    text: &str,
-) -> Result<Vec<u8>, FieldError> {
-    hex::decode(text).map_err(|e| FieldError {
-        field,
-        expected,
-        detail: e.to_string(),
-    })
-}
-
-fn object_field(field: &'static str, text: &str) -> Result<SignedObject, FieldError> {
-    const EXPECTED: &str = "a hex DER signed object";
-    SignedObject::from_der(&hex_field(field, EXPECTED, text)?).map_err(|e| FieldError {
-        field,
-        expected: EXPECTED,
-        detail: e.to_string(),
-    })
-}
-
-fn certificate_field(field: &'static str, text: &str) -> Result<Certificate, FieldError> {
-    const EXPECTED: &str = "a hex DER certificate";
-    Certificate::from_der(&hex_field(field, EXPECTED, text)?).map_err(|e| FieldError {
-        field,
-        expected: EXPECTED,
-        detail: e.to_string(),
-    })
-}
-
 impl IdentityResponse {
     /// The provider's DPR.
     pub fn dpr_certificate(&self) -> Result<Certificate, FieldError> {
@@ -498,7 +467,7 @@ impl ProviderClient {
 
     /// `GET /v1/provider`: party ID, DPR and public key.
     pub async fn identity(&self) -> Result<IdentityResponse, ClientError> {
-        self.get("/v1/provider").await
+        get(&self.http, "/v1/provider").await
     }
 
     /// `POST /v1/items` as operator `token`: publishes `data` as `item_id` version `version`
@@ -530,7 +499,7 @@ impl ProviderClient {
 
     /// `GET /v1/items`: the catalog.
     pub async fn items(&self) -> Result<ItemList, ClientError> {
-        self.get("/v1/items").await
+        get(&self.http, "/v1/items").await
     }
 
     /// `GET /v1/items/{item_id}`: one version, the highest if `version` is `None`.
@@ -539,11 +508,10 @@ impl ProviderClient {
         item_id: &ItemId,
         version: Option<u32>,
     ) -> Result<ItemResponse, ClientError> {
-        self.get(&format!(
-            "{}{}",
-            item_path(item_id, ""),
-            version_query('?', version)
-        ))
+        get(
+            &self.http,
+            &format!("{}{}", item_path(item_id, ""), version_query('?', version)),
+        )
         .await
     }
 
@@ -561,7 +529,7 @@ impl ProviderClient {
             card.to_hex(),
             version_query('&', version)
         );
-        self.get(&path).await
+        get(&self.http, &path).await
     }
 
     /// `GET /v1/items/{item_id}/certified`: the data with an SDCI over `sdi` (see
@@ -584,7 +552,7 @@ impl ProviderClient {
             card.to_hex(),
             hex::encode(sdi.to_der())
         );
-        self.get(&path).await
+        get(&self.http, &path).await
     }
 
     /// `POST /v1/authorizations/grant` (STO-1) as a party request of issuer `signer` at
@@ -631,7 +599,7 @@ impl ProviderClient {
             challenge: hex::encode(challenge.0),
             issuer: issuer.to_string(),
         };
-        self.post("/v1/authorizations/request", &request).await
+        post(&self.http, "/v1/authorizations/request", &request).await
     }
 
     /// `POST /v1/authorizations/alone` (STO-3): the provider's lone SA for `sdi` over the
@@ -647,7 +615,7 @@ impl ProviderClient {
             sdi: hex::encode(sdi.to_der()),
             challenge: hex::encode(challenge.0),
         };
-        self.post("/v1/authorizations/alone", &request).await
+        post(&self.http, "/v1/authorizations/alone", &request).await
     }
 
     /// `POST /v1/delegations` as operator `token`: the provider keeps the issuer's
@@ -672,7 +640,7 @@ impl ProviderClient {
 
     /// `GET /v1/delegations`: the delegations the provider keeps.
     pub async fn delegations(&self) -> Result<DelegationList, ClientError> {
-        self.get("/v1/delegations").await
+        get(&self.http, "/v1/delegations").await
     }
 
     /// `POST /v1/receipts` (STO-7): the card's receipt with its RC and the IRC of the issuer
@@ -689,33 +657,39 @@ impl ProviderClient {
             rc: hex::encode(rc.der()),
             irc: hex::encode(irc.der()),
         };
-        self.post("/v1/receipts", &request).await
+        post(&self.http, "/v1/receipts", &request).await
     }
 
     /// `GET /v1/cards/{card_id}/contents`: the provider's view of its items on the card.
     pub async fn contents(&self, card_id: &CardId) -> Result<ContentsResponse, ClientError> {
-        self.get(&format!("/v1/cards/{}/contents", card_id.to_hex()))
-            .await
+        get(
+            &self.http,
+            &format!("/v1/cards/{}/contents", card_id.to_hex()),
+        )
+        .await
     }
 
     /// `GET /v1/cards/{card_id}/ledger`.
     pub async fn ledger(&self, card_id: &CardId) -> Result<LedgerResponse, ClientError> {
-        self.get(&format!("/v1/cards/{}/ledger", card_id.to_hex()))
-            .await
+        get(
+            &self.http,
+            &format!("/v1/cards/{}/ledger", card_id.to_hex()),
+        )
+        .await
     }
 
     /// `GET /v1/members?item=`: the cards holding `item_id` in the provider's view.
     pub async fn members(&self, item_id: &ItemId) -> Result<MembersResponse, ClientError> {
-        self.get(&format!(
-            "/v1/members?item={}",
-            hex::encode(item_id.as_bytes())
-        ))
+        get(
+            &self.http,
+            &format!("/v1/members?item={}", hex::encode(item_id.as_bytes())),
+        )
         .await
     }
 
     /// `GET /v1/crls`: the CRLs the provider holds now (the registrars', the issuers').
     pub async fn crls(&self) -> Result<CrlsResponse, ClientError> {
-        self.get("/v1/crls").await
+        get(&self.http, "/v1/crls").await
     }
 
     /// `POST /v1/crls/refresh` as operator `token`: the provider fetches its registrars' and
@@ -731,22 +705,6 @@ impl ProviderClient {
                 None,
                 Auth::Operator(token),
             )
-            .await
-    }
-
-    async fn get<R: serde::de::DeserializeOwned>(&self, path: &str) -> Result<R, ClientError> {
-        self.http
-            .call::<(), R>(Method::Get, path, None, Auth::None)
-            .await
-    }
-
-    async fn post<B: Serialize, R: serde::de::DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &B,
-    ) -> Result<R, ClientError> {
-        self.http
-            .call(Method::Post, path, Some(body), Auth::None)
             .await
     }
 }
