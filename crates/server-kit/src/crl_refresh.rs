@@ -197,6 +197,64 @@ impl CrlRefreshError {
     }
 }
 
+/// Which of the two registrars a followed one is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrarKind {
+    /// Certifies issuers (IRCs): its CRL revokes issuers, and so their SARs, delegations and
+    /// the RCs they signed.
+    IssuerRegistrar,
+    /// Certifies providers (DPRs).
+    DataRegistrar,
+}
+
+impl std::fmt::Display for RegistrarKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RegistrarKind::IssuerRegistrar => "Issuer Registrar",
+            RegistrarKind::DataRegistrar => "Data Registrar",
+        })
+    }
+}
+
+/// A registrar a server follows: which one, and where and under which root its CRLs are.
+#[derive(Debug, Clone)]
+pub struct FollowedRegistrar {
+    pub kind: RegistrarKind,
+    pub source: CrlSource,
+}
+
+impl FollowedRegistrar {
+    /// The registrar's party ID (its root's subject).
+    pub fn party_id(&self) -> &PartyId {
+        self.source.anchor.subject_id()
+    }
+
+    /// Whether this registrar's root signed `crl` (by name and key identifier; the signature
+    /// was checked when the CRL was fetched).
+    pub fn signed(&self, crl: &Crl) -> bool {
+        crl.issuer_id() == self.source.anchor.subject_id()
+            && crl.authority_key_id() == self.source.anchor.subject_key_id()
+    }
+}
+
+/// One registrar whose CRL could not be taken.
+#[derive(Debug, thiserror::Error)]
+#[error("the {kind} {registrar}: {source}")]
+pub struct RegistrarFailure {
+    pub kind: RegistrarKind,
+    pub registrar: PartyId,
+    #[source]
+    pub source: CrlRefreshError,
+}
+
+impl RegistrarFailure {
+    /// Whether the registrar answered at all (with a refusal, or with something that is not a
+    /// CRL under its root), as opposed to not being reachable.
+    pub fn answered(&self) -> bool {
+        self.source.answered()
+    }
+}
+
 /// Where a CRL in force at a server stands among those [`HeldCrls`] keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeldOrigin {

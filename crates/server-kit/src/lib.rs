@@ -26,7 +26,7 @@ use std::path::PathBuf;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use crl_refresh::{
     fetch_crl, fetch_crls_once, spawn_crl_refresh, CrlRefresh, CrlRefreshError, CrlSource,
-    HeldCrls, HeldOrigin,
+    FollowedRegistrar, HeldCrls, HeldOrigin, RegistrarFailure, RegistrarKind,
 };
 pub use db::{create_postgres_database, redact_url, Db, DbError, Migration, MigrationSet};
 pub use error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, InternalErrorBody};
