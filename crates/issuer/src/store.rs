@@ -66,49 +66,7 @@ pub enum RegisterOutcome {
     AlreadyRegistered,
 }
 
-/// Why an RC was revoked: RFC 5280 §5.3.1's reasons, the same names as the registrars' (a lost
-/// or stolen card is `key_compromise`). Recorded and reported by the API; the CRL profile
-/// carries no entry extensions, so the CRL itself lists only the serial.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RevocationReason {
-    Unspecified,
-    KeyCompromise,
-    AffiliationChanged,
-    Superseded,
-    CessationOfOperation,
-}
-
-impl RevocationReason {
-    pub const ALL: [RevocationReason; 5] = [
-        RevocationReason::Unspecified,
-        RevocationReason::KeyCompromise,
-        RevocationReason::AffiliationChanged,
-        RevocationReason::Superseded,
-        RevocationReason::CessationOfOperation,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RevocationReason::Unspecified => "unspecified",
-            RevocationReason::KeyCompromise => "key_compromise",
-            RevocationReason::AffiliationChanged => "affiliation_changed",
-            RevocationReason::Superseded => "superseded",
-            RevocationReason::CessationOfOperation => "cessation_of_operation",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<RevocationReason> {
-        RevocationReason::ALL
-            .into_iter()
-            .find(|r| r.as_str() == text)
-    }
-}
-
-impl std::fmt::Display for RevocationReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use pki::RevocationReason;
 
 /// The revocation of one card's RC (REG-3: a lost or stolen card).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -362,3 +362,63 @@ pub fn issue_crl(
         .map_err(|_| PkiError::Encoding { what: "a CRL" })?;
     Crl::from_der(&der)
 }
+
+/// Why a certificate was revoked: RFC 5280 §5.3.1's reasons that apply to our certificates (a
+/// lost or stolen card is `key_compromise`). Registrars and issuers record and report them;
+/// our CRL profile carries no entry extensions, so a CRL itself lists only serials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RevocationReason {
+    Unspecified,
+    KeyCompromise,
+    AffiliationChanged,
+    Superseded,
+    CessationOfOperation,
+}
+
+impl RevocationReason {
+    pub const ALL: [RevocationReason; 5] = [
+        RevocationReason::Unspecified,
+        RevocationReason::KeyCompromise,
+        RevocationReason::AffiliationChanged,
+        RevocationReason::Superseded,
+        RevocationReason::CessationOfOperation,
+    ];
+
+    /// The snake_case name the APIs use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevocationReason::Unspecified => "unspecified",
+            RevocationReason::KeyCompromise => "key_compromise",
+            RevocationReason::AffiliationChanged => "affiliation_changed",
+            RevocationReason::Superseded => "superseded",
+            RevocationReason::CessationOfOperation => "cessation_of_operation",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<RevocationReason> {
+        RevocationReason::ALL
+            .into_iter()
+            .find(|r| r.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for RevocationReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod reason_tests {
+    use super::RevocationReason;
+
+    #[test]
+    fn reasons_round_trip_by_name_and_unknown_names_are_refused() {
+        for r in RevocationReason::ALL {
+            assert_eq!(RevocationReason::parse(r.as_str()), Some(r));
+            assert_eq!(r.to_string(), r.as_str());
+        }
+        assert_eq!(RevocationReason::parse("lost"), None);
+        assert_eq!(RevocationReason::parse("KEY_COMPROMISE"), None);
+    }
+}

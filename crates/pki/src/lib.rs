@@ -22,7 +22,7 @@ mod time;
 
 pub use certificate::{issue, issue_root, Certificate, CertificateRequest};
 pub use chain::{verify_chain, VerifiedChain, MAX_CHAIN_LEN};
-pub use crl::{issue_crl, Crl};
+pub use crl::{issue_crl, Crl, RevocationReason};
 pub use ids::{CardId, PartyId, Role, UnixTime};
 pub use oid::CARDWRIGHT_ARC;
 pub use profile::KEY_IDENTIFIER_LEN;

@@ -63,43 +63,7 @@ impl RegistrarRole {
     }
 }
 
-/// Why a certificate was revoked: RFC 5280 §5.3.1's reasons that apply to party certificates.
-/// Recorded and reported by the API; our CRL profile carries no entry extensions, so the CRL
-/// itself lists only the serial.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RevocationReason {
-    Unspecified,
-    KeyCompromise,
-    AffiliationChanged,
-    Superseded,
-    CessationOfOperation,
-}
-
-impl RevocationReason {
-    pub const ALL: [RevocationReason; 5] = [
-        RevocationReason::Unspecified,
-        RevocationReason::KeyCompromise,
-        RevocationReason::AffiliationChanged,
-        RevocationReason::Superseded,
-        RevocationReason::CessationOfOperation,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RevocationReason::Unspecified => "unspecified",
-            RevocationReason::KeyCompromise => "key_compromise",
-            RevocationReason::AffiliationChanged => "affiliation_changed",
-            RevocationReason::Superseded => "superseded",
-            RevocationReason::CessationOfOperation => "cessation_of_operation",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<RevocationReason> {
-        RevocationReason::ALL
-            .into_iter()
-            .find(|r| r.as_str() == text)
-    }
-}
+pub use pki::RevocationReason;
 
 /// Validity periods the registrar applies (docs/pki.md's suggestions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
