@@ -7,37 +7,8 @@ use party_api::registrar::RegistrarClient;
 use party_api::{ClientError, HttpClient};
 
 fn make_certificate(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-    let cert = dir.join(format!("{name}.pem"));
-    let key = dir.join(format!("{name}-key.pem"));
-    let status = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .args([
-            "-days",
-            "2",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost",
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-        ])
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl must be installed (scripts/test.sh installs it)");
-    assert!(status.success());
-    (cert, key)
+    let files = server_kit::testing::self_signed_tls_for_tests(dir, name);
+    (files.certificate_chain, files.private_key)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -402,6 +402,49 @@ fn decode_chunked(mut data: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// A self-signed P-256 TLS certificate for `localhost` (and its key) made by `openssl` in
+/// `dir` as `<name>.pem` / `<name>-key.pem`, for tests of TLS listeners and clients
+/// (`scripts/test.sh` installs openssl).
+pub fn self_signed_tls_for_tests(dir: &std::path::Path, name: &str) -> crate::TlsFiles {
+    let certificate_chain = dir.join(format!("{name}.pem"));
+    let private_key = dir.join(format!("{name}-key.pem"));
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .arg("-keyout")
+        .arg(&private_key)
+        .arg("-out")
+        .arg(&certificate_chain)
+        .args([
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl must be installed (scripts/test.sh installs it)");
+    assert!(
+        status.success(),
+        "openssl could not make a test certificate"
+    );
+    crate::TlsFiles {
+        certificate_chain,
+        private_key,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

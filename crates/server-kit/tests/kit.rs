@@ -393,36 +393,8 @@ async fn graceful_shutdown_stops_the_listener() {
 #[tokio::test]
 async fn serves_over_tls() {
     let dir = tempfile::tempdir().unwrap();
-    let cert = dir.path().join("cert.pem");
-    let key = dir.path().join("key.pem");
-    let status = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .args([
-            "-days",
-            "2",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost",
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-        ])
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl must be installed (scripts/test.sh installs it)");
-    assert!(status.success());
+    let made = server_kit::testing::self_signed_tls_for_tests(dir.path(), "cert");
+    let (cert, key) = (made.certificate_chain, made.private_key);
 
     let bad = server_kit::TlsFiles {
         certificate_chain: key.clone(),
