@@ -77,15 +77,7 @@ fn new(dir: &Path, key: KeyArgs, image_kib: usize) -> anyhow::Result<()> {
             dir.display()
         );
     }
-    let (sealing, where_from) = match (&key.key_file, std::env::var_os(SEALING_KEY_ENV)) {
-        (Some(path), _) if path.exists() => (SealingKey::from_key_file(path)?, None),
-        (Some(path), _) => (SealingKey::generate_file(path)?, Some(path.clone())),
-        (None, Some(_)) => (SealingKey::resolve(None)?, None),
-        (None, None) => {
-            let path = CardDir::suggested_key_file(dir);
-            (SealingKey::generate_file(&path)?, Some(path))
-        }
-    };
+    let (sealing, where_from) = sealing_key_for_new_card(dir, &key)?;
     let hosted = HostedCard::create(dir, &sealing, image_kib * 1024)
         .with_context(|| format!("creating a card in {}", dir.display()))?;
     println!("created a blank card in {}", dir.display());
@@ -98,6 +90,24 @@ fn new(dir: &Path, key: KeyArgs, image_kib: usize) -> anyhow::Result<()> {
     }
     print_info(hosted.card());
     Ok(())
+}
+
+/// The sealing key for a new card in `dir`: the key file given (generated there if absent),
+/// else `CARDWRIGHT_CARD_KEY`, else a new key file beside the card. The path is returned when a
+/// new key file was written, so the caller can say where.
+pub fn sealing_key_for_new_card(
+    dir: &Path,
+    key: &KeyArgs,
+) -> anyhow::Result<(SealingKey, Option<PathBuf>)> {
+    Ok(match (&key.key_file, std::env::var_os(SEALING_KEY_ENV)) {
+        (Some(path), _) if path.exists() => (SealingKey::from_key_file(path)?, None),
+        (Some(path), _) => (SealingKey::generate_file(path)?, Some(path.clone())),
+        (None, Some(_)) => (SealingKey::resolve(None)?, None),
+        (None, None) => {
+            let path = CardDir::suggested_key_file(dir);
+            (SealingKey::generate_file(&path)?, Some(path))
+        }
+    })
 }
 
 fn open(dir: &Path, key: &KeyArgs) -> anyhow::Result<HostedCard<SealedFileNvm>> {

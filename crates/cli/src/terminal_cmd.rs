@@ -172,17 +172,10 @@ fn open_image(dir: &Path, key: &KeyArgs, create: bool) -> anyhow::Result<Hosted>
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating {}", parent.display()))?;
         }
-        let sealing = match (&key.key_file, std::env::var_os(SEALING_KEY_ENV)) {
-            (Some(path), _) if path.exists() => SealingKey::from_key_file(path)?,
-            (Some(path), _) => SealingKey::generate_file(path)?,
-            (None, Some(_)) => SealingKey::resolve(None)?,
-            (None, None) => {
-                let path = CardDir::suggested_key_file(dir);
-                let key = SealingKey::generate_file(&path)?;
-                println!("new card sealing key in {}", path.display());
-                key
-            }
-        };
+        let (sealing, written) = crate::card_cmd::sealing_key_for_new_card(dir, key)?;
+        if let Some(path) = written {
+            println!("new card sealing key in {}", path.display());
+        }
         let hosted = HostedCard::create(dir, &sealing, card::DEFAULT_IMAGE_CAPACITY)
             .with_context(|| format!("creating a card in {}", dir.display()))?;
         return Ok(Hosted(hosted));

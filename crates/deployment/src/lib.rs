@@ -23,7 +23,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
-use party_api::{Auth, HttpClient, Method};
+use party_api::issuer::{IssuerClient, ProviderRequest};
+use party_api::registrar::RegistrarClient;
+use party_api::HttpClient;
 use pki::{Certificate, PartyId, UnixTime};
 use server_kit::{Clock, SystemClock};
 use tokio::sync::oneshot;
@@ -265,24 +267,11 @@ async fn certify(
             return Ok(existing);
         }
     }
-    let client = HttpClient::new(registrar_url)?;
-    let body = serde_json::json!({
-        "subject": subject.as_str(),
-        "public_key": hex::encode(&public_key),
-    });
-    let answer: serde_json::Value = client
-        .call(
-            Method::Post,
-            "/v1/certificates",
-            Some(&body),
-            Auth::Operator(token),
-        )
+    let answer = RegistrarClient::new(HttpClient::new(registrar_url)?)
+        .issue(token, subject, &key.verifying_key(), None)
         .await
         .with_context(|| format!("certifying {subject} at {registrar_url}"))?;
-    let der = answer["certificate"]
-        .as_str()
-        .and_then(|h| hex::decode(h).ok())
-        .context("the registrar's answer has no certificate")?;
+    let der = hex::decode(&answer.certificate).context("the registrar's certificate is not hex")?;
     let certificate = Certificate::from_der(&der).context("the registrar's certificate")?;
     std::fs::write(path, certificate.to_pem())
         .with_context(|| format!("writing {}", path.display()))?;
@@ -533,18 +522,15 @@ impl Deployment {
 
     /// The issuer's policy allows the provider, and knows where it listens.
     async fn connect_parties(&self) -> anyhow::Result<()> {
-        let issuer = HttpClient::new(&self.issuer.url)?;
-        let body = serde_json::json!({
-            "status": "allowed",
-            "quota_bytes": DEFAULT_QUOTA_BYTES,
-            "url": self.provider.url,
-        });
-        let _: serde_json::Value = issuer
-            .call(
-                Method::Put,
-                &format!("/v1/providers/{}", self.provider.id),
-                Some(&body),
-                Auth::Operator(&self.issuer.operator_token),
+        IssuerClient::new(HttpClient::new(&self.issuer.url)?)
+            .put_provider(
+                &self.issuer.operator_token,
+                &self.provider.id,
+                &ProviderRequest {
+                    status: "allowed".to_string(),
+                    quota_bytes: DEFAULT_QUOTA_BYTES,
+                    url: Some(self.provider.url.clone()),
+                },
             )
             .await
             .context("setting the issuer's policy for the provider")?;
@@ -584,11 +570,9 @@ impl Deployment {
 
     /// Stops every server gracefully (requests in flight finish) and waits for them.
     pub async fn stop(self) -> anyhow::Result<()> {
-        for server in &self.servers {
-            tracing::debug!(server = %server.name, "stopping");
-        }
         let mut tasks = Vec::new();
         for server in self.servers {
+            tracing::debug!(server = %server.name, "stopping");
             let _ = server.stop.send(());
             tasks.push((server.name, server.task));
         }

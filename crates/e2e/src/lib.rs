@@ -153,7 +153,7 @@ pub async fn delegate(dep: &Deployment) -> anyhow::Result<String> {
         )
         .await
         .context("the issuer's delegation")?;
-    let object = protocol::SignedObject::from_der(&hex::decode(&delegation.delegation)?)?;
+    let object = delegation.delegation_object()?;
     provider
         .add_delegation(&dep.provider.operator_token, &object)
         .await
@@ -169,19 +169,11 @@ pub async fn verify_ledgers<C: CardChannel>(
 ) -> anyhow::Result<String> {
     let identity = flows::identity(card)?;
     let issuer_ledger = parties.issuer.ledger(&identity.card_id).await?;
-    let entries = issuer_ledger
-        .entries
-        .iter()
-        .map(|e| Ok(protocol::SignedObject::from_der(&hex::decode(e)?)?))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let entries = issuer_ledger.entry_objects()?;
     let issuer_summary = verify_ledger(&entries, &dep.irc.public_key(), &identity.rc)
         .context("the issuer's ledger")?;
     let provider_ledger = parties.provider.ledger(&identity.card_id).await?;
-    let entries = provider_ledger
-        .entries
-        .iter()
-        .map(|e| Ok(protocol::SignedObject::from_der(&hex::decode(&e.entry)?)?))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let entries = provider_ledger.entry_objects()?;
     let provider_summary = verify_ledger(&entries, &dep.dpr.public_key(), &identity.rc)
         .context("the provider's ledger")?;
     if issuer_summary.entries == 0 {
@@ -211,21 +203,7 @@ pub async fn obtain<C: CardChannel>(
 ) -> anyhow::Result<Obtained> {
     let identity = flows::identity(card)?;
     card.verify_pin(pin)?;
-    let catalog = parties.provider.item(item, None).await?;
-    let sdi = protocol::Sdi {
-        card_id: identity.card_id,
-        operation: protocol::Operation::Store,
-        item_id: item.clone(),
-        version: catalog.version,
-        size: catalog.size,
-        data_digest: crypto::Digest(
-            hex::decode(&catalog.data_digest)?
-                .try_into()
-                .map_err(|_| anyhow::anyhow!("digest length"))?,
-        ),
-        owner: parties.provider_id.clone(),
-        policy: protocol::Policy::from_bits(catalog.policy)?,
-    };
+    let sdi = flows::store_sdi(parties, identity.card_id, item, None).await?;
     let challenge = protocol::Challenge(card.get_challenge()?);
     let answer = parties
         .issuer
@@ -237,9 +215,9 @@ pub async fn obtain<C: CardChannel>(
         .await?;
     Ok(Obtained {
         sdi,
-        sar: protocol::SignedObject::from_der(&hex::decode(&answer.sar)?)?,
-        sa: protocol::SignedObject::from_der(&hex::decode(&answer.sa)?)?,
-        data: hex::decode(&data.data)?,
+        sar: answer.sar_object()?,
+        sa: answer.sa_object()?,
+        data: data.data_bytes()?,
     })
 }
 
@@ -309,12 +287,7 @@ pub fn issuer_signer(dep: &Deployment) -> anyhow::Result<party_api::PartySigner>
 }
 
 fn now() -> pki::UnixTime {
-    pki::UnixTime(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-    )
+    server_kit::Clock::now(&server_kit::SystemClock)
 }
 
 /// Flips the last byte of a signed object's DER (inside its signature).

@@ -11,8 +11,8 @@ use party_api::issuer::{IssuerClient, PersonaliseRequest};
 use party_api::provider::{Certifier, ProviderClient};
 use pki::{CardId, Certificate, PartyId};
 use protocol::{
-    verify_listing, verify_receipt, Challenge, ItemId, ListedItem, Nonce, Operation, Receipt,
-    ReceiptResult, Sdi, SignedObject, UserInfo,
+    verify_listing, verify_receipt, Challenge, ItemId, Nonce, Operation, Receipt, ReceiptResult,
+    Sdi, SignedObject, UserInfo,
 };
 
 use crate::{CardChannel, CardClient, Personalisation};
@@ -72,22 +72,9 @@ fn invalid(step: &'static str, detail: impl std::fmt::Display) -> FlowError {
     }
 }
 
-fn hex_field(step: &'static str, field: &str, text: &str) -> Result<Vec<u8>, FlowError> {
-    hex::decode(text).map_err(|e| invalid(step, format!("{field} is not hex: {e}")))
-}
-
-fn object_field(step: &'static str, field: &str, text: &str) -> Result<SignedObject, FlowError> {
-    SignedObject::from_der(&hex_field(step, field, text)?)
-        .map_err(|e| invalid(step, format!("{field}: {e}")))
-}
-
-fn certificate_field(
-    step: &'static str,
-    field: &str,
-    text: &str,
-) -> Result<Certificate, FlowError> {
-    Certificate::from_der(&hex_field(step, field, text)?)
-        .map_err(|e| invalid(step, format!("{field}: {e}")))
+/// Maps a party's answer field that does not decode (party-api's own decoders) into the step.
+fn field(step: &'static str) -> impl Fn(party_api::issuer::FieldError) -> FlowError {
+    move |e| invalid(step, e)
 }
 
 /// Receives each step's description as the flow reaches it.
@@ -179,18 +166,16 @@ pub async fn register<C: CardChannel>(
         .map_err(card_step("verifying the PIN"))?;
     progress("asking the issuer for a registration challenge");
     let challenge = issuer.challenge(&card_id).await.map_err(party_step(STEP))?;
-    let challenge: [u8; 16] = hex_field(STEP, "challenge", &challenge.challenge)?
-        .try_into()
-        .map_err(|_| invalid(STEP, "the challenge is not 16 bytes"))?;
+    let challenge = challenge.challenge_value().map_err(field(STEP))?;
     progress("the card signs its registration information");
-    let registration = card.register(user, &challenge).map_err(card_step(STEP))?;
+    let registration = card.register(user, &challenge.0).map_err(card_step(STEP))?;
     progress("the issuer certifies the card (RC)");
     let answer = issuer
         .register(&card_id, &registration)
         .await
         .map_err(party_step(STEP))?;
-    let rc = certificate_field(STEP, "rc", &answer.rc)?;
-    let irc = certificate_field(STEP, "irc", &answer.irc)?;
+    let rc = answer.rc_certificate().map_err(field(STEP))?;
+    let irc = answer.irc_certificate().map_err(field(STEP))?;
     progress("the card checks RC and IRC and keeps them");
     card.register_complete(&rc, &irc).map_err(card_step(STEP))?;
     Ok(Registered { card_id, rc })
@@ -253,6 +238,32 @@ pub struct StoringOutcome {
     pub provider_seq: u64,
 }
 
+/// The SDI storing `item` (the catalog's `version`, or its highest) on `card_id`, with the
+/// item's details as the provider's catalog publishes them.
+pub async fn store_sdi(
+    parties: &Parties,
+    card_id: CardId,
+    item: &ItemId,
+    version: Option<u32>,
+) -> Result<Sdi, FlowError> {
+    const STEP: &str = "describing the item (SDI)";
+    let listed = parties
+        .provider
+        .item(item, version)
+        .await
+        .map_err(party_step(STEP))?;
+    Ok(Sdi {
+        card_id,
+        operation: Operation::Store,
+        item_id: item.clone(),
+        version: listed.version,
+        size: listed.size,
+        data_digest: listed.data_digest_value().map_err(field(STEP))?,
+        owner: parties.provider_id.clone(),
+        policy: listed.policy_value().map_err(field(STEP))?,
+    })
+}
+
 /// The SDI for `order` on this card: a store takes the item's details from the provider's
 /// catalog; a delete names the item as the card lists it.
 async fn sdi_for<C: CardChannel>(
@@ -262,48 +273,28 @@ async fn sdi_for<C: CardChannel>(
     order: &StoringOrder,
 ) -> Result<Sdi, FlowError> {
     const STEP: &str = "describing the item (SDI)";
-    let listed: ListedItem = match order.operation {
-        Operation::Store => {
-            let item = parties
-                .provider
-                .item(&order.item, order.version)
-                .await
-                .map_err(party_step(STEP))?;
-            let digest: [u8; 32] = hex_field(STEP, "data_digest", &item.data_digest)?
-                .try_into()
-                .map_err(|_| invalid(STEP, "data_digest is not 32 bytes"))?;
-            ListedItem {
-                item_id: order.item.clone(),
-                version: item.version,
-                size: item.size,
-                data_digest: crypto::Digest(digest),
-                owner: parties.provider_id.clone(),
-                policy: protocol::Policy::from_bits(item.policy)
-                    .map_err(|e| invalid(STEP, format!("policy: {e}")))?,
-            }
-        }
-        Operation::Delete => {
-            let listing = signed_listing(card, card_identity, STEP)?;
-            listing
-                .contents
-                .items()
-                .iter()
-                .find(|i| i.item_id == order.item && order.version.is_none_or(|v| v == i.version))
-                .cloned()
-                .ok_or_else(|| {
-                    invalid(
-                        STEP,
-                        format!(
-                            "the card holds no item {}",
-                            hex::encode(order.item.as_bytes())
-                        ),
-                    )
-                })?
-        }
-    };
+    if order.operation == Operation::Store {
+        return store_sdi(parties, card_identity.card_id, &order.item, order.version).await;
+    }
+    let listing = signed_listing(card, card_identity, STEP)?.listing;
+    let listed = listing
+        .contents
+        .items()
+        .iter()
+        .find(|i| i.item_id == order.item && order.version.is_none_or(|v| v == i.version))
+        .cloned()
+        .ok_or_else(|| {
+            invalid(
+                STEP,
+                format!(
+                    "the card holds no item {}",
+                    hex::encode(order.item.as_bytes())
+                ),
+            )
+        })?;
     Ok(Sdi {
         card_id: card_identity.card_id,
-        operation: order.operation,
+        operation: Operation::Delete,
         item_id: listed.item_id,
         version: listed.version,
         size: listed.size,
@@ -313,18 +304,31 @@ async fn sdi_for<C: CardChannel>(
     })
 }
 
+/// The card's signed listing over a fresh nonce, verified under its RC: the signed object
+/// (for a party's reconciliation), what it says, and the nonce it answers.
+struct SignedListing {
+    object: SignedObject,
+    listing: protocol::Listing,
+    nonce: Nonce,
+}
+
 fn signed_listing<C: CardChannel>(
     card: &mut CardClient<C>,
     card_identity: &CardIdentity,
     step: &'static str,
-) -> Result<protocol::Listing, FlowError> {
+) -> Result<SignedListing, FlowError> {
     let mut nonce = [0u8; 16];
     crypto::Rng::fill(&mut crypto::OsRng, &mut nonce);
     // Invariant: 16 bytes is within a nonce's 0..=32.
     let nonce = Nonce::new(&nonce).expect("16-byte nonce");
-    let listing = card.listing(nonce.as_bytes()).map_err(card_step(step))?;
-    verify_listing(&listing, &card_identity.rc, &nonce)
-        .map_err(|e| invalid(step, format!("the card's listing: {e}")))
+    let object = card.listing(nonce.as_bytes()).map_err(card_step(step))?;
+    let listing = verify_listing(&object, &card_identity.rc, &nonce)
+        .map_err(|e| invalid(step, format!("the card's listing: {e}")))?;
+    Ok(SignedListing {
+        object,
+        listing,
+        nonce,
+    })
 }
 
 /// A store or a delete on one of the three paths (STO-1…6), then the receipt to both parties
@@ -352,7 +356,7 @@ pub async fn store_or_delete<C: CardChannel>(
                 .request(&card_id, &sdi, &challenge)
                 .await
                 .map_err(party_step(CONSENT))?;
-            object_field(CONSENT, "sa", &answer.sa)?
+            answer.sa_object().map_err(field(CONSENT))?
         }
         StoringPath::ViaProvider => {
             progress("the provider signs a SAR and obtains the issuer's SA (STO-2)");
@@ -367,7 +371,7 @@ pub async fn store_or_delete<C: CardChannel>(
                 )
                 .await
                 .map_err(party_step(CONSENT))?;
-            object_field(CONSENT, "sa", &answer.sa)?
+            answer.sa_object().map_err(field(CONSENT))?
         }
         StoringPath::ProviderOnly => {
             progress("the provider signs alone under the issuer's delegation (STO-3)");
@@ -376,7 +380,7 @@ pub async fn store_or_delete<C: CardChannel>(
                 .alone(&sdi, &challenge, None)
                 .await
                 .map_err(party_step(CONSENT))?;
-            object_field(CONSENT, "sa", &answer.sa)?
+            answer.sa_object().map_err(field(CONSENT))?
         }
     };
     const CARD: &str = "the card stores or deletes";
@@ -391,7 +395,7 @@ pub async fn store_or_delete<C: CardChannel>(
                         .data(&sdi.item_id, &card_id, Some(sdi.version))
                         .await
                         .map_err(party_step(DATA))?;
-                    (hex_field(DATA, "data", &answer.data)?, None)
+                    (answer.data_bytes().map_err(field(DATA))?, None)
                 }
                 Certification::Provider | Certification::Registrar => {
                     let by_registrar = order.certification == Certification::Registrar;
@@ -410,13 +414,9 @@ pub async fn store_or_delete<C: CardChannel>(
                         .certified(&sdi.item_id, &card_id, &sdi, certifier)
                         .await
                         .map_err(party_step(DATA))?;
-                    let sdci = answer
-                        .sdci
-                        .as_deref()
-                        .ok_or_else(|| invalid(DATA, "the provider sent no certification"))?;
                     (
-                        hex_field(DATA, "data", &answer.data)?,
-                        Some(object_field(DATA, "sdci", sdci)?),
+                        answer.data_bytes().map_err(field(DATA))?,
+                        Some(answer.sdci_object().map_err(field(DATA))?),
                     )
                 }
             };
@@ -495,16 +495,14 @@ pub async fn compare<C: CardChannel>(
     const STEP: &str = "comparing the records with the card";
     let card_identity = identity(card)?;
     let card_id = card_identity.card_id;
-    let mut nonce = [0u8; 16];
-    crypto::Rng::fill(&mut crypto::OsRng, &mut nonce);
-    // Invariant: 16 bytes is within a nonce's 0..=32.
-    let nonce = Nonce::new(&nonce).expect("16-byte nonce");
-    let listing_object = card.listing(nonce.as_bytes()).map_err(card_step(STEP))?;
-    let listing = verify_listing(&listing_object, &card_identity.rc, &nonce)
-        .map_err(|e| invalid(STEP, format!("the card's listing: {e}")))?;
+    let SignedListing {
+        object,
+        listing,
+        nonce,
+    } = signed_listing(card, &card_identity, STEP)?;
     let reconciliation = parties
         .issuer
-        .reconcile(&card_id, &listing_object, &nonce)
+        .reconcile(&card_id, &object, &nonce)
         .await
         .map_err(party_step(STEP))?;
     let provider_view = parties

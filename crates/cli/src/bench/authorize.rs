@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use clap::Args;
 use deployment::{Databases, Deployment, DeploymentConfig};
-use protocol::{Challenge, ItemId, Operation, Sdi, UserInfo};
+use protocol::{Challenge, Sdi, UserInfo};
 use terminal::{CardClient, InProcessCard};
 
 #[derive(Args)]
@@ -184,22 +184,8 @@ async fn measure(
     let user = UserInfo::new("bench", "Bench Mark", "")?;
     let registered =
         terminal::flows::register(&mut card, &parties.issuer, PIN, &user, &mut quiet).await?;
-    let item: &ItemId = &catalog.ticket;
-    let listed = parties.provider.item(item, None).await?;
-    let sdi = Sdi {
-        card_id: registered.card_id,
-        operation: Operation::Store,
-        item_id: item.clone(),
-        version: listed.version,
-        size: listed.size,
-        data_digest: crypto::Digest(
-            hex::decode(&listed.data_digest)?
-                .try_into()
-                .map_err(|_| anyhow::anyhow!("digest length"))?,
-        ),
-        owner: parties.provider_id.clone(),
-        policy: protocol::Policy::from_bits(listed.policy)?,
-    };
+    let sdi =
+        terminal::flows::store_sdi(&parties, registered.card_id, &catalog.ticket, None).await?;
 
     let one = |issuer: party_api::issuer::IssuerClient, sdi: Sdi| async move {
         let mut challenge = [0u8; 16];
