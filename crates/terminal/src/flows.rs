@@ -80,11 +80,6 @@ fn field(step: &'static str) -> impl Fn(party_api::issuer::FieldError) -> FlowEr
 /// Receives each step's description as the flow reaches it.
 pub type Progress<'a> = &'a mut dyn FnMut(&str);
 
-/// A progress callback that says nothing.
-pub fn quiet() -> impl FnMut(&str) {
-    |_| {}
-}
-
 /// The parties a terminal talks to.
 #[derive(Debug, Clone)]
 pub struct Parties {
@@ -190,16 +185,6 @@ pub enum StoringPath {
     ViaProvider,
     /// STO-3: the provider alone, under the issuer's delegation.
     ProviderOnly,
-}
-
-impl StoringPath {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StoringPath::ViaIssuer => "via-issuer",
-            StoringPath::ViaProvider => "via-provider",
-            StoringPath::ProviderOnly => "provider-only",
-        }
-    }
 }
 
 /// Whether the data comes with a certification the card checks (STO-4/5).
