@@ -191,22 +191,13 @@ fn open_image(dir: &Path, key: &KeyArgs, create: bool) -> anyhow::Result<Hosted>
 }
 
 fn deployment_url(dir: &Path, party: &str) -> anyhow::Result<(String, String)> {
-    let path = dir.join(deployment::DIRECTORY_FILE);
-    let text = std::fs::read_to_string(&path).with_context(|| {
+    let (id, url) = deployment::listed_party(dir, party).with_context(|| {
         format!(
-            "reading {} (start the parties with `cardwright up --dir {}`, or pass --issuer and --provider)",
-            path.display(),
+            "(start the parties with `cardwright up --dir {}`, or pass --issuer and --provider)",
             dir.display()
         )
     })?;
-    let doc: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    let url = doc[party]["url"].as_str();
-    let id = doc[party]["id"].as_str();
-    match (url, id) {
-        (Some(u), Some(i)) => Ok((u.to_string(), i.to_string())),
-        _ => bail!("{} names no {party} url and id", path.display()),
-    }
+    Ok((url, id.as_str().to_string()))
 }
 
 fn parties(args: &PartyArgs) -> anyhow::Result<Parties> {

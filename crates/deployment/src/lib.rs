@@ -590,3 +590,20 @@ pub const DEFAULT_QUOTA_BYTES: u32 = 16 * 1024;
 
 /// The file naming where each party listens.
 pub const DIRECTORY_FILE: &str = "deployment.json";
+
+/// Reads `DIR/deployment.json` (written by [`Deployment::start`]): the party ID and base URL
+/// listed under `role` (`issuer_registrar`, `data_registrar`, `issuer`, `provider`).
+pub fn listed_party(dir: &Path, role: &str) -> anyhow::Result<(PartyId, String)> {
+    let path = dir.join(DIRECTORY_FILE);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let doc: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    match (doc[role]["id"].as_str(), doc[role]["url"].as_str()) {
+        (Some(id), Some(url)) => Ok((
+            PartyId::new(id).with_context(|| format!("{}: {role} id", path.display()))?,
+            url.to_string(),
+        )),
+        _ => bail!("{} names no {role} id and url", path.display()),
+    }
+}

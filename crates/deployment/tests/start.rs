@@ -34,6 +34,12 @@ async fn starts_restarts_and_reuses_its_directory() {
     assert_eq!(first.dpr.issuer_id(), &first.data_registrar.id);
     let listed = std::fs::read_to_string(dir.path().join("d/deployment.json")).unwrap();
     assert!(listed.contains(&first.issuer.url), "{listed}");
+    let (id, url) = deployment::listed_party(&dir.path().join("d"), "provider").unwrap();
+    assert_eq!(
+        (id, url),
+        (first.provider.id.clone(), first.provider.url.clone())
+    );
+    assert!(deployment::listed_party(&dir.path().join("d"), "nobody").is_err());
     let (irc, token) = (first.irc.clone(), first.issuer.operator_token.clone());
     first.stop().await.unwrap();
 
