@@ -206,25 +206,48 @@ async fn expired_ircs_and_dprs_are_refused() {
     )
     .await
     .unwrap();
+    let sar = e2e::obtain(&mut p.card, &p.parties, &p.catalog.points, PIN)
+        .await
+        .unwrap()
+        .sar;
     // …and nothing once the IRC and DPR (three years) have expired.
     clock.set(pki::UnixTime(
         p.dep.irc.not_after().0.max(p.dep.dpr.not_after().0) + 1,
     ));
-    for path in [StoringPath::ViaIssuer, StoringPath::ViaProvider] {
-        let code = refused_code(&mut p, path).await;
-        assert!(
-            [
-                "provider_refused",
-                "issuer_refused",
-                "issuer_revoked",
-                "authorization_expired",
-                "untrusted_signer",
-                "registration_expired"
-            ]
-            .contains(&code.as_str()),
-            "{path:?}: {code}"
-        );
-    }
+    // The RC ends with the IRC at the latest, so the issuer refuses the card first.
+    assert_eq!(
+        refused_code(&mut p, StoringPath::ViaIssuer).await,
+        "registration_expired"
+    );
+    // On STO-2 the issuer refuses the provider's request signed under its expired DPR.
+    let err = flows::store_or_delete(
+        &mut p.card,
+        &p.parties,
+        &store(StoringPath::ViaProvider, &p.catalog.coupon),
+        &mut |_| {},
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.party_code(), Some("issuer_refused"), "{err}");
+    let said = err.to_string();
+    assert!(
+        said.contains("certificate of provider-1") && said.contains("expired"),
+        "{said}"
+    );
+    // The provider refuses a party request signed under the issuer's expired IRC.
+    let signer = e2e::issuer_signer(&p.dep).unwrap();
+    let refused = p
+        .parties
+        .provider
+        .grant(&signer, pki::UnixTime(p.dep.irc.not_after().0 + 1), &sar)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some("unauthenticated"), "{refused}");
+    let said = refused.to_string();
+    assert!(
+        said.contains("certificate of issuer-1") && said.contains("expired"),
+        "{said}"
+    );
     p.dep.stop().await.unwrap();
 }
 
