@@ -11,6 +11,7 @@ mod answers;
 mod error;
 pub mod issuer;
 pub mod provider;
+pub mod provider_download;
 pub mod registrar;
 mod signer;
 mod transport;
