@@ -27,7 +27,8 @@ struct Inner {
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     /// route → latency histogram.
     latency: Mutex<BTreeMap<String, Histogram>>,
-    counters: Mutex<Vec<(&'static str, &'static str, Counter)>>,
+    /// (name, help, optional `label="value"`, counter), in registration order.
+    counters: Mutex<Vec<CounterEntry>>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -36,6 +37,13 @@ struct Histogram {
     count: u64,
     sum_seconds: f64,
 }
+
+type CounterEntry = (
+    &'static str,
+    &'static str,
+    Option<(&'static str, &'static str)>,
+    Counter,
+);
 
 /// A monotonically increasing counter registered with [`Metrics::counter`].
 #[derive(Debug, Clone, Default)]
@@ -71,12 +79,36 @@ impl Metrics {
     /// Registers (or finds) counter `name` (`snake_case`, ending in `_total`) with its help
     /// text.
     pub fn counter(&self, name: &'static str, help: &'static str) -> Counter {
+        self.register(name, help, None)
+    }
+
+    /// Registers (or finds) the series of counter `name` with one label, `label="value"`
+    /// (e.g. `outcome="new"`); the series of one name share its help text.
+    pub fn labelled_counter(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        label: &'static str,
+        value: &'static str,
+    ) -> Counter {
+        self.register(name, help, Some((label, value)))
+    }
+
+    fn register(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        label: Option<(&'static str, &'static str)>,
+    ) -> Counter {
         let mut counters = lock(&self.0.counters);
-        if let Some((_, _, counter)) = counters.iter().find(|(n, _, _)| *n == name) {
+        if let Some((_, _, _, counter)) = counters
+            .iter()
+            .find(|(n, _, l, _)| *n == name && *l == label)
+        {
             return counter.clone();
         }
         let counter = Counter::default();
-        counters.push((name, help, counter.clone()));
+        counters.push((name, help, label, counter.clone()));
         counter
     }
 
@@ -135,12 +167,29 @@ impl Metrics {
                 histogram.count, histogram.sum_seconds, histogram.count
             );
         }
-        for (name, help, counter) in lock(&self.0.counters).iter() {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                counter.get()
-            );
+        let counters = lock(&self.0.counters);
+        let mut described: Vec<&str> = Vec::new();
+        for (name, help, _, _) in counters.iter() {
+            if described.contains(name) {
+                continue;
+            }
+            described.push(name);
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (_, _, label, counter) in counters.iter().filter(|(n, ..)| n == name) {
+                match label {
+                    None => {
+                        let _ = writeln!(out, "{name} {}", counter.get());
+                    }
+                    Some((label, value)) => {
+                        let _ = writeln!(
+                            out,
+                            "{name}{{{label}=\"{}\"}} {}",
+                            escape(value),
+                            counter.get()
+                        );
+                    }
+                }
+            }
         }
         out
     }
@@ -187,5 +236,26 @@ mod tests {
         assert!(
             text.contains("# TYPE certificates_issued_total counter\ncertificates_issued_total 1")
         );
+    }
+
+    #[test]
+    fn labelled_counters_share_one_description() {
+        let metrics = Metrics::new();
+        let new = metrics.labelled_counter("notes_total", "Notes.", "outcome", "new");
+        let repeat = metrics.labelled_counter("notes_total", "Notes.", "outcome", "repeat");
+        new.add(2);
+        repeat.increment();
+        assert_eq!(
+            metrics
+                .labelled_counter("notes_total", "again", "outcome", "new")
+                .get(),
+            2
+        );
+        let text = metrics.render();
+        assert!(text.contains(
+            "# HELP notes_total Notes.\n# TYPE notes_total counter\n\
+             notes_total{outcome=\"new\"} 2\nnotes_total{outcome=\"repeat\"} 1\n"
+        ));
+        assert_eq!(text.matches("# TYPE notes_total").count(), 1);
     }
 }
