@@ -8,6 +8,7 @@ mod api_request;
 mod codec;
 mod command;
 mod consent;
+mod download;
 mod error;
 mod field;
 mod ledger;
@@ -22,6 +23,10 @@ pub use command::{IssuerAction, IssuerCommand};
 pub use consent::{
     verify_certified_data, verify_issuer_command, verify_listing, verify_receipt,
     verify_storing_authorization, Authorized, CardContext, CertifiedBy, ConsentPath,
+};
+pub use download::{
+    verify_download_application, DownloadApplication, DownloadError, DownloadRequest,
+    ExpectedDownload, OperationId, ServiceId,
 };
 pub use error::{ConsentError, LedgerBreak, ProtocolError};
 pub use field::{Challenge, ItemId, ItemPrefix, Nonce, Operation, OperationSet, Policy};

@@ -43,6 +43,8 @@ pub enum Purpose {
     ApiRequest = 9,
     /// REC-1: an issuer's or provider's hash-chained ledger entry for one card receipt.
     LedgerEntry = 10,
+    /// APP-3: the card's signed download application (docs/app-download.md §2).
+    DownloadApplication = 11,
 }
 
 /// The most certificates a signer chain may carry (leaf first): what `pki` will verify. Our

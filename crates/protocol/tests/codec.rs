@@ -84,6 +84,7 @@ fn purpose() -> impl Strategy<Value = Purpose> {
         Just(Purpose::IssuerCommand),
         Just(Purpose::ApiRequest),
         Just(Purpose::LedgerEntry),
+        Just(Purpose::DownloadApplication),
     ]
 }
 
