@@ -15,6 +15,7 @@ pub mod flows;
 #[cfg(feature = "pcsc")]
 mod pcsc;
 mod personalisation;
+pub mod portal;
 
 pub use channel::{CardChannel, ChannelError, InProcessCard};
 pub use client::{meaning, CardClient, CardStatus, ClientError, IssuerCommandKind};
