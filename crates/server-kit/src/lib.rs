@@ -7,6 +7,7 @@
 //! clocks and key files. It knows no party's domain.
 
 mod clock;
+pub mod console;
 mod crl_refresh;
 mod db;
 mod error;
