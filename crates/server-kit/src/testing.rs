@@ -245,7 +245,7 @@ pub async fn assert_openapi_documents_routes(
         let served = if method == "GET" {
             server.get(&concrete).await
         } else {
-            server.send_json("POST", &concrete, b"{}", None).await
+            server.send_json(method, &concrete, b"{}", None).await
         };
         assert!(
             ![404, 405].contains(&served.status) || served.json()["code"] == missing_code,
