@@ -1,11 +1,13 @@
 //! The issuer's HTTP API: handlers that extract → call the service → respond with the JSON
 //! types of `party_api::issuer` (DER objects and binary values as lowercase hex), the route
 //! table, and the one table from [`ServiceError`] to HTTP status and code. `docs/parties.md`
-//! and `GET /openapi.json` describe it.
+//! and `GET /openapi.json` describe it. Issue 4's routes are in `http/download.rs`.
+
+mod download;
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, State};
+use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put, MethodRouter};
@@ -28,9 +30,12 @@ use server_kit::{
     ApiError, ApiJson, ApiPath, Counter, Db, Metrics, Operator, PartyRequest, PartyTrust,
 };
 
+use crate::notify::Notifier;
 use crate::provider_link::LinkError;
 use crate::registrar_crls::{CrlFetchError, CrlOrigin, RegistrarCrls};
-use crate::service::{Caller, DelegationOrder, Issuer, PersonalisationOrder, ServiceError};
+use crate::service::{
+    Caller, DelegationOrder, Ingested, Issuer, PersonalisationOrder, ServiceError,
+};
 use crate::store::{ProviderPolicy, ProviderStatus, ProviderUrl, RevocationReason};
 
 /// What every handler gets.
@@ -39,24 +44,29 @@ pub struct AppState {
     pub issuer: Arc<Issuer>,
     /// The registrars' CRLs; the router holding it keeps their background refresh running.
     pub crls: Arc<RegistrarCrls>,
+    /// The member notifier; the router holding it keeps it running.
+    pub notifier: Arc<Notifier>,
     pub db: Db,
     pub cards_personalised: Counter,
     pub cards_registered: Counter,
     pub authorizations_signed: Counter,
     pub receipts_ingested: Counter,
     pub cards_revoked: Counter,
+    pub downloads_opened: Counter,
 }
 
 impl AppState {
     pub fn new(
         issuer: Arc<Issuer>,
         crls: Arc<RegistrarCrls>,
+        notifier: Arc<Notifier>,
         db: Db,
         metrics: &Metrics,
     ) -> AppState {
         AppState {
             issuer,
             crls,
+            notifier,
             db,
             cards_personalised: metrics.counter(
                 "issuer_cards_personalised_total",
@@ -76,6 +86,21 @@ impl AppState {
                 "issuer_cards_revoked_total",
                 "Cards' RCs revoked (REG-3; repeats not counted).",
             ),
+            downloads_opened: metrics.counter(
+                "issuer_downloads_opened_total",
+                "Download operations opened (S10; repeats not counted).",
+            ),
+        }
+    }
+
+    /// Counts a receipt recorded now and, when it installed a download, wakes the notifier
+    /// for its member notification.
+    fn receipt_recorded(&self, ingested: &Ingested) {
+        if ingested.newly_recorded {
+            self.receipts_ingested.increment();
+            if ingested.operation.is_some() {
+                self.notifier.wake();
+            }
         }
     }
 }
@@ -130,6 +155,67 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         (Method::POST, "/v1/receipts", post(receipt)),
         (Method::GET, "/v1/crls", get(crls)),
         (Method::POST, "/v1/crls/refresh", post(refresh_crls)),
+        (
+            Method::POST,
+            "/v1/applications",
+            // The code travels as hex: up to 2 MiB of it, and the other fields.
+            post(download::add_application).layer(DefaultBodyLimit::max(
+                2 * crate::download::MAX_CODE_LEN + 64 * 1024,
+            )),
+        ),
+        (Method::GET, "/v1/applications", get(download::applications)),
+        (
+            Method::GET,
+            "/v1/applications/{aid}",
+            get(download::application),
+        ),
+        (
+            Method::POST,
+            "/v1/cards/{card_id}/checks",
+            post(download::check),
+        ),
+        (
+            Method::POST,
+            "/v1/cards/{card_id}/checks/{nonce}",
+            post(download::standing),
+        ),
+        (
+            Method::GET,
+            "/v1/cards/{card_id}/registry",
+            get(download::registry),
+        ),
+        (Method::POST, "/v1/downloads", post(download::open_download)),
+        (Method::GET, "/v1/downloads", get(download::downloads)),
+        (
+            Method::GET,
+            "/v1/downloads/{operation_id}",
+            get(download::download),
+        ),
+        (
+            Method::POST,
+            "/v1/downloads/{operation_id}/authorizations",
+            post(download::authorize_download),
+        ),
+        (
+            Method::GET,
+            "/v1/downloads/{operation_id}/package",
+            get(download::package),
+        ),
+        (
+            Method::POST,
+            "/v1/downloads/{operation_id}/receipt",
+            post(download::download_receipt),
+        ),
+        (
+            Method::GET,
+            "/v1/notifications",
+            get(download::notifications),
+        ),
+        (
+            Method::POST,
+            "/v1/notifications/{operation_id}/retry",
+            post(download::retry_notification),
+        ),
         (Method::GET, "/openapi.json", get(openapi)),
     ]
 }
@@ -187,6 +273,26 @@ fn card_object_refused(
         }
         _ => unprocessable(object_code, message),
     }
+}
+
+/// A card-signed download application refused (docs/app-download.md §3): 400 if it cannot be
+/// read, else 422 with the code naming why.
+fn download_application_refused(error: &protocol::DownloadError, message: String) -> ApiError {
+    use protocol::DownloadError;
+    let code = match error {
+        DownloadError::Malformed(
+            ProtocolError::Malformed { .. } | ProtocolError::InvalidField { .. },
+        ) => return ApiError::bad_request("invalid_download_application", message),
+        DownloadError::NotCardCertificate { .. } => {
+            return ApiError::bad_request("invalid_rc", message)
+        }
+        DownloadError::WrongPurpose { .. } => "wrong_purpose",
+        DownloadError::WrongCard { .. } => "card_mismatch",
+        DownloadError::WrongIssuer { .. } => "wrong_issuer",
+        DownloadError::Expired { .. } => "application_expired",
+        DownloadError::BadSignature | DownloadError::Malformed(_) => "invalid_download_application",
+    };
+    unprocessable(code, message)
 }
 
 /// The one table from service errors to HTTP: 400 unreadable input, 403 policy, 404 unknown
@@ -260,6 +366,40 @@ impl From<ServiceError> for ApiError {
             ServiceError::IssuerRevoked { .. } => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "issuer_revoked", message).readable()
             }
+            ServiceError::InvalidAid { .. } => bad("invalid_aid"),
+            ServiceError::InvalidCode { .. } => bad("invalid_code"),
+            ServiceError::InvalidPolicy { .. } => bad("invalid_policy"),
+            ServiceError::InvalidApplicationText { field: "name", .. } => bad("invalid_name"),
+            ServiceError::InvalidApplicationText { .. } => bad("invalid_description"),
+            ServiceError::UnknownProvider { .. } => refused("unknown_provider"),
+            ServiceError::ApplicationVersionExists { .. } => conflict("application_version_exists"),
+            ServiceError::UnknownApplication { .. } => {
+                ApiError::not_found("unknown_application", message)
+            }
+            ServiceError::UnknownNonce { .. } => ApiError::not_found("unknown_nonce", message),
+            ServiceError::NonceSpent { .. } => conflict("nonce_spent"),
+            ServiceError::NonceExpired { .. } => conflict("nonce_expired"),
+            ServiceError::InvalidDownloadApplication(e) => {
+                download_application_refused(&e, message)
+            }
+            ServiceError::RcNotRegistered { .. } => refused("rc_mismatch"),
+            ServiceError::ApplicationMismatch { .. } => refused("application_mismatch"),
+            ServiceError::OperationConflict { .. } => refused("operation_conflict"),
+            ServiceError::RegistryOutOfSync { .. } => conflict("registry_out_of_sync"),
+            ServiceError::AlreadyInstalled { .. } | ServiceError::OperationInstalled { .. } => {
+                conflict("already_installed")
+            }
+            ServiceError::DownloadInProgress { .. } => conflict("download_in_progress"),
+            ServiceError::InsufficientCapacity { .. } => conflict("insufficient_capacity"),
+            ServiceError::UnknownOperation { .. } => {
+                ApiError::not_found("unknown_operation", message)
+            }
+            ServiceError::TooManyAttempts { .. } => conflict("too_many_attempts"),
+            ServiceError::ReceiptNotForOperation { .. } => refused("receipt_not_for_operation"),
+            ServiceError::UnknownNotification { .. } => {
+                ApiError::not_found("unknown_notification", message)
+            }
+            ServiceError::NotificationDelivered { .. } => conflict("already_delivered"),
             ServiceError::IdentityMismatch { .. }
             | ServiceError::Contention { .. }
             | ServiceError::Store(_)
@@ -760,8 +900,8 @@ async fn receipt(
     let receipt = parse_object("invalid_receipt", "receipt", &request.receipt)?;
     let sdi = request.sdi.as_deref().map(parse_sdi).transpose()?;
     let ingested = state.issuer.ingest_receipt(&receipt, sdi).await?;
+    state.receipt_recorded(&ingested);
     let status = if ingested.newly_recorded {
-        state.receipts_ingested.increment();
         StatusCode::CREATED
     } else {
         StatusCode::OK

@@ -12,7 +12,9 @@
 //! providers' servers (STO-1); `registrar_crls.rs` the registrars' CRLs it follows over HTTP
 //! (REG-3). The API's JSON types live in `party_api::issuer`, shared with the issuer's callers.
 
+pub mod download;
 mod http;
+pub mod notify;
 mod openapi;
 pub mod provider_link;
 pub mod registrar_crls;
@@ -34,6 +36,7 @@ use server_kit::{
 };
 
 pub use http::AppState;
+pub use notify::Notifier;
 pub use openapi::document as openapi_document;
 pub use provider_link::{HttpProviderLink, LinkError, ProviderLink};
 pub use registrar_crls::{
@@ -119,13 +122,16 @@ impl IssuerConfig {
 }
 
 /// An opened issuer: database migrated, key and certificates loaded and checked, the
-/// registrars' CRLs followed. Serve it with [`router`]. The background CRL refresh runs while
-/// this value or a router made from it lives (it stops when the last is dropped, so when the
-/// server stops), or until `crls.stop()`.
+/// registrars' CRLs followed, the member notifier running. Serve it with [`router`]. The
+/// background CRL refresh and the notifier run while this value or a router made from it lives
+/// (they stop when the last is dropped, so when the server stops), or until `crls.stop()` /
+/// `notifier.stop()`.
 #[derive(Debug, Clone)]
 pub struct App {
     pub issuer: Arc<Issuer>,
     pub crls: Arc<RegistrarCrls>,
+    /// Sends the outbox's member notifications (S15).
+    pub notifier: Arc<Notifier>,
     pub db: Db,
     pub metrics: Metrics,
 }
@@ -278,11 +284,15 @@ pub async fn open(config: &IssuerConfig) -> anyhow::Result<App> {
         }
         followed.follow(config.crl_refresh_every);
     }
+    let metrics = Metrics::new();
+    let notifier = Notifier::new(issuer.clone(), &metrics);
+    notifier.start();
     Ok(App {
         issuer,
         crls: followed,
+        notifier,
         db,
-        metrics: Metrics::new(),
+        metrics,
     })
 }
 
@@ -291,6 +301,7 @@ pub fn router(app: &App) -> Router {
     let state = AppState::new(
         app.issuer.clone(),
         app.crls.clone(),
+        app.notifier.clone(),
         app.db.clone(),
         &app.metrics,
     );

@@ -2,10 +2,14 @@
 //! `http::routes` and server-kit's `KIT_ROUTES` is here (a test checks both directions), and
 //! every 4xx lists its stable error codes under `x-error-codes`.
 
+mod download;
+
 use serde_json::{json, Value};
 use server_kit::openapi::{error_response, internal, json_body, json_response, with_body_codes};
 
-fn card_param() -> Value {
+use download::{download_paths, download_schemas};
+
+pub(super) fn card_param() -> Value {
     json!([{"name": "card_id", "in": "path", "required": true,
             "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{32}$"}}])
 }
@@ -15,7 +19,7 @@ fn provider_param() -> Value {
             "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}}])
 }
 
-fn hex(description: &str) -> Value {
+pub(super) fn hex(description: &str) -> Value {
     json!({"type": "string", "description": description})
 }
 
@@ -26,9 +30,9 @@ pub fn document() -> Value {
         "info": {
             "title": "cardwright issuer",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "The card issuer: card registry and personalisation records, registration (REG-2) and revocation of RCs with a CRL of them (REG-3), storing authorizations (STO-1 SAR, STO-2 SA, STO-3 delegations), receipts into records and a signed hash-chained ledger (STO-7, REC-1). Binary values are lowercase hex; signed objects are hex of SignedObject DER. See docs/parties.md and docs/protocol.md."
+            "description": "The card issuer: card registry and personalisation records, registration (REG-2) and revocation of RCs with a CRL of them (REG-3), storing authorizations (STO-1 SAR, STO-2 SA, STO-3 delegations), receipts into records and a signed hash-chained ledger (STO-7, REC-1); the application DB, the standing check, download operations and the member-notification outbox (APP-1, APP-3, REC-2: docs/app-download.md). Binary values are lowercase hex; signed objects are hex of SignedObject DER. See docs/parties.md and docs/protocol.md."
         },
-        "paths": paths(),
+        "paths": merged(paths(), download_paths()),
         "components": {
             "securitySchemes": {
                 "operatorToken": {"type": "http", "scheme": "bearer", "description": "Operator token cwo_<32 hex>, valid only on this issuer's database."},
@@ -37,6 +41,14 @@ pub fn document() -> Value {
             "schemas": schemas()
         }
     })
+}
+
+/// `a`'s members and `b`'s (an object each).
+fn merged(mut a: Value, b: Value) -> Value {
+    if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
+        a.extend(b);
+    }
+    a
 }
 
 /// Every route, by path and method.
@@ -268,7 +280,7 @@ fn paths() -> Value {
         }},
         "/v1/receipts": {"post": {
             "operationId": "postReceipt",
-            "summary": "STO-7: a card's receipt (verified under its RC). Counters must follow on exactly; the view and the ledger change in one transaction. Idempotent: the same receipt again returns 200 with the first entry.",
+            "summary": "STO-7: a card's receipt (verified under its RC). Counters must follow on exactly; the view and the ledger change in one transaction (and, when its SA is a download attempt's, the operation becomes installed and its member notification is queued in the same one). Idempotent: the same receipt again returns 200 with the first entry.",
             "requestBody": json_body("ReceiptRequest"),
             "responses": {
                 "201": json_response("Recorded.", "ReceiptRecorded"),
@@ -436,6 +448,7 @@ fn schemas() -> Value {
     });
     // A second literal: one would exceed `json!`'s recursion limit.
     schemas["Crls"] = crls_schema();
+    let mut schemas = merged(schemas, download_schemas());
     for (name, schema) in revocation_schemas() {
         schemas[name] = schema;
     }

@@ -1,8 +1,9 @@
 //! How the issuer reaches a provider's server (STO-1: the issuer signs the SAR, the item's
-//! provider answers with its SA): the [`ProviderLink`] the service calls, and its
-//! implementation over HTTP ([`HttpProviderLink`]) with `party_api`'s client, each call a party
-//! request signed with the issuer's key and IRC for the provider as audience. It only carries
-//! objects; verifying the SA that comes back is the service's.
+//! provider answers with its SA; issue 4: the download grant, S11, and the member notification,
+//! S15): the [`ProviderLink`] the service calls, and its implementation over HTTP
+//! ([`HttpProviderLink`]) with `party_api`'s client, each call a party request signed with the
+//! issuer's key and IRC for the provider as audience. It only carries objects; verifying the SA
+//! that comes back is the service's.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -10,14 +11,21 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use party_api::{Auth, CallFailure, HttpClient, Method, PartySigner};
-use pki::{PartyId, UnixTime};
-use protocol::SignedObject;
+use pki::{Certificate, PartyId, UnixTime};
+use protocol::{OperationId, SignedObject};
 use serde::{Deserialize, Serialize};
 
 use crate::store::ProviderUrl;
 
 /// The provider's route the issuer calls on STO-1.
 pub const GRANT_PATH: &str = "/v1/authorizations/grant";
+/// The provider's route a member notification goes to (S15).
+pub const MEMBERS_PATH: &str = "/v1/members";
+
+/// The provider's download grant route for one operation (S11).
+pub fn download_grant_path(operation_id: &OperationId) -> String {
+    format!("/v1/downloads/{operation_id}/grant")
+}
 /// How long one call to a provider may take (connect, request, answer).
 pub const PROVIDER_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Clients kept (one per provider URL); past this the cache starts over.
@@ -72,6 +80,36 @@ pub trait ProviderLink: Send + Sync + std::fmt::Debug {
         sar: &SignedObject,
         now: UnixTime,
     ) -> Result<SignedObject, LinkError>;
+
+    /// S11: asks `provider` at `url` for its SA over the issuer's `sar` on download
+    /// `operation_id`, sending the card's signed application and RC along (the provider checks
+    /// them itself). Returns the SA as received: the caller verifies it.
+    async fn download_grant(
+        &self,
+        provider: &PartyId,
+        url: &ProviderUrl,
+        grant: &DownloadGrant<'_>,
+        now: UnixTime,
+    ) -> Result<SignedObject, LinkError>;
+
+    /// S15: sends the member notification `body` (JSON, the same on every attempt) to
+    /// `provider` at `url`. `Ok` is its acknowledgment (any 2xx).
+    async fn notify_member(
+        &self,
+        provider: &PartyId,
+        url: &ProviderUrl,
+        body: &serde_json::Value,
+        now: UnixTime,
+    ) -> Result<(), LinkError>;
+}
+
+/// What the issuer sends on a download grant (S11).
+#[derive(Debug, Clone, Copy)]
+pub struct DownloadGrant<'a> {
+    pub operation_id: &'a OperationId,
+    pub sar: &'a SignedObject,
+    pub download_application: &'a SignedObject,
+    pub rc: &'a Certificate,
 }
 
 /// `POST /v1/authorizations/grant` at a provider: the body.
@@ -79,6 +117,17 @@ pub trait ProviderLink: Send + Sync + std::fmt::Debug {
 struct GrantBody {
     /// The issuer's SAR, hex DER SignedObject.
     sar: String,
+}
+
+/// `POST /v1/downloads/{op}/grant` at a provider: the body.
+#[derive(Debug, Serialize)]
+struct DownloadGrantBody {
+    /// The issuer's SAR, hex DER SignedObject.
+    sar: String,
+    /// The card's signed DownloadApplication, hex DER SignedObject.
+    download_application: String,
+    /// The card's RC, hex DER.
+    rc: String,
 }
 
 /// The provider's answer (`{sa, not_after}`); only the SA is read, its own `not_after` counts.
@@ -158,49 +207,123 @@ impl ProviderLink for HttpProviderLink {
         sar: &SignedObject,
         now: UnixTime,
     ) -> Result<SignedObject, LinkError> {
-        let unreachable = |detail: String| LinkError::Unreachable {
-            provider: provider.clone(),
-            url: url.clone(),
-            detail,
-        };
-        let client = self.client(url).map_err(|e| unreachable(e.to_string()))?;
         let body = GrantBody {
             sar: hex::encode(sar.to_der()),
         };
+        let answer: GrantAnswer = self.call(provider, url, GRANT_PATH, &body, now).await?;
+        sa_of(provider, &answer)
+    }
+
+    async fn download_grant(
+        &self,
+        provider: &PartyId,
+        url: &ProviderUrl,
+        grant: &DownloadGrant<'_>,
+        now: UnixTime,
+    ) -> Result<SignedObject, LinkError> {
+        let body = DownloadGrantBody {
+            sar: hex::encode(grant.sar.to_der()),
+            download_application: hex::encode(grant.download_application.to_der()),
+            rc: hex::encode(grant.rc.der()),
+        };
+        let path = download_grant_path(grant.operation_id);
+        let answer: GrantAnswer = self.call(provider, url, &path, &body, now).await?;
+        sa_of(provider, &answer)
+    }
+
+    async fn notify_member(
+        &self,
+        provider: &PartyId,
+        url: &ProviderUrl,
+        body: &serde_json::Value,
+        now: UnixTime,
+    ) -> Result<(), LinkError> {
+        // Any 2xx is the acknowledgment: what it says beyond that is the provider's business.
+        self.call_raw(provider, url, MEMBERS_PATH, body, now)
+            .await
+            .map(drop)
+    }
+}
+
+impl HttpProviderLink {
+    /// `POST path` at `provider`'s `url` as a party request at `now`, the 2xx answer raw.
+    async fn call_raw<B: Serialize + Sync>(
+        &self,
+        provider: &PartyId,
+        url: &ProviderUrl,
+        path: &str,
+        body: &B,
+        now: UnixTime,
+    ) -> Result<Vec<u8>, LinkError> {
+        let client = self.client(url).map_err(|e| LinkError::Unreachable {
+            provider: provider.clone(),
+            url: url.clone(),
+            detail: e.to_string(),
+        })?;
         let auth = Auth::Party {
             signer: &self.signer,
             audience: provider,
             now,
         };
-        let answer: GrantAnswer = client
-            .call(Method::Post, GRANT_PATH, Some(&body), auth)
+        client
+            .call_raw(Method::Post, path, Some(body), auth)
             .await
-            .map_err(|e| match e.into_call_failure() {
-                CallFailure::Refused {
-                    status,
-                    code,
-                    message,
-                } => LinkError::Refused {
-                    provider: provider.clone(),
-                    status,
-                    code,
-                    message,
-                },
-                CallFailure::InvalidAnswer { detail } => LinkError::InvalidAnswer {
-                    provider: provider.clone(),
-                    detail,
-                },
-                CallFailure::Request { detail } => LinkError::Request {
-                    provider: provider.clone(),
-                    detail,
-                },
-                CallFailure::Unreachable { detail } => unreachable(detail),
-            })?;
-        let invalid = |detail: String| LinkError::InvalidAnswer {
+            .map(|(_, bytes)| bytes)
+            .map_err(|e| link_error(provider, url, e.into_call_failure()))
+    }
+
+    /// [`HttpProviderLink::call_raw`] with the answer read as `R`.
+    async fn call<B: Serialize + Sync, R: serde::de::DeserializeOwned>(
+        &self,
+        provider: &PartyId,
+        url: &ProviderUrl,
+        path: &str,
+        body: &B,
+        now: UnixTime,
+    ) -> Result<R, LinkError> {
+        let bytes = self.call_raw(provider, url, path, body, now).await?;
+        serde_json::from_slice(&bytes).map_err(|e| LinkError::InvalidAnswer {
+            provider: provider.clone(),
+            detail: e.to_string(),
+        })
+    }
+}
+
+/// A failed call to `provider` as the issuer reports it.
+fn link_error(provider: &PartyId, url: &ProviderUrl, failure: CallFailure) -> LinkError {
+    match failure {
+        CallFailure::Refused {
+            status,
+            code,
+            message,
+        } => LinkError::Refused {
+            provider: provider.clone(),
+            status,
+            code,
+            message,
+        },
+        CallFailure::InvalidAnswer { detail } => LinkError::InvalidAnswer {
             provider: provider.clone(),
             detail,
-        };
-        let der = hex::decode(&answer.sa).map_err(|e| invalid(format!("sa is not hex: {e}")))?;
-        SignedObject::from_der(&der).map_err(|e| invalid(format!("sa: {e}")))
+        },
+        CallFailure::Request { detail } => LinkError::Request {
+            provider: provider.clone(),
+            detail,
+        },
+        CallFailure::Unreachable { detail } => LinkError::Unreachable {
+            provider: provider.clone(),
+            url: url.clone(),
+            detail,
+        },
     }
+}
+
+/// The SA in a provider's grant answer.
+fn sa_of(provider: &PartyId, answer: &GrantAnswer) -> Result<SignedObject, LinkError> {
+    let invalid = |detail: String| LinkError::InvalidAnswer {
+        provider: provider.clone(),
+        detail,
+    };
+    let der = hex::decode(&answer.sa).map_err(|e| invalid(format!("sa is not hex: {e}")))?;
+    SignedObject::from_der(&der).map_err(|e| invalid(format!("sa: {e}")))
 }

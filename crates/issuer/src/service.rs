@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use crypto::{Digest, SigningKey, SymmetricKey};
 use pki::{CardId, Certificate, CertificateRequest, Crl, PartyId, PkiError, Role, UnixTime};
-use protocol::Challenge;
 use protocol::{
     CardContext, ConsentError, ConsentPath, Delegation, ItemPrefix, LedgerEntry, ListedItem,
     Operation, OperationSet, PartyRole, ProtocolError, Receipt, ReceiptResult, Sa, SaBasis, Sar,
     Sdi, SignedObject,
 };
+use protocol::{Challenge, OperationId};
 use server_kit::{Clock, PartyTrust};
 
 use crate::provider_link::{LinkError, ProviderLink};
@@ -41,6 +41,10 @@ pub struct Settings {
     /// thisUpdate → nextUpdate of the CRLs of the issuer's RCs; a CRL is re-signed (next
     /// number) once half of it has passed, so a verifier always finds a fresh one.
     pub crl_validity_s: u64,
+    /// How long a standing-check nonce may be answered (S1).
+    pub check_ttl_s: u64,
+    /// The most authorization attempts one download may have (S11).
+    pub max_download_attempts: u32,
 }
 
 impl Default for Settings {
@@ -51,6 +55,8 @@ impl Default for Settings {
             rc_validity_s: 5 * YEAR_S,
             delegation_validity_s: 30 * 24 * 60 * 60,
             crl_validity_s: 7 * 24 * 60 * 60,
+            check_ttl_s: 300,
+            max_download_attempts: 8,
         }
     }
 }
@@ -201,6 +207,9 @@ pub struct Ingested {
     pub newly_recorded: bool,
     /// Whether the issuer's view after the receipt hashes to the receipt's listing digest.
     pub in_sync: bool,
+    /// The download operation the receipt's SA belongs to, if any (S14: recording the receipt
+    /// installed it and queued its member notification).
+    pub operation: Option<OperationId>,
 }
 
 /// How the issuer's view of a card compares with the card's signed listing (REC-1).
@@ -412,6 +421,120 @@ pub enum ServiceError {
         crl_number: u64,
     },
 
+    // ---- the application DB, checks and downloads (issue 4) -------------------------------
+    #[error("AID {aid} is {len} bytes; an AID has 5 to 16 (ISO 7816-5)")]
+    InvalidAid { aid: String, len: usize },
+
+    #[error("the application's code {reason}")]
+    InvalidCode { reason: String },
+
+    #[error("policy {bits:#x} refused: {reason}")]
+    InvalidPolicy { bits: u32, reason: String },
+
+    #[error("the application's {field} {reason}")]
+    InvalidApplicationText { field: &'static str, reason: String },
+
+    #[error("provider {provider} has no policy at this issuer: set it first (PUT /v1/providers/{provider})")]
+    UnknownProvider { provider: PartyId },
+
+    #[error(
+        "application {aid} version {version} exists with other content; versions are immutable"
+    )]
+    ApplicationVersionExists { aid: String, version: u32 },
+
+    #[error("application {aid}{} is not in the application DB", version.map(|v| format!(" version {v}")).unwrap_or_default())]
+    UnknownApplication { aid: String, version: Option<u32> },
+
+    #[error("nonce {nonce} was not issued by this issuer for card {card_id}")]
+    UnknownNonce { nonce: String, card_id: CardId },
+
+    #[error("nonce {nonce} was used at {spent_at:?}; ask for a new one")]
+    NonceSpent {
+        nonce: String,
+        spent_at: Option<UnixTime>,
+    },
+
+    #[error("nonce {nonce} expired at {expires_at} (now {now}); ask for a new one")]
+    NonceExpired {
+        nonce: String,
+        expires_at: UnixTime,
+        now: UnixTime,
+    },
+
+    #[error("download application refused: {0}")]
+    InvalidDownloadApplication(protocol::DownloadError),
+
+    #[error("the RC sent is not card {card_id}'s RC in the registry")]
+    RcNotRegistered { card_id: CardId },
+
+    #[error("the download application does not match application {aid} version {version} in the application DB: {reason}")]
+    ApplicationMismatch {
+        aid: String,
+        version: u32,
+        reason: String,
+    },
+
+    #[error("operation {operation_id} was opened with another download request")]
+    OperationConflict { operation_id: OperationId },
+
+    #[error("the card's receipt counter is {card_counter}, the registry's {issuer_counter}: post the missing receipts (or reconcile) first")]
+    RegistryOutOfSync {
+        card_counter: u64,
+        issuer_counter: u64,
+    },
+
+    #[error("application {aid} version {version} is on card {card_id} already")]
+    AlreadyInstalled {
+        card_id: CardId,
+        aid: String,
+        version: u32,
+    },
+
+    #[error("operation {operation_id} is open for application {aid} on card {card_id}: continue it (or let it finish) first")]
+    DownloadInProgress {
+        operation_id: OperationId,
+        card_id: CardId,
+        aid: String,
+    },
+
+    #[error("not enough room on card {card_id}: {aid} needs {needs} bytes, {free} free")]
+    InsufficientCapacity {
+        card_id: CardId,
+        aid: String,
+        needs: u32,
+        free: u32,
+    },
+
+    #[error("operation {operation_id} is not known here")]
+    UnknownOperation { operation_id: OperationId },
+
+    #[error("operation {operation_id} was installed (receipt counter {counter:?})")]
+    OperationInstalled {
+        operation_id: OperationId,
+        counter: Option<u64>,
+    },
+
+    #[error("operation {operation_id} had {attempts} authorization attempts, the most allowed")]
+    TooManyAttempts {
+        operation_id: OperationId,
+        attempts: u32,
+    },
+
+    #[error("the receipt's authorization {authorization_digest:?} is none of operation {operation_id}'s SAs")]
+    ReceiptNotForOperation {
+        operation_id: OperationId,
+        authorization_digest: Digest,
+    },
+
+    #[error("operation {operation_id} has no member notification (it is not installed)")]
+    UnknownNotification { operation_id: OperationId },
+
+    #[error("operation {operation_id}'s member notification was delivered at {delivered_at:?}")]
+    NotificationDelivered {
+        operation_id: OperationId,
+        delivered_at: Option<UnixTime>,
+    },
+
     #[error("the ledger of card {card_id} kept moving; gave up after {attempts} attempts")]
     Contention { card_id: CardId, attempts: u32 },
 
@@ -477,21 +600,21 @@ pub struct IrcRevocation {
 
 /// The issuer.
 pub struct Issuer {
-    store: Arc<dyn Store>,
-    identity: IssuerIdentity,
-    sk_wrapping: SkWrapping,
-    clock: Arc<dyn Clock>,
-    rng: Mutex<Box<dyn crypto::Rng + Send>>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) identity: IssuerIdentity,
+    pub(crate) sk_wrapping: SkWrapping,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) rng: Mutex<Box<dyn crypto::Rng + Send>>,
     /// Whom the issuer trusts for party signatures: the registrar roots, the registrars' CRLs
     /// (the one copy every chain check reads) and the clock; also what authenticates party
     /// requests to its API, with the issuer's party ID as their audience.
-    trust: PartyTrust,
+    pub(crate) trust: PartyTrust,
     /// How the issuer reaches providers' servers (STO-1).
-    link: Arc<dyn ProviderLink>,
-    settings: Settings,
+    pub(crate) link: Arc<dyn ProviderLink>,
+    pub(crate) settings: Settings,
     /// Set when CRLs given after start revoke the issuer's own IRC (re-checked on every
     /// [`Issuer::set_crls`]).
-    irc_revocation: RwLock<Option<IrcRevocation>>,
+    pub(crate) irc_revocation: RwLock<Option<IrcRevocation>>,
 }
 
 impl std::fmt::Debug for Issuer {
@@ -644,7 +767,7 @@ impl Issuer {
 
     /// Refuses to sign once the issuer's IRC is revoked: whatever it signed would chain to a
     /// revoked certificate (REG-3), so it is better not made at all.
-    fn ensure_may_sign(&self) -> Result<(), ServiceError> {
+    pub(crate) fn ensure_may_sign(&self) -> Result<(), ServiceError> {
         match self.irc_revocation() {
             Some(r) => Err(ServiceError::IssuerRevoked {
                 serial: r.serial,
@@ -662,7 +785,7 @@ impl Issuer {
         &self.trust
     }
 
-    fn random<const N: usize>(&self) -> [u8; N] {
+    pub(crate) fn random<const N: usize>(&self) -> [u8; N] {
         let mut out = [0u8; N];
         self.rng
             .lock()
@@ -671,7 +794,7 @@ impl Issuer {
         out
     }
 
-    fn chain(&self) -> Vec<Vec<u8>> {
+    pub(crate) fn chain(&self) -> Vec<Vec<u8>> {
         vec![self.identity.irc.der().to_vec()]
     }
 
@@ -744,14 +867,17 @@ impl Issuer {
         })
     }
 
-    async fn known_card(&self, card_id: &CardId) -> Result<CardRecord, ServiceError> {
+    pub(crate) async fn known_card(&self, card_id: &CardId) -> Result<CardRecord, ServiceError> {
         self.store
             .card(card_id)
             .await?
             .ok_or(ServiceError::UnknownCard { card_id: *card_id })
     }
 
-    async fn registered(&self, card_id: &CardId) -> Result<RegistrationRecord, ServiceError> {
+    pub(crate) async fn registered(
+        &self,
+        card_id: &CardId,
+    ) -> Result<RegistrationRecord, ServiceError> {
         self.known_card(card_id).await?;
         self.store
             .registration(card_id)
@@ -763,7 +889,7 @@ impl Issuer {
     /// is registered here, its RC is not revoked and has not expired. Everything the issuer
     /// signs for one card (its SAR, its SA, a delegation naming it) passes here first: a card
     /// whose RC no verifier accepts any more gets nothing new.
-    async fn registration_in_force(
+    pub(crate) async fn registration_in_force(
         &self,
         card_id: &CardId,
     ) -> Result<RegistrationRecord, ServiceError> {
@@ -961,6 +1087,8 @@ impl Issuer {
             rc_der: rc.der().to_vec(),
             rc_digest: rc.digest(),
             user_id: info.user_info.user_id().to_string(),
+            user_name: info.user_info.name().to_string(),
+            user_email: info.user_info.email().to_string(),
             registered_at: now,
         };
         match self.store.register(&record).await? {
@@ -1022,7 +1150,7 @@ impl Issuer {
 
     /// The issuer's policy on `sdi` for its owner: allowed, and (for a store) within quota in
     /// the issuer's view of the card. Returns the owner's policy.
-    async fn check_policy(&self, sdi: &Sdi) -> Result<ProviderPolicy, ServiceError> {
+    pub(crate) async fn check_policy(&self, sdi: &Sdi) -> Result<ProviderPolicy, ServiceError> {
         let policy = self.provider(&sdi.owner).await?;
         if policy.status != ProviderStatus::Allowed {
             return Err(ServiceError::ProviderNotAllowed {
@@ -1291,7 +1419,7 @@ impl Issuer {
     /// roots, the CRLs held, the issuer's clock as time floor, the challenge outstanding), then
     /// that it is the item's provider's answer to exactly this SAR. The card checks all of it
     /// again; checking here names the provider at fault instead of a card refusing later.
-    fn check_provider_sa(
+    pub(crate) fn check_provider_sa(
         &self,
         sa_object: &SignedObject,
         sar: &SignedObject,
@@ -1421,6 +1549,12 @@ impl Issuer {
             protocol::verify_receipt(receipt_object, &rc).map_err(ServiceError::InvalidReceipt)?;
         let receipt_digest = receipt_object.digest();
         let sdi = self.receipt_sdi(&receipt, sdi).await?;
+        // S14: a receipt for a download attempt's SA installs that operation, whichever route
+        // brought it.
+        let completes = self
+            .download_completion(receipt_object, &receipt, &registration)
+            .await?;
+        let operation = completes.as_ref().map(|c| c.operation_id);
         const ATTEMPTS: u32 = 5;
         for _ in 0..ATTEMPTS {
             let view = self
@@ -1433,7 +1567,7 @@ impl Issuer {
                 // Read after the view: the entry and the view commit together, so a receipt
                 // the view already covers is either recorded (a repeat) or out of order.
                 if let Some(existing) = self.store.ledger_entry_by_receipt(&receipt_digest).await? {
-                    return self.recorded_before(card_id, &receipt, existing);
+                    return self.recorded_before(card_id, &receipt, existing, operation);
                 }
                 return Err(ServiceError::ReceiptOutOfOrder {
                     card_id,
@@ -1479,6 +1613,7 @@ impl Issuer {
                 entry_der: entry.to_der(),
                 recorded_at: now,
                 change,
+                completes: completes.clone(),
             };
             match self.store.append_receipt(&append).await? {
                 AppendOutcome::Appended => {
@@ -1489,6 +1624,7 @@ impl Issuer {
                         entry,
                         newly_recorded: true,
                         in_sync: view_digest == receipt.listing_digest,
+                        operation,
                     })
                 }
                 AppendOutcome::Conflict => continue,
@@ -1505,6 +1641,7 @@ impl Issuer {
         card_id: CardId,
         receipt: &Receipt,
         existing: LedgerRecord,
+        operation: Option<OperationId>,
     ) -> Result<Ingested, ServiceError> {
         let entry =
             SignedObject::from_der(&existing.entry_der).map_err(ServiceError::StoredObject)?;
@@ -1518,6 +1655,7 @@ impl Issuer {
             entry,
             newly_recorded: false,
             in_sync: body.view_digest == receipt.listing_digest,
+            operation,
         })
     }
 

@@ -10,7 +10,7 @@ mod sql;
 use async_trait::async_trait;
 use crypto::Digest;
 use pki::{CardId, PartyId, PkiError, UnixTime};
-use protocol::{Challenge, ItemId, ListedItem};
+use protocol::{Challenge, ItemId, ListedItem, Nonce, OperationId, Policy, ServiceId};
 
 pub use sql::{SqlStore, MIGRATIONS};
 
@@ -53,6 +53,10 @@ pub struct RegistrationRecord {
     pub rc_der: Vec<u8>,
     pub rc_digest: Digest,
     pub user_id: String,
+    /// The holder's name and e-mail from the registration information (APP-1's personal
+    /// information; empty for cards registered before they were kept).
+    pub user_name: String,
+    pub user_email: String,
     pub registered_at: UnixTime,
 }
 
@@ -268,6 +272,17 @@ pub struct ReceiptAppend {
     pub entry_der: Vec<u8>,
     pub recorded_at: UnixTime,
     pub change: ItemChange,
+    /// Set when the receipt's SA is a download attempt's (S14): the operation becomes
+    /// installed and its member notification is queued, in the same transaction.
+    pub completes: Option<DownloadCompletion>,
+}
+
+/// What a receipt for a download attempt completes (S14).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownloadCompletion {
+    pub operation_id: OperationId,
+    /// The outbox row to insert (one per operation: a second insert changes nothing).
+    pub notification: NotificationRecord,
 }
 
 /// What [`Store::append_receipt`] did.
@@ -286,6 +301,211 @@ pub struct LedgerRecord {
     pub seq: u64,
     pub counter: u64,
     pub entry_der: Vec<u8>,
+}
+
+/// One installable application of the application DB (APP-1), without its code. Immutable
+/// per (AID, version).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Application {
+    pub aid: ItemId,
+    pub version: u32,
+    /// Bytes of the code.
+    pub size: u32,
+    /// SHA-256 of the code.
+    pub digest: Digest,
+    /// The provider whose service it is (the owner of the item on the card).
+    pub provider: PartyId,
+    pub name: String,
+    pub description: String,
+    pub policy: Policy,
+    pub added_at: UnixTime,
+    /// The operator who added it.
+    pub added_by: String,
+}
+
+impl Application {
+    /// Whether `other` describes the same application (who added it and when aside).
+    pub fn same_content(&self, other: &Application) -> bool {
+        (
+            &self.aid,
+            self.version,
+            self.size,
+            &self.digest,
+            &self.provider,
+            &self.name,
+            &self.description,
+            self.policy,
+        ) == (
+            &other.aid,
+            other.version,
+            other.size,
+            &other.digest,
+            &other.provider,
+            &other.name,
+            &other.description,
+            other.policy,
+        )
+    }
+}
+
+/// A standing-check nonce handed out for one card (S1): the card's signed listing must answer
+/// it, once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckRecord {
+    pub nonce: Nonce,
+    pub card_id: CardId,
+    pub issued_at: UnixTime,
+    pub expires_at: UnixTime,
+    pub spent_at: Option<UnixTime>,
+}
+
+/// Where a download operation stands at the issuer (REC-2, T5 and T9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownloadState {
+    /// The card's download application was accepted; attempts may follow.
+    Opened,
+    /// The card's receipt for one of its attempts was recorded.
+    Installed,
+}
+
+impl DownloadState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DownloadState::Opened => "opened",
+            DownloadState::Installed => "installed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<DownloadState> {
+        match text {
+            "opened" => Some(DownloadState::Opened),
+            "installed" => Some(DownloadState::Installed),
+            _ => None,
+        }
+    }
+}
+
+/// One download operation (S8–S14), keyed by the terminal's operation ID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownloadRecord {
+    pub operation_id: OperationId,
+    pub card_id: CardId,
+    pub provider: PartyId,
+    pub service_id: ServiceId,
+    pub aid: ItemId,
+    pub version: u32,
+    /// The provider's `DownloadRequest` inside the card's application, DER.
+    pub request_der: Vec<u8>,
+    /// The card-signed `DownloadApplication` (SignedObject DER) first accepted.
+    pub application_der: Vec<u8>,
+    /// The SDI every attempt's SAR is over (owner = the provider).
+    pub sdi_der: Vec<u8>,
+    pub sdi_digest: Digest,
+    pub state: DownloadState,
+    pub opened_at: UnixTime,
+    pub installed_at: Option<UnixTime>,
+    /// The counter of the receipt that installed it.
+    pub receipt_counter: Option<u64>,
+}
+
+/// What [`Store::open_download`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenOutcome {
+    Opened,
+    /// The operation ID is taken: the recorded operation (the caller compares).
+    Exists(Box<DownloadRecord>),
+    /// Another operation is open for this card and application.
+    InProgress(OperationId),
+}
+
+/// One authorization attempt of a download (S11): the issuer's SAR over the card's challenge,
+/// then the provider's SA over it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub operation_id: OperationId,
+    /// 1, 2, … per operation.
+    pub attempt: u32,
+    pub challenge: Challenge,
+    pub sar_digest: Digest,
+    pub sar_der: Vec<u8>,
+    /// The provider's SA (SignedObject DER), once it answered.
+    pub sa_der: Option<Vec<u8>>,
+    pub sa_digest: Option<Digest>,
+    /// The SA's `not_after`.
+    pub not_after: Option<UnixTime>,
+    pub issued_at: UnixTime,
+}
+
+/// What [`Store::insert_attempt`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Inserted,
+    /// This challenge has an attempt already (this one's or another instance's).
+    SameChallenge(AttemptRecord),
+    /// Another attempt took the number first: count again.
+    NumberTaken,
+}
+
+/// Where a member notification stands (S15).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotificationState {
+    /// Not yet acknowledged; retried with backoff.
+    Pending,
+    /// Acknowledged by the provider (2xx).
+    Delivered,
+    /// Refused by the provider (4xx): retried every 300 s and shown to operators.
+    Stuck,
+}
+
+impl NotificationState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationState::Pending => "pending",
+            NotificationState::Delivered => "delivered",
+            NotificationState::Stuck => "stuck",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<NotificationState> {
+        match text {
+            "pending" => Some(NotificationState::Pending),
+            "delivered" => Some(NotificationState::Delivered),
+            "stuck" => Some(NotificationState::Stuck),
+            _ => None,
+        }
+    }
+}
+
+/// One row of the member-notification outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationRecord {
+    pub operation_id: OperationId,
+    pub provider: PartyId,
+    /// The JSON body, as sent on every attempt.
+    pub body: Vec<u8>,
+    pub state: NotificationState,
+    /// Sending attempts made so far.
+    pub attempts: u32,
+    pub next_attempt_at: UnixTime,
+    pub lease_holder: Option<String>,
+    pub lease_until: Option<UnixTime>,
+    pub last_error: Option<String>,
+    pub created_at: UnixTime,
+    pub delivered_at: Option<UnixTime>,
+}
+
+/// How one sending attempt of a claimed notification ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    Delivered {
+        at: UnixTime,
+    },
+    /// Not acknowledged: `state` is pending (no answer, 5xx) or stuck (4xx).
+    Failed {
+        state: NotificationState,
+        next_attempt_at: UnixTime,
+        error: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -313,6 +533,9 @@ pub enum StoreError {
     /// A write that names a card not in the registry.
     #[error("card {card_id} is not in the registry")]
     UnknownCard { card_id: CardId },
+
+    #[error("nonce {nonce:?} was handed out before")]
+    DuplicateNonce { nonce: Nonce },
 
     #[error("signing CRL number {number} failed: {source}")]
     CrlSigning {
@@ -409,4 +632,128 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         replacing: u64,
         signer: &dyn CrlSigner,
     ) -> Result<CrlRecord, StoreError>;
+
+    // ---- the application DB, checks, downloads and the outbox (issue 4) ---------------------
+
+    /// Records an application with its code; if (AID, version) is taken, changes nothing and
+    /// returns the recorded one.
+    async fn insert_application(
+        &self,
+        application: &Application,
+        code: &[u8],
+    ) -> Result<Option<Application>, StoreError>;
+
+    /// One version of an application, or the highest when `version` is `None`.
+    async fn application(
+        &self,
+        aid: &ItemId,
+        version: Option<u32>,
+    ) -> Result<Option<Application>, StoreError>;
+
+    /// Every application, by AID then version.
+    async fn applications(&self) -> Result<Vec<Application>, StoreError>;
+
+    async fn application_code(
+        &self,
+        aid: &ItemId,
+        version: u32,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Records a fresh standing-check nonce for a card in the registry.
+    async fn insert_check(&self, check: &CheckRecord) -> Result<(), StoreError>;
+
+    async fn check(&self, nonce: &Nonce) -> Result<Option<CheckRecord>, StoreError>;
+
+    /// Spends an unspent nonce of `card_id`; false (nothing changed) if spent before.
+    async fn spend_check(
+        &self,
+        nonce: &Nonce,
+        card_id: &CardId,
+        at: UnixTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Records a new open operation unless its ID is taken or another operation is open for
+    /// the card and application.
+    async fn open_download(&self, download: &DownloadRecord) -> Result<OpenOutcome, StoreError>;
+
+    async fn download(
+        &self,
+        operation_id: &OperationId,
+    ) -> Result<Option<DownloadRecord>, StoreError>;
+
+    /// Operations of one card (`Some`) or every card, in one state or all, oldest first.
+    async fn downloads(
+        &self,
+        card_id: Option<&CardId>,
+        state: Option<DownloadState>,
+    ) -> Result<Vec<DownloadRecord>, StoreError>;
+
+    /// In one transaction: records the attempt and its SAR among the authorizations.
+    async fn insert_attempt(
+        &self,
+        attempt: &AttemptRecord,
+        authorization: &AuthorizationRecord,
+    ) -> Result<AttemptOutcome, StoreError>;
+
+    /// The attempts of an operation, by number.
+    async fn attempts(&self, operation_id: &OperationId) -> Result<Vec<AttemptRecord>, StoreError>;
+
+    /// Records the provider's SA of an attempt that has none yet; returns the attempt as
+    /// recorded after (the first SA recorded wins).
+    async fn set_attempt_sa(
+        &self,
+        operation_id: &OperationId,
+        attempt: u32,
+        sa_der: &[u8],
+        sa_digest: &Digest,
+        not_after: UnixTime,
+    ) -> Result<Option<AttemptRecord>, StoreError>;
+
+    /// The attempt whose SA has this digest (a receipt's authorization digest).
+    async fn attempt_by_sa(&self, sa_digest: &Digest) -> Result<Option<AttemptRecord>, StoreError>;
+
+    async fn notification(
+        &self,
+        operation_id: &OperationId,
+    ) -> Result<Option<NotificationRecord>, StoreError>;
+
+    /// The outbox, in one state or all, oldest first.
+    async fn notifications(
+        &self,
+        state: Option<NotificationState>,
+    ) -> Result<Vec<NotificationRecord>, StoreError>;
+
+    /// Up to `limit` undelivered rows due at `now` and not leased at `now`, earliest first.
+    async fn due_notifications(
+        &self,
+        now: UnixTime,
+        limit: u32,
+    ) -> Result<Vec<OperationId>, StoreError>;
+
+    /// Takes the lease of a row for `holder` until `lease_until`, only if it is undelivered,
+    /// due and not leased at `now` (a conditional update: of two notifiers, one wins). Returns
+    /// the row if taken.
+    async fn claim_notification(
+        &self,
+        operation_id: &OperationId,
+        holder: &str,
+        now: UnixTime,
+        lease_until: UnixTime,
+    ) -> Result<Option<NotificationRecord>, StoreError>;
+
+    /// Records how `holder`'s attempt ended and releases its lease; false (nothing changed)
+    /// when `holder` no longer holds it.
+    async fn finish_notification(
+        &self,
+        operation_id: &OperationId,
+        holder: &str,
+        outcome: &SendOutcome,
+    ) -> Result<bool, StoreError>;
+
+    /// Makes an undelivered row due at `now` (an operator's "retry now"); returns the row.
+    async fn retry_notification(
+        &self,
+        operation_id: &OperationId,
+        now: UnixTime,
+    ) -> Result<Option<NotificationRecord>, StoreError>;
 }

@@ -10,6 +10,7 @@
 mod answers;
 mod error;
 pub mod issuer;
+pub mod issuer_download;
 pub mod provider;
 pub mod provider_download;
 pub mod registrar;

@@ -15,14 +15,15 @@
 use async_trait::async_trait;
 use crypto::Digest;
 use pki::{CardId, PartyId, UnixTime};
-use protocol::{Challenge, ItemId, ListedItem, Policy};
+use protocol::{Challenge, ItemId, ListedItem, Nonce, OperationId, Policy, ServiceId};
 use server_kit::{on_pool, Db, MigrationSet};
 
 use super::{
-    AppendOutcome, AuthorizationRecord, CardRecord, CardView, ChallengeRecord, CrlRecord,
-    CrlSigner, DelegationRecord, ItemChange, LedgerRecord, ProviderPolicy, ProviderStatus,
-    ProviderUrl, RcRevocation, ReceiptAppend, RegisterOutcome, RegistrationRecord,
-    RevocationReason, RevokeOutcome, Store, StoreError,
+    AppendOutcome, Application, AttemptOutcome, AttemptRecord, AuthorizationRecord, CardRecord,
+    CardView, ChallengeRecord, CheckRecord, CrlRecord, CrlSigner, DelegationRecord, DownloadRecord,
+    DownloadState, ItemChange, LedgerRecord, NotificationRecord, NotificationState, OpenOutcome,
+    ProviderPolicy, ProviderStatus, ProviderUrl, RcRevocation, ReceiptAppend, RegisterOutcome,
+    RegistrationRecord, RevocationReason, RevokeOutcome, SendOutcome, Store, StoreError,
 };
 
 /// The issuer's migrations, applied by [`Db::migrate`].
@@ -44,6 +45,11 @@ pub const MIGRATIONS: MigrationSet = MigrationSet {
             description: "rc revocations",
             sql: include_str!("../../migrations/sqlite/0003_rc_revocations.sql"),
         },
+        server_kit::Migration {
+            version: 4,
+            description: "applications and downloads",
+            sql: include_str!("../../migrations/sqlite/0004_applications_downloads.sql"),
+        },
     ],
     postgres: &[
         server_kit::Migration {
@@ -60,6 +66,11 @@ pub const MIGRATIONS: MigrationSet = MigrationSet {
             version: 3,
             description: "rc revocations",
             sql: include_str!("../../migrations/postgres/0003_rc_revocations.sql"),
+        },
+        server_kit::Migration {
+            version: 4,
+            description: "applications and downloads",
+            sql: include_str!("../../migrations/postgres/0004_applications_downloads.sql"),
         },
     ],
 };
@@ -158,6 +169,232 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
 }
 
+fn item_key(item_id: &ItemId) -> String {
+    hex::encode(item_id.as_bytes())
+}
+
+fn item_from_db(what: &'static str, text: &str) -> Result<ItemId, StoreError> {
+    hex::decode(text)
+        .ok()
+        .and_then(|b| ItemId::new(&b).ok())
+        .ok_or_else(|| StoreError::Corrupt {
+            what,
+            value: text.to_string(),
+        })
+}
+
+fn operation_from_db(text: &str) -> Result<OperationId, StoreError> {
+    OperationId::from_hex(text).map_err(|_| StoreError::Corrupt {
+        what: "operation ID",
+        value: text.to_string(),
+    })
+}
+
+fn nonce_key(nonce: &Nonce) -> String {
+    hex::encode(nonce.as_bytes())
+}
+
+fn nonce_from_db(text: &str) -> Result<Nonce, StoreError> {
+    hex::decode(text)
+        .ok()
+        .and_then(|b| Nonce::new(&b).ok())
+        .ok_or_else(|| StoreError::Corrupt {
+            what: "check nonce",
+            value: text.to_string(),
+        })
+}
+
+fn policy_from_db(what: &'static str, value: i64) -> Result<Policy, StoreError> {
+    small_from_db::<u32>(what, value).and_then(|bits| {
+        Policy::from_bits(bits).map_err(|_| StoreError::Corrupt {
+            what,
+            value: bits.to_string(),
+        })
+    })
+}
+
+fn optional_time(what: &'static str, value: Option<i64>) -> Result<Option<UnixTime>, StoreError> {
+    value.map(|t| time_from_db(what, t)).transpose()
+}
+
+const APPLICATION_COLUMNS: &str =
+    "aid, version, size, digest, provider, name, description, policy, added_at, added_by";
+
+type ApplicationRow = (
+    String,
+    i64,
+    i64,
+    Vec<u8>,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    String,
+);
+
+fn application_from_row(row: ApplicationRow) -> Result<Application, StoreError> {
+    let (aid, version, size, digest, provider, name, description, policy, added_at, added_by) = row;
+    Ok(Application {
+        aid: item_from_db("application AID", &aid)?,
+        version: small_from_db("application version", version)?,
+        size: small_from_db("application size", size)?,
+        digest: digest_from_bytes("application digest", &digest)?,
+        provider: party_from_db("application provider", provider)?,
+        name,
+        description,
+        policy: policy_from_db("application policy", policy)?,
+        added_at: time_from_db("added_at", added_at)?,
+        added_by,
+    })
+}
+
+const DOWNLOAD_COLUMNS: &str = "operation_id, card_id, provider, service_id, aid, version, \
+     request_der, application_der, sdi_der, sdi_digest, state, opened_at, installed_at, \
+     receipt_counter";
+
+type DownloadRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Vec<u8>,
+    Vec<u8>,
+    Vec<u8>,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
+
+fn download_from_row(row: DownloadRow) -> Result<DownloadRecord, StoreError> {
+    let (
+        operation_id,
+        card_id,
+        provider,
+        service_id,
+        aid,
+        version,
+        request_der,
+        application_der,
+        sdi_der,
+        sdi_digest,
+        state,
+        opened_at,
+        installed_at,
+        receipt_counter,
+    ) = row;
+    Ok(DownloadRecord {
+        operation_id: operation_from_db(&operation_id)?,
+        card_id: card_from_db(&card_id)?,
+        provider: party_from_db("download provider", provider)?,
+        service_id: ServiceId::new(&service_id).map_err(|_| StoreError::Corrupt {
+            what: "service ID",
+            value: service_id.clone(),
+        })?,
+        aid: item_from_db("download AID", &aid)?,
+        version: small_from_db("download version", version)?,
+        request_der,
+        application_der,
+        sdi_der,
+        sdi_digest: digest_from_text("download SDI digest", &sdi_digest)?,
+        state: DownloadState::parse(&state).ok_or(StoreError::Corrupt {
+            what: "download state",
+            value: state,
+        })?,
+        opened_at: time_from_db("opened_at", opened_at)?,
+        installed_at: optional_time("installed_at", installed_at)?,
+        receipt_counter: receipt_counter
+            .map(|c| from_db("receipt counter", c))
+            .transpose()?,
+    })
+}
+
+const ATTEMPT_COLUMNS: &str = "operation_id, attempt, challenge, sar_digest, sar_der, sa_der, \
+     sa_digest, not_after, issued_at";
+
+type AttemptRow = (
+    String,
+    i64,
+    String,
+    String,
+    Vec<u8>,
+    Option<Vec<u8>>,
+    Option<String>,
+    Option<i64>,
+    i64,
+);
+
+fn attempt_from_row(row: AttemptRow) -> Result<AttemptRecord, StoreError> {
+    let (operation_id, attempt, challenge, sar_digest, sar_der, sa_der, sa_digest, not_after, at) =
+        row;
+    Ok(AttemptRecord {
+        operation_id: operation_from_db(&operation_id)?,
+        attempt: small_from_db("attempt", attempt)?,
+        challenge: challenge_from_db(&challenge)?,
+        sar_digest: digest_from_text("SAR digest", &sar_digest)?,
+        sar_der,
+        sa_der,
+        sa_digest: sa_digest
+            .map(|d| digest_from_text("SA digest", &d))
+            .transpose()?,
+        not_after: optional_time("SA not_after", not_after)?,
+        issued_at: time_from_db("attempt issued_at", at)?,
+    })
+}
+
+const NOTIFICATION_COLUMNS: &str = "operation_id, provider, body, state, attempts, \
+     next_attempt_at, lease_holder, lease_until, last_error, created_at, delivered_at";
+
+type NotificationRow = (
+    String,
+    String,
+    Vec<u8>,
+    String,
+    i64,
+    i64,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    i64,
+    Option<i64>,
+);
+
+fn notification_from_row(row: NotificationRow) -> Result<NotificationRecord, StoreError> {
+    let (
+        operation_id,
+        provider,
+        body,
+        state,
+        attempts,
+        next_attempt_at,
+        lease_holder,
+        lease_until,
+        last_error,
+        created_at,
+        delivered_at,
+    ) = row;
+    Ok(NotificationRecord {
+        operation_id: operation_from_db(&operation_id)?,
+        provider: party_from_db("notification provider", provider)?,
+        body,
+        state: NotificationState::parse(&state).ok_or(StoreError::Corrupt {
+            what: "notification state",
+            value: state,
+        })?,
+        attempts: small_from_db("notification attempts", attempts)?,
+        next_attempt_at: time_from_db("next_attempt_at", next_attempt_at)?,
+        lease_holder,
+        lease_until: optional_time("lease_until", lease_until)?,
+        last_error,
+        created_at: time_from_db("notification created_at", created_at)?,
+        delivered_at: optional_time("delivered_at", delivered_at)?,
+    })
+}
+
 type CardRow = (
     String,
     Vec<u8>,
@@ -188,10 +425,20 @@ fn card_from_row(row: CardRow) -> Result<CardRecord, StoreError> {
     })
 }
 
-type RegistrationRow = (String, i64, String, Vec<u8>, String, String, i64);
+type RegistrationRow = (
+    String,
+    i64,
+    String,
+    Vec<u8>,
+    String,
+    String,
+    String,
+    String,
+    i64,
+);
 
 fn registration_from_row(row: RegistrationRow) -> Result<RegistrationRecord, StoreError> {
-    let (card_id, serial, challenge, rc_der, rc_digest, user_id, at) = row;
+    let (card_id, serial, challenge, rc_der, rc_digest, user_id, user_name, user_email, at) = row;
     Ok(RegistrationRecord {
         card_id: card_from_db(&card_id)?,
         serial: from_db("RC serial", serial)?,
@@ -199,6 +446,8 @@ fn registration_from_row(row: RegistrationRow) -> Result<RegistrationRecord, Sto
         rc_der,
         rc_digest: digest_from_text("RC digest", &rc_digest)?,
         user_id,
+        user_name,
+        user_email,
         registered_at: time_from_db("registered_at", at)?,
     })
 }
@@ -421,8 +670,8 @@ impl Store for SqlStore {
             }
             let inserted = sqlx::query(
                 "INSERT INTO registrations (card_id, serial, challenge, rc_der, rc_digest, \
-                 user_id, registered_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                 ON CONFLICT DO NOTHING",
+                 user_id, user_name, user_email, registered_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
             )
             .bind(&card)
             .bind(serial)
@@ -430,6 +679,8 @@ impl Store for SqlStore {
             .bind(&r.rc_der)
             .bind(digest_key(&r.rc_digest))
             .bind(&r.user_id)
+            .bind(&r.user_name)
+            .bind(&r.user_email)
             .bind(at)
             .execute(&mut *tx)
             .await?
@@ -457,8 +708,8 @@ impl Store for SqlStore {
     ) -> Result<Option<RegistrationRecord>, StoreError> {
         let row: Option<RegistrationRow> = on_pool!(&self.db, |pool| {
             sqlx::query_as(
-                "SELECT card_id, serial, challenge, rc_der, rc_digest, user_id, registered_at \
-                 FROM registrations WHERE card_id = $1",
+                "SELECT card_id, serial, challenge, rc_der, rc_digest, user_id, user_name, \
+                 user_email, registered_at FROM registrations WHERE card_id = $1",
             )
             .bind(card_key(card_id))
             .fetch_optional(pool)
@@ -643,6 +894,17 @@ impl Store for SqlStore {
         let counter = to_db("receipt counter", a.counter)?;
         let head = crypto::sha256(&a.entry_der);
         let recorded_at = to_db("recorded_at", a.recorded_at.0)?;
+        let completion = a
+            .completes
+            .as_ref()
+            .map(|c| (c.operation_id.to_hex(), &c.notification));
+        let (notification_due, notification_created) = match &a.completes {
+            Some(c) => (
+                to_db("next_attempt_at", c.notification.next_attempt_at.0)?,
+                to_db("created_at", c.notification.created_at.0)?,
+            ),
+            None => (0, 0),
+        };
         // An async block so that `?` on a unique violation lands in `result` (and the
         // transaction, dropped, rolls back) instead of leaving the function.
         let result: Result<AppendOutcome, sqlx::Error> = on_pool!(&self.db, |pool| async {
@@ -702,6 +964,30 @@ impl Store for SqlStore {
                         .execute(&mut *tx)
                         .await?;
                 }
+            }
+            if let Some((operation, n)) = &completion {
+                sqlx::query(
+                    "UPDATE downloads SET state = 'installed', installed_at = $1, \
+                     receipt_counter = $2 WHERE operation_id = $3 AND state = 'opened'",
+                )
+                .bind(recorded_at)
+                .bind(counter)
+                .bind(operation)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO member_notifications (operation_id, provider, body, state, \
+                     attempts, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, 0, $5, $6) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(operation)
+                .bind(n.provider.as_str())
+                .bind(&n.body)
+                .bind(n.state.as_str())
+                .bind(notification_due)
+                .bind(notification_created)
+                .execute(&mut *tx)
+                .await?;
             }
             tx.commit().await?;
             Ok(AppendOutcome::Appended)
@@ -852,5 +1138,524 @@ impl Store for SqlStore {
                 value: "moved past a CRL that is not recorded".into(),
             }),
         }
+    }
+
+    async fn insert_application(
+        &self,
+        a: &Application,
+        code: &[u8],
+    ) -> Result<Option<Application>, StoreError> {
+        let inserted = on_pool!(&self.db, |pool| {
+            sqlx::query(
+                "INSERT INTO applications (aid, version, size, digest, provider, name, \
+                 description, policy, code, added_at, added_by) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
+            )
+            .bind(item_key(&a.aid))
+            .bind(i64::from(a.version))
+            .bind(i64::from(a.size))
+            .bind(a.digest.0.as_slice())
+            .bind(a.provider.as_str())
+            .bind(&a.name)
+            .bind(&a.description)
+            .bind(i64::from(a.policy.bits()))
+            .bind(code)
+            .bind(to_db("added_at", a.added_at.0)?)
+            .bind(&a.added_by)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        if inserted == 1 {
+            return Ok(None);
+        }
+        self.application(&a.aid, Some(a.version))
+            .await?
+            .map(Some)
+            .ok_or(StoreError::Corrupt {
+                what: "application",
+                value: "refused as a duplicate but not found".into(),
+            })
+    }
+
+    async fn application(
+        &self,
+        aid: &ItemId,
+        version: Option<u32>,
+    ) -> Result<Option<Application>, StoreError> {
+        let sql = match version {
+            Some(_) => format!(
+                "SELECT {APPLICATION_COLUMNS} FROM applications WHERE aid = $1 AND version = $2"
+            ),
+            None => format!(
+                "SELECT {APPLICATION_COLUMNS} FROM applications WHERE aid = $1 \
+                 ORDER BY version DESC LIMIT 1"
+            ),
+        };
+        let row: Option<ApplicationRow> = on_pool!(&self.db, |pool| {
+            let query = sqlx::query_as(&sql).bind(item_key(aid));
+            match version {
+                Some(v) => query.bind(i64::from(v)).fetch_optional(pool).await?,
+                None => query.fetch_optional(pool).await?,
+            }
+        });
+        row.map(application_from_row).transpose()
+    }
+
+    async fn applications(&self) -> Result<Vec<Application>, StoreError> {
+        let sql = format!("SELECT {APPLICATION_COLUMNS} FROM applications ORDER BY aid, version");
+        let rows: Vec<ApplicationRow> = on_pool!(&self.db, |pool| {
+            sqlx::query_as(&sql).fetch_all(pool).await?
+        });
+        rows.into_iter().map(application_from_row).collect()
+    }
+
+    async fn application_code(
+        &self,
+        aid: &ItemId,
+        version: u32,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(on_pool!(&self.db, |pool| {
+            sqlx::query_scalar("SELECT code FROM applications WHERE aid = $1 AND version = $2")
+                .bind(item_key(aid))
+                .bind(i64::from(version))
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    async fn insert_check(&self, c: &CheckRecord) -> Result<(), StoreError> {
+        let result = on_pool!(&self.db, |pool| {
+            sqlx::query(
+                "INSERT INTO card_checks (nonce, card_id, issued_at, expires_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(nonce_key(&c.nonce))
+            .bind(card_key(&c.card_id))
+            .bind(to_db("issued_at", c.issued_at.0)?)
+            .bind(to_db("expires_at", c.expires_at.0)?)
+            .execute(pool)
+            .await
+            .map(drop)
+        });
+        match result {
+            Err(e) if is_unique_violation(&e) => Err(StoreError::DuplicateNonce {
+                nonce: c.nonce.clone(),
+            }),
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                Err(StoreError::UnknownCard { card_id: c.card_id })
+            }
+            other => Ok(other?),
+        }
+    }
+
+    async fn check(&self, nonce: &Nonce) -> Result<Option<CheckRecord>, StoreError> {
+        let row: Option<(String, String, i64, i64, Option<i64>)> = on_pool!(&self.db, |pool| {
+            sqlx::query_as(
+                "SELECT nonce, card_id, issued_at, expires_at, spent_at FROM card_checks \
+                 WHERE nonce = $1",
+            )
+            .bind(nonce_key(nonce))
+            .fetch_optional(pool)
+            .await?
+        });
+        row.map(|(nonce, card_id, issued_at, expires_at, spent_at)| {
+            Ok(CheckRecord {
+                nonce: nonce_from_db(&nonce)?,
+                card_id: card_from_db(&card_id)?,
+                issued_at: time_from_db("issued_at", issued_at)?,
+                expires_at: time_from_db("expires_at", expires_at)?,
+                spent_at: optional_time("spent_at", spent_at)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn spend_check(
+        &self,
+        nonce: &Nonce,
+        card_id: &CardId,
+        at: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let spent = on_pool!(&self.db, |pool| {
+            sqlx::query(
+                "UPDATE card_checks SET spent_at = $1 \
+                 WHERE nonce = $2 AND card_id = $3 AND spent_at IS NULL",
+            )
+            .bind(to_db("spent_at", at.0)?)
+            .bind(nonce_key(nonce))
+            .bind(card_key(card_id))
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(spent == 1)
+    }
+
+    async fn open_download(&self, d: &DownloadRecord) -> Result<OpenOutcome, StoreError> {
+        const ATTEMPTS: u32 = 3;
+        for _ in 0..ATTEMPTS {
+            let inserted = on_pool!(&self.db, |pool| {
+                sqlx::query(
+                    "INSERT INTO downloads (operation_id, card_id, provider, service_id, aid, \
+                     version, request_der, application_der, sdi_der, sdi_digest, state, \
+                     opened_at, installed_at, receipt_counter) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(d.operation_id.to_hex())
+                .bind(card_key(&d.card_id))
+                .bind(d.provider.as_str())
+                .bind(d.service_id.as_str())
+                .bind(item_key(&d.aid))
+                .bind(i64::from(d.version))
+                .bind(&d.request_der)
+                .bind(&d.application_der)
+                .bind(&d.sdi_der)
+                .bind(digest_key(&d.sdi_digest))
+                .bind(d.state.as_str())
+                .bind(to_db("opened_at", d.opened_at.0)?)
+                .bind(
+                    d.installed_at
+                        .map(|t| to_db("installed_at", t.0))
+                        .transpose()?,
+                )
+                .bind(
+                    d.receipt_counter
+                        .map(|c| to_db("receipt counter", c))
+                        .transpose()?,
+                )
+                .execute(pool)
+                .await?
+                .rows_affected()
+            });
+            if inserted == 1 {
+                return Ok(OpenOutcome::Opened);
+            }
+            if let Some(existing) = self.download(&d.operation_id).await? {
+                return Ok(OpenOutcome::Exists(Box::new(existing)));
+            }
+            let open: Option<String> = on_pool!(&self.db, |pool| {
+                sqlx::query_scalar(
+                    "SELECT operation_id FROM downloads \
+                     WHERE card_id = $1 AND aid = $2 AND state = 'opened'",
+                )
+                .bind(card_key(&d.card_id))
+                .bind(item_key(&d.aid))
+                .fetch_optional(pool)
+                .await?
+            });
+            if let Some(open) = open {
+                return Ok(OpenOutcome::InProgress(operation_from_db(&open)?));
+            }
+            // The open operation that refused this one was installed in between: again.
+        }
+        Err(StoreError::Corrupt {
+            what: "downloads",
+            value: "an insert kept conflicting with rows that were gone on reading".into(),
+        })
+    }
+
+    async fn download(
+        &self,
+        operation_id: &OperationId,
+    ) -> Result<Option<DownloadRecord>, StoreError> {
+        let sql = format!("SELECT {DOWNLOAD_COLUMNS} FROM downloads WHERE operation_id = $1");
+        let row: Option<DownloadRow> = on_pool!(&self.db, |pool| {
+            sqlx::query_as(&sql)
+                .bind(operation_id.to_hex())
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(download_from_row).transpose()
+    }
+
+    async fn downloads(
+        &self,
+        card_id: Option<&CardId>,
+        state: Option<DownloadState>,
+    ) -> Result<Vec<DownloadRecord>, StoreError> {
+        // NULL parameters match everything: one statement for the four combinations.
+        let sql = format!(
+            "SELECT {DOWNLOAD_COLUMNS} FROM downloads \
+             WHERE ($1 IS NULL OR card_id = $1) AND ($2 IS NULL OR state = $2) \
+             ORDER BY opened_at, operation_id"
+        );
+        let card = card_id.map(card_key);
+        let state = state.map(DownloadState::as_str);
+        let rows: Vec<DownloadRow> = on_pool!(&self.db, |pool| {
+            sqlx::query_as(&sql)
+                .bind(card.as_deref())
+                .bind(state)
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter().map(download_from_row).collect()
+    }
+
+    async fn insert_attempt(
+        &self,
+        t: &AttemptRecord,
+        a: &AuthorizationRecord,
+    ) -> Result<AttemptOutcome, StoreError> {
+        let operation = t.operation_id.to_hex();
+        let issued_at = to_db("issued_at", t.issued_at.0)?;
+        let a_issued_at = to_db("issued_at", a.issued_at.0)?;
+        let a_not_after = to_db("not_after", a.not_after.0)?;
+        let result: Result<(), sqlx::Error> = on_pool!(&self.db, |pool| async {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO download_attempts (operation_id, attempt, challenge, sar_digest, \
+                 sar_der, issued_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&operation)
+            .bind(i64::from(t.attempt))
+            .bind(challenge_key(&t.challenge))
+            .bind(digest_key(&t.sar_digest))
+            .bind(&t.sar_der)
+            .bind(issued_at)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO authorizations (sar_digest, direction, card_id, provider, \
+                 sdi_digest, sdi_der, object_der, issued_at, not_after) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(digest_key(&a.sar_digest))
+            .bind(a.direction.as_str())
+            .bind(card_key(&a.card_id))
+            .bind(a.provider.as_str())
+            .bind(digest_key(&a.sdi_digest))
+            .bind(&a.sdi_der)
+            .bind(&a.object_der)
+            .bind(a_issued_at)
+            .bind(a_not_after)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        }
+        .await);
+        match result {
+            Ok(()) => Ok(AttemptOutcome::Inserted),
+            Err(e) if is_unique_violation(&e) => {
+                let same = self
+                    .attempts(&t.operation_id)
+                    .await?
+                    .into_iter()
+                    .find(|existing| existing.challenge == t.challenge);
+                Ok(match same {
+                    Some(existing) => AttemptOutcome::SameChallenge(existing),
+                    None => AttemptOutcome::NumberTaken,
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn attempts(&self, operation_id: &OperationId) -> Result<Vec<AttemptRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM download_attempts WHERE operation_id = $1 \
+             ORDER BY attempt"
+        );
+        let rows: Vec<AttemptRow> = on_pool!(&self.db, |pool| {
+            sqlx::query_as(&sql)
+                .bind(operation_id.to_hex())
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter().map(attempt_from_row).collect()
+    }
+
+    async fn set_attempt_sa(
+        &self,
+        operation_id: &OperationId,
+        attempt: u32,
+        sa_der: &[u8],
+        sa_digest: &Digest,
+        not_after: UnixTime,
+    ) -> Result<Option<AttemptRecord>, StoreError> {
+        let operation = operation_id.to_hex();
+        on_pool!(&self.db, |pool| {
+            sqlx::query(
+                "UPDATE download_attempts SET sa_der = $1, sa_digest = $2, not_after = $3 \
+                 WHERE operation_id = $4 AND attempt = $5 AND sa_der IS NULL",
+            )
+            .bind(sa_der)
+            .bind(digest_key(sa_digest))
+            .bind(to_db("not_after", not_after.0)?)
+            .bind(&operation)
+            .bind(i64::from(attempt))
+            .execute(pool)
+            .await?;
+        });
+        Ok(self
+            .attempts(operation_id)
+            .await?
+            .into_iter()
+            .find(|a| a.attempt == attempt))
+    }
+
+    async fn attempt_by_sa(&self, sa_digest: &Digest) -> Result<Option<AttemptRecord>, StoreError> {
+        let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM download_attempts WHERE sa_digest = $1");
+        let row: Option<AttemptRow> = on_pool!(&self.db, |pool| {
+            sqlx::query_as(&sql)
+                .bind(digest_key(sa_digest))
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(attempt_from_row).transpose()
+    }
+
+    async fn notification(
+        &self,
+        operation_id: &OperationId,
+    ) -> Result<Option<NotificationRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {NOTIFICATION_COLUMNS} FROM member_notifications WHERE operation_id = $1"
+        );
+        let row: Option<NotificationRow> = on_pool!(&self.db, |pool| {
+            sqlx::query_as(&sql)
+                .bind(operation_id.to_hex())
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(notification_from_row).transpose()
+    }
+
+    async fn notifications(
+        &self,
+        state: Option<NotificationState>,
+    ) -> Result<Vec<NotificationRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {NOTIFICATION_COLUMNS} FROM member_notifications \
+             WHERE ($1 IS NULL OR state = $1) ORDER BY created_at, operation_id"
+        );
+        let state = state.map(NotificationState::as_str);
+        let rows: Vec<NotificationRow> = on_pool!(&self.db, |pool| {
+            sqlx::query_as(&sql).bind(state).fetch_all(pool).await?
+        });
+        rows.into_iter().map(notification_from_row).collect()
+    }
+
+    async fn due_notifications(
+        &self,
+        now: UnixTime,
+        limit: u32,
+    ) -> Result<Vec<OperationId>, StoreError> {
+        let now = to_db("now", now.0)?;
+        let rows: Vec<String> = on_pool!(&self.db, |pool| {
+            sqlx::query_scalar(
+                "SELECT operation_id FROM member_notifications \
+                 WHERE state <> 'delivered' AND next_attempt_at <= $1 \
+                 AND (lease_until IS NULL OR lease_until < $1) \
+                 ORDER BY next_attempt_at, operation_id LIMIT $2",
+            )
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
+        });
+        rows.iter().map(|op| operation_from_db(op)).collect()
+    }
+
+    async fn claim_notification(
+        &self,
+        operation_id: &OperationId,
+        holder: &str,
+        now: UnixTime,
+        lease_until: UnixTime,
+    ) -> Result<Option<NotificationRecord>, StoreError> {
+        // The one conditional update two notifiers race on: on PostgreSQL the second waits
+        // for the first's row lock and then finds the lease taken; on SQLite the write lock
+        // orders them.
+        let sql = format!(
+            "UPDATE member_notifications SET lease_holder = $1, lease_until = $2 \
+             WHERE operation_id = $3 AND state <> 'delivered' AND next_attempt_at <= $4 \
+             AND (lease_until IS NULL OR lease_until < $4) RETURNING {NOTIFICATION_COLUMNS}"
+        );
+        let lease_until = to_db("lease_until", lease_until.0)?;
+        let now = to_db("now", now.0)?;
+        let row: Option<NotificationRow> = on_pool!(&self.db, |pool| {
+            sqlx::query_as(&sql)
+                .bind(holder)
+                .bind(lease_until)
+                .bind(operation_id.to_hex())
+                .bind(now)
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(notification_from_row).transpose()
+    }
+
+    async fn finish_notification(
+        &self,
+        operation_id: &OperationId,
+        holder: &str,
+        outcome: &SendOutcome,
+    ) -> Result<bool, StoreError> {
+        let operation = operation_id.to_hex();
+        let changed = match outcome {
+            SendOutcome::Delivered { at } => {
+                let at = to_db("delivered_at", at.0)?;
+                on_pool!(&self.db, |pool| {
+                    sqlx::query(
+                        "UPDATE member_notifications SET state = 'delivered', \
+                         attempts = attempts + 1, delivered_at = $1, last_error = NULL, \
+                         lease_holder = NULL, lease_until = NULL \
+                         WHERE operation_id = $2 AND lease_holder = $3",
+                    )
+                    .bind(at)
+                    .bind(&operation)
+                    .bind(holder)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+                })
+            }
+            SendOutcome::Failed {
+                state,
+                next_attempt_at,
+                error,
+            } => {
+                let next = to_db("next_attempt_at", next_attempt_at.0)?;
+                on_pool!(&self.db, |pool| {
+                    sqlx::query(
+                        "UPDATE member_notifications SET state = $1, attempts = attempts + 1, \
+                         next_attempt_at = $2, last_error = $3, lease_holder = NULL, \
+                         lease_until = NULL WHERE operation_id = $4 AND lease_holder = $5",
+                    )
+                    .bind(state.as_str())
+                    .bind(next)
+                    .bind(error)
+                    .bind(&operation)
+                    .bind(holder)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+                })
+            }
+        };
+        Ok(changed == 1)
+    }
+
+    async fn retry_notification(
+        &self,
+        operation_id: &OperationId,
+        now: UnixTime,
+    ) -> Result<Option<NotificationRecord>, StoreError> {
+        let sql = format!(
+            "UPDATE member_notifications SET next_attempt_at = $1 \
+             WHERE operation_id = $2 AND state <> 'delivered' RETURNING {NOTIFICATION_COLUMNS}"
+        );
+        let now = to_db("now", now.0)?;
+        let row: Option<NotificationRow> = on_pool!(&self.db, |pool| {
+            sqlx::query_as(&sql)
+                .bind(now)
+                .bind(operation_id.to_hex())
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(notification_from_row).transpose()
     }
 }

@@ -47,6 +47,8 @@ fn registration(card: u8, challenge: u8, serial: u64) -> RegistrationRecord {
         rc_der: vec![0x30, card, challenge],
         rc_digest: sha256(&[card, challenge]),
         user_id: "user-1".into(),
+        user_name: "Alice".into(),
+        user_email: "alice@example.org".into(),
         registered_at: UnixTime(NOW.0 + 5),
     }
 }
@@ -71,6 +73,7 @@ fn append(card: u8, expected_len: u64, counter: u64, change: ItemChange) -> Rece
         entry_der: vec![0x30, card, expected_len as u8],
         recorded_at: NOW,
         change,
+        completes: None,
     }
 }
 

@@ -5,6 +5,7 @@
 //! was skipped).
 
 mod api;
+mod applications;
 mod client;
 mod concurrency;
 mod conformance;
