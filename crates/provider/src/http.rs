@@ -3,12 +3,14 @@
 //! table, and the one table from [`ServiceError`] to HTTP status and code. `docs/parties.md`
 //! and `GET /openapi.json` describe it.
 
+mod download;
+
 use std::sync::Arc;
 
 use axum::extract::{FromRef, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{get, post, put, MethodRouter};
 use axum::Json;
 use crypto::Digest;
 use party_api::provider::{
@@ -20,7 +22,8 @@ use party_api::provider::{
 };
 use pki::{CardId, Certificate, PartyId};
 use protocol::{
-    Challenge, ConsentError, DerCodec, ItemId, Operation, Policy, ProtocolError, Sdi, SignedObject,
+    Challenge, ConsentError, DerCodec, DownloadError, ItemId, Operation, Policy, ProtocolError,
+    Sdi, SignedObject,
 };
 use server_kit::{
     ApiError, ApiJson, ApiPath, ApiQuery, Counter, Db, Metrics, Operator, PartyRequest, PartyTrust,
@@ -32,6 +35,10 @@ use crate::registrar_link::RegistrarLinkError;
 use crate::service::{Authorization, Caller, Provider, ServiceError, StoredDelegation};
 use crate::store::{ItemRecord, ViewItem};
 
+const MEMBER_NOTIFICATIONS: &str = "provider_member_notifications_total";
+const MEMBER_NOTIFICATIONS_HELP: &str =
+    "Member notifications acknowledged (S15): new members, and repeats that changed nothing.";
+
 /// What every handler gets.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -42,6 +49,9 @@ pub struct AppState {
     pub db: Db,
     pub authorizations: Counter,
     pub receipts: Counter,
+    /// `provider_member_notifications_total{outcome="new"}` and `{outcome="repeat"}`.
+    pub members_new: Counter,
+    pub members_repeat: Counter,
 }
 
 impl AppState {
@@ -62,6 +72,18 @@ impl AppState {
             receipts: metrics.counter(
                 "provider_receipts_recorded_total",
                 "Card receipts recorded in a ledger (repeats not counted).",
+            ),
+            members_new: metrics.labelled_counter(
+                MEMBER_NOTIFICATIONS,
+                MEMBER_NOTIFICATIONS_HELP,
+                "outcome",
+                "new",
+            ),
+            members_repeat: metrics.labelled_counter(
+                MEMBER_NOTIFICATIONS,
+                MEMBER_NOTIFICATIONS_HELP,
+                "outcome",
+                "repeat",
             ),
         }
     }
@@ -99,6 +121,32 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         (Method::GET, "/v1/cards/{id}/ledger", get(ledger)),
         (Method::GET, "/v1/members", get(members)),
         (Method::GET, "/v1/crls", get(crls)),
+        (Method::PUT, "/v1/terms", put(download::publish_terms)),
+        (Method::GET, "/v1/terms", get(download::terms)),
+        (Method::POST, "/v1/services", post(download::add_service)),
+        (Method::GET, "/v1/services", get(download::services)),
+        (Method::GET, "/v1/services/{id}", get(download::service)),
+        (
+            Method::GET,
+            "/v1/services/{id}/members",
+            get(download::service_members),
+        ),
+        (
+            Method::PUT,
+            "/v1/downloads/{op}",
+            put(download::open_download),
+        ),
+        (
+            Method::GET,
+            "/v1/downloads/{op}",
+            get(download::download_state),
+        ),
+        (
+            Method::POST,
+            "/v1/downloads/{op}/grant",
+            post(download::download_grant),
+        ),
+        (Method::POST, "/v1/members", post(download::notify_member)),
         (Method::POST, "/v1/crls/refresh", post(refresh_crls)),
         (Method::GET, "/openapi.json", get(openapi)),
     ]
@@ -197,6 +245,39 @@ impl From<ServiceError> for ApiError {
             ServiceError::RegistrarCall(
                 RegistrarLinkError::Unreachable { .. } | RegistrarLinkError::UnusableUrl { .. },
             ) => ApiError::bad_gateway("registrar_unreachable", message),
+            ServiceError::InvalidTerms { .. } => ApiError::bad_request("invalid_terms", message),
+            ServiceError::UnknownTerms { .. } => ApiError::not_found("unknown_terms", message),
+            ServiceError::InvalidAid { .. } => ApiError::bad_request("invalid_aid", message),
+            ServiceError::ServiceExists { .. } => ApiError::conflict("service_exists", message),
+            ServiceError::UnknownApplication { .. } => {
+                unprocessable("unknown_application", message)
+            }
+            ServiceError::UnknownService { .. } => ApiError::not_found("unknown_service", message),
+            ServiceError::UnknownOperation { .. } => {
+                ApiError::not_found("unknown_operation", message)
+            }
+            ServiceError::OperationConflict { .. } => {
+                ApiError::conflict("operation_conflict", message)
+            }
+            ServiceError::AlreadyMember { .. } => ApiError::conflict("already_member", message),
+            ServiceError::TermsOutdated { .. } => unprocessable("terms_outdated", message),
+            ServiceError::CallerNotCardIssuer { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "caller_not_card_issuer", message)
+            }
+            ServiceError::OperationClosed { .. } => ApiError::conflict("operation_closed", message),
+            ServiceError::InvalidDownloadApplication { ref source } => match source {
+                DownloadError::Malformed(_) => {
+                    ApiError::bad_request("invalid_download_application", message)
+                }
+                DownloadError::WrongPurpose { .. } => unprocessable("wrong_purpose", message),
+                _ => unprocessable("invalid_download_application", message),
+            },
+            ServiceError::OperationMismatch { .. } => unprocessable("operation_mismatch", message),
+            ServiceError::SarRcMismatch { .. } => unprocessable("rc_mismatch", message),
+            ServiceError::RcNotFromIssuer { .. } => unprocessable("untrusted_signer", message),
+            ServiceError::ReceiptNotForOperation { .. } => {
+                unprocessable("receipt_not_for_operation", message)
+            }
             ServiceError::IssuerCall(LinkError::Request { .. })
             | ServiceError::RegistrarCall(RegistrarLinkError::Request { .. })
             | ServiceError::Configuration { .. }

@@ -9,13 +9,17 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use crypto::Digest;
 use party_api::provider::{GrantRequest, SaResponse};
-use party_api::{Auth, CallFailure, HttpClient, Method, PartySigner};
+use party_api::{Auth, CallFailure, ClientError, HttpClient, Method, PartySigner};
 use pki::{PartyId, UnixTime};
-use protocol::SignedObject;
+use protocol::{ItemId, Policy, SignedObject};
+use serde::Deserialize;
 
 /// The issuer's route the provider calls on STO-2.
 pub const GRANT_PATH: &str = "/v1/authorizations/grant";
+/// The issuer's application DB (APP-1), read when a service is added (APP-2).
+pub const APPLICATIONS_PATH: &str = "/v1/applications";
 /// How long one call to an issuer may take (connect, request, answer).
 pub const ISSUER_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -48,8 +52,9 @@ pub enum LinkError {
         message: String,
     },
 
-    /// The issuer answered 2xx with something that is not an SA.
-    #[error("issuer {issuer} answered with no readable SA: {detail}")]
+    /// The issuer answered 2xx with something that is not what was asked (an SA, an
+    /// application descriptor).
+    #[error("issuer {issuer} answered with nothing readable: {detail}")]
     InvalidAnswer { issuer: PartyId, detail: String },
 
     /// The request could not be built or signed (a bug here, not the issuer's).
@@ -59,6 +64,60 @@ pub enum LinkError {
     /// The issuer is not one this provider was configured with.
     #[error("issuer {issuer} is not one this provider works with")]
     UnknownIssuer { issuer: PartyId },
+}
+
+/// An application of an issuer's application DB, as `GET {issuer}/v1/applications/{aid}
+/// ?version=` describes it (without its code).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplicationDescriptor {
+    pub aid: ItemId,
+    pub version: u32,
+    pub size: u32,
+    /// SHA-256 of the code.
+    pub digest: Digest,
+    /// The provider the application belongs to (the SDI's owner).
+    pub provider: PartyId,
+    pub name: String,
+    pub description: String,
+    pub policy: Policy,
+}
+
+/// The issuer's answer on the wire (docs/app-download.md §3, issuer routes).
+#[derive(Debug, Deserialize)]
+struct ApplicationAnswer {
+    aid: String,
+    version: u32,
+    size: u32,
+    digest: String,
+    provider: String,
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    policy: u32,
+}
+
+impl ApplicationAnswer {
+    fn descriptor(self) -> Result<ApplicationDescriptor, String> {
+        let aid = hex::decode(&self.aid)
+            .map_err(|e| format!("aid is not hex: {e}"))
+            .and_then(|bytes| ItemId::new(&bytes).map_err(|e| format!("aid: {e}")))?;
+        let digest = hex::decode(&self.digest)
+            .ok()
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes.as_slice()).ok())
+            .map(Digest)
+            .ok_or_else(|| format!("digest {:?} is not 32 bytes of hex", self.digest))?;
+        Ok(ApplicationDescriptor {
+            aid,
+            version: self.version,
+            size: self.size,
+            digest,
+            provider: PartyId::new(&self.provider).map_err(|e| format!("provider: {e}"))?,
+            name: self.name,
+            description: self.description.unwrap_or_default(),
+            policy: Policy::from_bits(self.policy).map_err(|e| format!("policy: {e}"))?,
+        })
+    }
 }
 
 /// The provider's way to its issuers' servers. A trait so the service stays free of HTTP.
@@ -75,6 +134,16 @@ pub trait IssuerLink: Send + Sync + std::fmt::Debug {
         sar: &SignedObject,
         now: UnixTime,
     ) -> Result<SignedObject, LinkError>;
+
+    /// APP-2: the application `aid` version `version` of `issuer`'s application DB (a public
+    /// read). An issuer's 404 is [`LinkError::Refused`] with its code
+    /// (`unknown_application`).
+    async fn application(
+        &self,
+        issuer: &PartyId,
+        aid: &ItemId,
+        version: u32,
+    ) -> Result<ApplicationDescriptor, LinkError>;
 }
 
 /// A link to no issuer (a provider configured with none): every STO-2 request is refused as
@@ -94,6 +163,17 @@ impl IssuerLink for NoIssuers {
         _sar: &SignedObject,
         _now: UnixTime,
     ) -> Result<SignedObject, LinkError> {
+        Err(LinkError::UnknownIssuer {
+            issuer: issuer.clone(),
+        })
+    }
+
+    async fn application(
+        &self,
+        issuer: &PartyId,
+        _aid: &ItemId,
+        _version: u32,
+    ) -> Result<ApplicationDescriptor, LinkError> {
         Err(LinkError::UnknownIssuer {
             issuer: issuer.clone(),
         })
@@ -158,12 +238,7 @@ impl IssuerLink for HttpIssuerLink {
         sar: &SignedObject,
         now: UnixTime,
     ) -> Result<SignedObject, LinkError> {
-        let client = self
-            .clients
-            .get(issuer)
-            .ok_or_else(|| LinkError::UnknownIssuer {
-                issuer: issuer.clone(),
-            })?;
+        let client = self.client(issuer)?;
         let body = GrantRequest {
             sar: hex::encode(sar.to_der()),
         };
@@ -175,36 +250,74 @@ impl IssuerLink for HttpIssuerLink {
         let answer: SaResponse = client
             .call(Method::Post, GRANT_PATH, Some(&body), auth)
             .await
-            .map_err(|e| match e.into_call_failure() {
-                CallFailure::Refused {
-                    status,
-                    code,
-                    message,
-                } => LinkError::Refused {
-                    issuer: issuer.clone(),
-                    status,
-                    code,
-                    message,
-                },
-                CallFailure::InvalidAnswer { detail } => LinkError::InvalidAnswer {
-                    issuer: issuer.clone(),
-                    detail,
-                },
-                CallFailure::Request { detail } => LinkError::Request {
-                    issuer: issuer.clone(),
-                    detail,
-                },
-                CallFailure::Unreachable { detail } => LinkError::Unreachable {
-                    issuer: issuer.clone(),
-                    url: client.base_url().to_string(),
-                    detail,
-                },
-            })?;
+            .map_err(|e| link_error(issuer, client, e))?;
         let invalid = |detail: String| LinkError::InvalidAnswer {
             issuer: issuer.clone(),
             detail,
         };
         let der = hex::decode(&answer.sa).map_err(|e| invalid(format!("sa is not hex: {e}")))?;
         SignedObject::from_der(&der).map_err(|e| invalid(format!("sa: {e}")))
+    }
+
+    async fn application(
+        &self,
+        issuer: &PartyId,
+        aid: &ItemId,
+        version: u32,
+    ) -> Result<ApplicationDescriptor, LinkError> {
+        let client = self.client(issuer)?;
+        let path = format!(
+            "{APPLICATIONS_PATH}/{}?version={version}",
+            hex::encode(aid.as_bytes())
+        );
+        let answer: ApplicationAnswer = client
+            .call::<(), _>(Method::Get, &path, None, Auth::None)
+            .await
+            .map_err(|e| link_error(issuer, client, e))?;
+        answer
+            .descriptor()
+            .map_err(|detail| LinkError::InvalidAnswer {
+                issuer: issuer.clone(),
+                detail,
+            })
+    }
+}
+
+impl HttpIssuerLink {
+    fn client(&self, issuer: &PartyId) -> Result<&HttpClient, LinkError> {
+        self.clients
+            .get(issuer)
+            .ok_or_else(|| LinkError::UnknownIssuer {
+                issuer: issuer.clone(),
+            })
+    }
+}
+
+/// A failed call to `issuer` (at `client`) as a [`LinkError`].
+fn link_error(issuer: &PartyId, client: &HttpClient, error: ClientError) -> LinkError {
+    match error.into_call_failure() {
+        CallFailure::Refused {
+            status,
+            code,
+            message,
+        } => LinkError::Refused {
+            issuer: issuer.clone(),
+            status,
+            code,
+            message,
+        },
+        CallFailure::InvalidAnswer { detail } => LinkError::InvalidAnswer {
+            issuer: issuer.clone(),
+            detail,
+        },
+        CallFailure::Request { detail } => LinkError::Request {
+            issuer: issuer.clone(),
+            detail,
+        },
+        CallFailure::Unreachable { detail } => LinkError::Unreachable {
+            issuer: issuer.clone(),
+            url: client.base_url().to_string(),
+            detail,
+        },
     }
 }

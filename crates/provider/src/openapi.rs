@@ -2,6 +2,8 @@
 //! `http::routes` and server-kit's `KIT_ROUTES` is here (a test checks both directions), and
 //! every 4xx lists its stable error codes under `x-error-codes`.
 
+mod download;
+
 use serde_json::{json, Value};
 use server_kit::openapi::{error_response, internal, json_body, json_response, with_body_codes};
 
@@ -27,6 +29,33 @@ fn object(required: &[&str], properties: Value) -> Value {
 
 /// The document.
 pub fn document() -> Value {
+    let mut doc = base_document();
+    merge(&mut doc["paths"], download::paths());
+    merge(&mut doc["components"]["schemas"], download::schemas());
+    doc
+}
+
+/// Adds `extra`'s members to `into`, merging objects present in both (a path's operations).
+fn merge(into: &mut Value, extra: Value) {
+    match (into, extra) {
+        (Value::Object(into), Value::Object(extra)) => {
+            for (key, value) in extra {
+                match into.get_mut(&key) {
+                    Some(existing) if existing.is_object() && value.is_object() => {
+                        merge(existing, value)
+                    }
+                    _ => {
+                        into.insert(key, value);
+                    }
+                }
+            }
+        }
+        (into, extra) => *into = extra,
+    }
+}
+
+/// The document of the routes before issue 4.
+fn base_document() -> Value {
     let item_id = string_param("id", "path", true, "Item ID, 1..=16 bytes, hex.");
     let card_id = string_param("id", "path", true, "Card ID, 16 bytes, hex.");
     let item_schema = object(
@@ -74,7 +103,7 @@ pub fn document() -> Value {
         "info": {
             "title": "cardwright provider",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "A data provider certified by the Data Registrar: catalog, storing authorizations (STO-1 grant, STO-2 request, STO-3 alone), data plain or certified (SDCI, or the Data Registrar's SDCI'), receipts into per-card records and a signed ledger, the registrars' CRLs it follows. Binary values (DER objects, digests, IDs, data) are lowercase hex. See docs/parties.md."
+            "description": "A data provider certified by the Data Registrar: catalog, storing authorizations (STO-1 grant, STO-2 request, STO-3 alone), data plain or certified (SDCI, or the Data Registrar's SDCI'), receipts into per-card records and a signed ledger, the registrars' CRLs it follows; membership terms, services, application downloads and members (docs/app-download.md). Binary values (DER objects, digests, IDs, data) are lowercase hex. See docs/parties.md."
         },
         "paths": {
             "/v1/provider": {"get": {
@@ -287,7 +316,7 @@ pub fn document() -> Value {
             }},
             "/metrics": {"get": {
                 "operationId": "getMetrics",
-                "summary": "Prometheus text: requests by route and status, latency, provider_authorizations_signed_total, provider_receipts_recorded_total.",
+                "summary": "Prometheus text: requests by route and status, latency, provider_authorizations_signed_total, provider_receipts_recorded_total, provider_member_notifications_total{outcome=new|repeat}.",
                 "responses": {"200": {"description": "Prometheus text format.", "content": {"text/plain": {}}}}
             }}
         },

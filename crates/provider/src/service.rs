@@ -9,17 +9,24 @@
 //! given ([`Provider::set_crls`]; `registrar_crls.rs` fetches them from the registrars and
 //! from the issuers, whose CRLs revoke their cards' RCs).
 
+mod download;
+
 use std::slice;
 use std::sync::Arc;
 
 use crypto::{Digest, SigningKey};
 use pki::{CardId, Certificate, Crl, PartyId, PkiError, Role, UnixTime, VerifiedChain};
 use protocol::{
-    CertifiedData, Challenge, ConsentError, Delegation, ItemId, LedgerEntry, ListedItem, Operation,
-    PartyRole, Policy, ProtocolError, Purpose, ReceiptResult, Sa, SaBasis, Sar, Sdi, Signed,
-    SignedObject,
+    CertifiedData, Challenge, ConsentError, Delegation, DownloadError, ItemId, LedgerEntry,
+    ListedItem, Operation, OperationId, PartyRole, Policy, ProtocolError, Purpose, ReceiptResult,
+    Sa, SaBasis, Sar, Sdi, Signed, SignedObject,
 };
 use server_kit::{Clock, PartyTrust};
+
+pub use download::{
+    DownloadChoice, DownloadGrant, DownloadStatus, MemberNotice, NewService, RecordedMember,
+    AID_LEN, DOWNLOAD_VALIDITY_S, MAX_TERMS_LEN,
+};
 
 use crate::issuer_link::{IssuerLink, LinkError, NoIssuers};
 use crate::registrar_link::{DataRegistrarLink, RegistrarLinkError};
@@ -152,6 +159,79 @@ pub enum ServiceError {
     /// The data registrar answered with an SDCI' a card would not accept for this SDI.
     #[error("the SDCI' data registrar {registrar} answered with is refused: {reason}")]
     RegistrarSdciRefused { registrar: PartyId, reason: String },
+
+    // ---- adding an application over the Internet (service/download.rs) ----
+    #[error("the terms are refused: {detail}")]
+    InvalidTerms { detail: String },
+
+    #[error("{}", match version { Some(v) => format!("terms version {v} is not published"), None => "no terms are published yet".to_string() })]
+    UnknownTerms { version: Option<u32> },
+
+    #[error("an AID is 5..=16 bytes, this one {len}")]
+    InvalidAid { len: usize },
+
+    #[error("service {service_id} exists with other content")]
+    ServiceExists { service_id: String },
+
+    #[error("issuer {issuer} has no usable application {aid} version {version}: {detail}")]
+    UnknownApplication {
+        issuer: PartyId,
+        aid: String,
+        version: u32,
+        detail: String,
+    },
+
+    #[error("service {service_id} is not in the catalog")]
+    UnknownService { service_id: String },
+
+    #[error("no download operation {operation_id}")]
+    UnknownOperation { operation_id: OperationId },
+
+    #[error("download operation {operation_id} exists for another card, issuer, service or terms")]
+    OperationConflict { operation_id: OperationId },
+
+    #[error("card {card} is a member of service {service_id} already")]
+    AlreadyMember { card: CardId, service_id: String },
+
+    #[error("the terms are outdated: {detail}")]
+    TermsOutdated { detail: String },
+
+    #[error("{caller} ({caller_role:?}) is not the card's issuer {issuer} named in the operation")]
+    CallerNotCardIssuer {
+        caller: PartyId,
+        caller_role: PartyRole,
+        issuer: PartyId,
+    },
+
+    #[error("download operation {operation_id} is closed: {reason}")]
+    OperationClosed {
+        operation_id: OperationId,
+        reason: String,
+    },
+
+    #[error("the download application is refused: {source}")]
+    InvalidDownloadApplication {
+        #[source]
+        source: DownloadError,
+    },
+
+    #[error("not download operation {operation_id}'s: {detail}")]
+    OperationMismatch {
+        operation_id: OperationId,
+        detail: String,
+    },
+
+    #[error("the SAR names another registration certificate than card {card}'s RC sent along")]
+    SarRcMismatch { card: CardId },
+
+    #[error("the RC is issued by {found}, not by the operation's issuer {issuer}")]
+    RcNotFromIssuer { issuer: PartyId, found: PartyId },
+
+    #[error("the receipt is not download operation {operation_id}'s: {detail}")]
+    ReceiptNotForOperation {
+        operation_id: OperationId,
+        detail: String,
+    },
 
     /// The configured key, DPR and roots do not fit together.
     #[error("provider configuration: {detail}")]

@@ -3,13 +3,20 @@
 //! unique key, so several instances on one PostgreSQL never accept one SAR twice.
 //! The implementation for both backends is `store/sql.rs`.
 
+mod download;
 mod sql;
+mod sql_download;
 
 use async_trait::async_trait;
 use crypto::Digest;
 use pki::{CardId, PartyId, UnixTime};
 use protocol::{ItemId, Policy};
 
+pub use download::{
+    DownloadGrantRecord, DownloadRecord, DownloadStage, DownloadStore, GrantOutcome, MemberOutcome,
+    MemberRecord, MemberUserRecord, NewDownloadGrant, OpenOutcome, ServiceOutcome, ServiceRecord,
+    TermsOutcome, TermsRecord,
+};
 pub use sql::{SqlStore, MIGRATIONS};
 
 /// One published version of a catalog item (without its data).
@@ -47,6 +54,8 @@ pub enum ConsentKind {
     Request,
     /// STO-3: a lone SA under the issuer's delegation.
     Alone,
+    /// Issue 4, S11: an SA over the card's issuer's SAR on a download operation.
+    Download,
 }
 
 impl ConsentKind {
@@ -55,21 +64,27 @@ impl ConsentKind {
             ConsentKind::Grant => "grant",
             ConsentKind::Request => "request",
             ConsentKind::Alone => "alone",
+            ConsentKind::Download => "download",
         }
     }
 
     pub fn parse(text: &str) -> Option<ConsentKind> {
-        [ConsentKind::Grant, ConsentKind::Request, ConsentKind::Alone]
-            .into_iter()
-            .find(|k| k.as_str() == text)
+        [
+            ConsentKind::Grant,
+            ConsentKind::Request,
+            ConsentKind::Alone,
+            ConsentKind::Download,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == text)
     }
 }
 
 /// A consent the provider signed, kept so receipts can be matched to what it agreed to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsentRecord {
-    /// The single-use key: SHA-256 of the issuer's SAR (grant), of our SAR (request) or of our
-    /// SA (alone).
+    /// The single-use key: SHA-256 of the issuer's SAR (grant, download), of our SAR (request)
+    /// or of our SA (alone).
     pub consent_digest: Digest,
     pub kind: ConsentKind,
     pub card_id: CardId,
@@ -188,7 +203,7 @@ pub enum StoreError {
 /// The provider's state. Implementations make each method atomic and safe to call
 /// concurrently from several processes on one database.
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug {
+pub trait Store: DownloadStore + Send + Sync + std::fmt::Debug {
     /// Publishes `item` with `data`; idempotent for identical content.
     async fn publish_item(
         &self,

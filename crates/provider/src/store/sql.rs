@@ -39,6 +39,11 @@ pub const MIGRATIONS: MigrationSet = MigrationSet {
             description: "registrar sdcis",
             sql: include_str!("../../migrations/sqlite/0003_registrar_sdcis.sql"),
         },
+        server_kit::Migration {
+            version: 4,
+            description: "services members",
+            sql: include_str!("../../migrations/sqlite/0004_services_members.sql"),
+        },
     ],
     postgres: &[
         server_kit::Migration {
@@ -56,13 +61,18 @@ pub const MIGRATIONS: MigrationSet = MigrationSet {
             description: "registrar sdcis",
             sql: include_str!("../../migrations/postgres/0003_registrar_sdcis.sql"),
         },
+        server_kit::Migration {
+            version: 4,
+            description: "services members",
+            sql: include_str!("../../migrations/postgres/0004_services_members.sql"),
+        },
     ],
 };
 
 /// The provider's store on an open, migrated [`Db`].
 #[derive(Debug, Clone)]
 pub struct SqlStore {
-    db: Db,
+    pub(super) db: Db,
 }
 
 impl SqlStore {
@@ -73,25 +83,25 @@ impl SqlStore {
     }
 }
 
-fn to_db(what: &'static str, value: u64) -> Result<i64, StoreError> {
+pub(super) fn to_db(what: &'static str, value: u64) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(|_| StoreError::OutOfRange { what, value })
 }
 
-fn from_db(what: &'static str, value: i64) -> Result<u64, StoreError> {
+pub(super) fn from_db(what: &'static str, value: i64) -> Result<u64, StoreError> {
     u64::try_from(value).map_err(|_| StoreError::Corrupt {
         what,
         value: value.to_string(),
     })
 }
 
-fn u32_from_db(what: &'static str, value: i64) -> Result<u32, StoreError> {
+pub(super) fn u32_from_db(what: &'static str, value: i64) -> Result<u32, StoreError> {
     u32::try_from(value).map_err(|_| StoreError::Corrupt {
         what,
         value: value.to_string(),
     })
 }
 
-fn digest_from_db(what: &'static str, bytes: Vec<u8>) -> Result<Digest, StoreError> {
+pub(super) fn digest_from_db(what: &'static str, bytes: Vec<u8>) -> Result<Digest, StoreError> {
     <[u8; 32]>::try_from(bytes.as_slice())
         .map(Digest)
         .map_err(|_| StoreError::Corrupt {
@@ -100,21 +110,21 @@ fn digest_from_db(what: &'static str, bytes: Vec<u8>) -> Result<Digest, StoreErr
         })
 }
 
-fn item_id_from_db(bytes: Vec<u8>) -> Result<ItemId, StoreError> {
+pub(super) fn item_id_from_db(bytes: Vec<u8>) -> Result<ItemId, StoreError> {
     ItemId::new(&bytes).map_err(|_| StoreError::Corrupt {
         what: "item ID",
         value: hex::encode(&bytes),
     })
 }
 
-fn card_id_from_db(bytes: Vec<u8>) -> Result<CardId, StoreError> {
+pub(super) fn card_id_from_db(bytes: Vec<u8>) -> Result<CardId, StoreError> {
     CardId::from_slice(&bytes).ok_or_else(|| StoreError::Corrupt {
         what: "card ID",
         value: hex::encode(&bytes),
     })
 }
 
-fn policy_from_db(value: i64) -> Result<Policy, StoreError> {
+pub(super) fn policy_from_db(value: i64) -> Result<Policy, StoreError> {
     let bits = u32_from_db("policy", value)?;
     Policy::from_bits(bits).map_err(|_| StoreError::Corrupt {
         what: "policy",
@@ -137,9 +147,9 @@ fn item_from_row(row: ItemRow) -> Result<ItemRecord, StoreError> {
     })
 }
 
-type ViewRow = (Vec<u8>, i64, i64, Vec<u8>, i64);
+pub(super) type ViewRow = (Vec<u8>, i64, i64, Vec<u8>, i64);
 
-fn view_from_row(row: ViewRow) -> Result<ViewItem, StoreError> {
+pub(super) fn view_from_row(row: ViewRow) -> Result<ViewItem, StoreError> {
     let (item_id, version, size, data_digest, policy) = row;
     Ok(ViewItem {
         item_id: item_id_from_db(item_id)?,
@@ -218,7 +228,7 @@ fn registrar_sdci_from_row(row: RegistrarSdciRow) -> Result<RegistrarSdciRecord,
     })
 }
 
-fn ledger_from_row(
+pub(super) fn ledger_from_row(
     (seq, counter, entry_der): (i64, i64, Vec<u8>),
 ) -> Result<LedgerRecord, StoreError> {
     Ok(LedgerRecord {
@@ -227,6 +237,131 @@ fn ledger_from_row(
         entry_der,
     })
 }
+
+/// The ledger step of recording a receipt, inside the open transaction `$tx` (committed or
+/// rolled back by the caller): the card's row first (created if new, then locked; see the
+/// module doc), the RC check, a repeat answered with its entry, the counter check, the view
+/// change, the entry signed by `$signer` over the view after it and appended, the card's head
+/// moved. Evaluates to `Result<ReceiptOutcome, StoreError>`; only `Recorded` wrote anything
+/// the caller should commit. A macro so each backend's body is type-checked against its own
+/// driver (`on_pool!`).
+macro_rules! append_receipt {
+    ($tx:ident, $r:expr, $signer:expr) => {
+        async {
+            let r: &NewReceipt = $r;
+            let signer: &dyn EntrySigner = $signer;
+            let card = r.card_id.0.as_slice();
+            let counter = to_db("receipt counter", r.counter)?;
+            let receipt_digest = crypto::sha256(&r.receipt_der);
+            let recorded_at = to_db("recorded_at", r.recorded_at.0)?;
+            sqlx::query(
+                "INSERT INTO cards (card_id, rc_der, last_counter, entries, head) \
+                 VALUES ($1, $2, 0, 0, $3) ON CONFLICT DO NOTHING",
+            )
+            .bind(card)
+            .bind(r.rc_der.as_slice())
+            .bind(LedgerEntry::GENESIS_PREV.0.as_slice())
+            .execute(&mut *$tx)
+            .await?;
+            let (rc_der, last_counter, entries, head): (Vec<u8>, i64, i64, Vec<u8>) =
+                sqlx::query_as(
+                    "UPDATE cards SET entries = entries WHERE card_id = $1 \
+                     RETURNING rc_der, last_counter, entries, head",
+                )
+                .bind(card)
+                .fetch_one(&mut *$tx)
+                .await?;
+            if rc_der != r.rc_der {
+                return Ok::<ReceiptOutcome, StoreError>(ReceiptOutcome::RcMismatch);
+            }
+            let repeated: Option<(i64, i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT seq, counter, entry_der FROM ledger_entries \
+                 WHERE card_id = $1 AND receipt_digest = $2",
+            )
+            .bind(card)
+            .bind(receipt_digest.0.as_slice())
+            .fetch_optional(&mut *$tx)
+            .await?;
+            if let Some(row) = repeated {
+                return Ok(ReceiptOutcome::Repeated(ledger_from_row(row)?));
+            }
+            if entries > 0 && counter <= last_counter {
+                return Ok(ReceiptOutcome::CounterNotIncreasing {
+                    last: from_db("last counter", last_counter)?,
+                });
+            }
+            match &r.change {
+                ViewChange::Stored(item) => {
+                    sqlx::query(
+                        "INSERT INTO card_items \
+                         (card_id, item_id, version, size, data_digest, policy) \
+                         VALUES ($1, $2, $3, $4, $5, $6) \
+                         ON CONFLICT (card_id, item_id) DO UPDATE SET \
+                         version = excluded.version, size = excluded.size, \
+                         data_digest = excluded.data_digest, policy = excluded.policy",
+                    )
+                    .bind(card)
+                    .bind(item.item_id.as_bytes())
+                    .bind(i64::from(item.version))
+                    .bind(i64::from(item.size))
+                    .bind(item.data_digest.0.as_slice())
+                    .bind(i64::from(item.policy.bits()))
+                    .execute(&mut *$tx)
+                    .await?;
+                }
+                ViewChange::Deleted(item_id) => {
+                    sqlx::query("DELETE FROM card_items WHERE card_id = $1 AND item_id = $2")
+                        .bind(card)
+                        .bind(item_id.as_bytes())
+                        .execute(&mut *$tx)
+                        .await?;
+                }
+            }
+            let view_rows: Vec<ViewRow> = sqlx::query_as(
+                "SELECT item_id, version, size, data_digest, policy FROM card_items \
+                 WHERE card_id = $1 ORDER BY item_id",
+            )
+            .bind(card)
+            .fetch_all(&mut *$tx)
+            .await?;
+            let view = view_rows
+                .into_iter()
+                .map(view_from_row)
+                .collect::<Result<Vec<_>, _>>()?;
+            let seq = from_db("ledger entries", entries)?;
+            let entry_der = signer.sign(seq, digest_from_db("ledger head", head)?, &view)?;
+            sqlx::query(
+                "INSERT INTO ledger_entries \
+                 (card_id, seq, counter, receipt_digest, entry_der, recorded_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(card)
+            .bind(entries)
+            .bind(counter)
+            .bind(receipt_digest.0.as_slice())
+            .bind(entry_der.as_slice())
+            .bind(recorded_at)
+            .execute(&mut *$tx)
+            .await?;
+            sqlx::query(
+                "UPDATE cards SET last_counter = $2, entries = entries + 1, head = $3 \
+                 WHERE card_id = $1",
+            )
+            .bind(card)
+            .bind(counter)
+            .bind(crypto::sha256(&entry_der).0.as_slice())
+            .execute(&mut *$tx)
+            .await?;
+            Ok(ReceiptOutcome::Recorded(LedgerRecord {
+                seq,
+                counter: r.counter,
+                entry_der,
+            }))
+        }
+        .await
+    };
+}
+pub(super) use append_receipt;
 
 #[async_trait]
 impl Store for SqlStore {
@@ -384,120 +519,14 @@ impl Store for SqlStore {
         r: &NewReceipt,
         signer: &dyn EntrySigner,
     ) -> Result<ReceiptOutcome, StoreError> {
-        let card = r.card_id.0.as_slice();
-        let counter = to_db("receipt counter", r.counter)?;
-        let receipt_digest = crypto::sha256(&r.receipt_der);
-        let recorded_at = to_db("recorded_at", r.recorded_at.0)?;
         on_pool!(&self.db, |pool| {
             let mut tx = pool.begin().await?;
-            // First statements: create the card's row if new, then lock it (see the module doc).
-            sqlx::query(
-                "INSERT INTO cards (card_id, rc_der, last_counter, entries, head) \
-                 VALUES ($1, $2, 0, 0, $3) ON CONFLICT DO NOTHING",
-            )
-            .bind(card)
-            .bind(r.rc_der.as_slice())
-            .bind(LedgerEntry::GENESIS_PREV.0.as_slice())
-            .execute(&mut *tx)
-            .await?;
-            let (rc_der, last_counter, entries, head): (Vec<u8>, i64, i64, Vec<u8>) =
-                sqlx::query_as(
-                    "UPDATE cards SET entries = entries WHERE card_id = $1 \
-                     RETURNING rc_der, last_counter, entries, head",
-                )
-                .bind(card)
-                .fetch_one(&mut *tx)
-                .await?;
-            if rc_der != r.rc_der {
-                tx.rollback().await?;
-                return Ok(ReceiptOutcome::RcMismatch);
+            let outcome = append_receipt!(tx, r, signer)?;
+            match outcome {
+                ReceiptOutcome::Recorded(_) => tx.commit().await?,
+                _ => tx.rollback().await?,
             }
-            let repeated: Option<(i64, i64, Vec<u8>)> = sqlx::query_as(
-                "SELECT seq, counter, entry_der FROM ledger_entries \
-                 WHERE card_id = $1 AND receipt_digest = $2",
-            )
-            .bind(card)
-            .bind(receipt_digest.0.as_slice())
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(row) = repeated {
-                tx.rollback().await?;
-                return Ok(ReceiptOutcome::Repeated(ledger_from_row(row)?));
-            }
-            if entries > 0 && counter <= last_counter {
-                tx.rollback().await?;
-                return Ok(ReceiptOutcome::CounterNotIncreasing {
-                    last: from_db("last counter", last_counter)?,
-                });
-            }
-            match &r.change {
-                ViewChange::Stored(item) => {
-                    sqlx::query(
-                        "INSERT INTO card_items \
-                         (card_id, item_id, version, size, data_digest, policy) \
-                         VALUES ($1, $2, $3, $4, $5, $6) \
-                         ON CONFLICT (card_id, item_id) DO UPDATE SET \
-                         version = excluded.version, size = excluded.size, \
-                         data_digest = excluded.data_digest, policy = excluded.policy",
-                    )
-                    .bind(card)
-                    .bind(item.item_id.as_bytes())
-                    .bind(i64::from(item.version))
-                    .bind(i64::from(item.size))
-                    .bind(item.data_digest.0.as_slice())
-                    .bind(i64::from(item.policy.bits()))
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                ViewChange::Deleted(item_id) => {
-                    sqlx::query("DELETE FROM card_items WHERE card_id = $1 AND item_id = $2")
-                        .bind(card)
-                        .bind(item_id.as_bytes())
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-            let view_rows: Vec<ViewRow> = sqlx::query_as(
-                "SELECT item_id, version, size, data_digest, policy FROM card_items \
-                 WHERE card_id = $1 ORDER BY item_id",
-            )
-            .bind(card)
-            .fetch_all(&mut *tx)
-            .await?;
-            let view = view_rows
-                .into_iter()
-                .map(view_from_row)
-                .collect::<Result<Vec<_>, _>>()?;
-            let seq = from_db("ledger entries", entries)?;
-            let entry_der = signer.sign(seq, digest_from_db("ledger head", head)?, &view)?;
-            sqlx::query(
-                "INSERT INTO ledger_entries \
-                 (card_id, seq, counter, receipt_digest, entry_der, recorded_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(card)
-            .bind(entries)
-            .bind(counter)
-            .bind(receipt_digest.0.as_slice())
-            .bind(entry_der.as_slice())
-            .bind(recorded_at)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE cards SET last_counter = $2, entries = entries + 1, head = $3 \
-                 WHERE card_id = $1",
-            )
-            .bind(card)
-            .bind(counter)
-            .bind(crypto::sha256(&entry_der).0.as_slice())
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(ReceiptOutcome::Recorded(LedgerRecord {
-                seq,
-                counter: r.counter,
-                entry_der,
-            }))
+            Ok(outcome)
         })
     }
 

@@ -804,11 +804,21 @@ async fn openapi_documents_every_route() {
     let doc = response.json();
     assert_eq!(doc, provider::openapi_document());
     assert_eq!(doc["openapi"], "3.1.0");
+    // GET /v1/terms answers 404 until terms are published: publish some first.
+    server
+        .provider_client()
+        .publish_terms(server.token.expose(), "Be nice.")
+        .await
+        .unwrap();
     server_kit::testing::assert_openapi_documents_routes(
         &server.running,
         &doc,
         &provider::routes(),
-        |path| path.replace("{id}", "a0"),
+        // A service ID that cannot be one: its routes answer 400, not 404.
+        |path| {
+            path.replace("/v1/services/{id}", "/v1/services/a!")
+                .replace("{id}", "a0")
+        },
         "unknown_item",
     )
     .await;
