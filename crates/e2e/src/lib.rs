@@ -3,6 +3,8 @@
 //! parties' records equal the card's signed listing and that the ledgers verify. `cardwright
 //! demo` runs these scenarios; `tests/` runs them with assertions, on SQLite and PostgreSQL.
 
+pub mod webdriver;
+
 use std::path::Path;
 
 use anyhow::{bail, Context as _};
