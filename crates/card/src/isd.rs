@@ -12,8 +12,9 @@ use apdu::{tlv, Command};
 use crypto::{Rng, Sha256Hasher, SigningKey, SymmetricKey};
 use pki::{CardId, Certificate, Crl, PartyId, Role, UnixTime};
 use protocol::{
-    Authorized, CardContext, Challenge, IssuerAction, ListedItem, Listing, ListingBody, Nonce,
-    Operation, Policy, Receipt, ReceiptResult, RegistrationInfo, SignedObject, UserInfo,
+    Authorized, CardContext, Challenge, DownloadApplication, DownloadRequest, IssuerAction,
+    ListedItem, Listing, ListingBody, Nonce, Operation, Policy, Receipt, ReceiptResult,
+    RegistrationInfo, SignedObject, UserInfo,
 };
 
 use crate::state::{
@@ -77,6 +78,8 @@ pub(crate) fn handle<N: Nvm>(
         (true, INS_STORE_DATA) => store_data(card, cmd),
         (true, INS_REGISTER) => register(card, cmd, rng),
         (true, INS_REGISTER_COMPLETE) => register_complete(card, cmd),
+        (true, INS_SIGN_DOWNLOAD_APPLICATION) => sign_download_application(card, cmd),
+        (true, INS_GET_RECEIPT) => get_receipt(card, cmd),
         (true, INS_INSTALL) => install(card, cmd),
         (true, INS_LOAD) => load(card, cmd),
         (true, INS_DELETE) => delete(card, cmd),
@@ -89,6 +92,8 @@ pub(crate) fn handle<N: Nvm>(
             INS_STORE_DATA
             | INS_REGISTER
             | INS_REGISTER_COMPLETE
+            | INS_SIGN_DOWNLOAD_APPLICATION
+            | INS_GET_RECEIPT
             | INS_INSTALL
             | INS_LOAD
             | INS_DELETE
@@ -841,6 +846,9 @@ fn finish_with_receipt<N: Nvm>(
         .ok_or(Refusal::ConditionsNotSatisfied)?
         .key
         .clone();
+    // REC-2: the receipt body is kept in the same commit, so GET RECEIPT answers it exactly
+    // when the operation took effect.
+    next.keep_receipt(receipt.clone());
     card.commit(next)?;
     Ok(receipt.sign(&key).to_der())
 }
@@ -918,6 +926,100 @@ fn get_status<N: Nvm>(card: &mut Card<N>, cmd: &Command) -> Result<Vec<u8>, Refu
         return Err(Refusal::ReferencedDataNotFound);
     }
     Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Adding an application over the Internet (APP-3) and resuming it (REC-2)
+
+/// The card's registration key, once the card is registered (IN USE with an RC).
+fn registered_key(s: &PersistentState) -> Result<&SigningKey, Refusal> {
+    s.card_key
+        .as_ref()
+        .filter(|_| s.registration.is_some())
+        .map(|k| &k.key)
+        .ok_or(Refusal::ConditionsNotSatisfied)
+}
+
+/// SIGN DOWNLOAD APPLICATION: signs the provider's download request (tag DF45) with the
+/// card's registration key, adding its receipt counter and free bytes, for a request made for
+/// this card and its issuer, in force at the time floor, that fits. Writes nothing.
+fn sign_download_application<N: Nvm>(
+    card: &mut Card<N>,
+    cmd: &Command,
+) -> Result<Vec<u8>, Refusal> {
+    if cmd.p1 != 0 || cmd.p2 != 0 {
+        return Err(Refusal::WrongP1P2);
+    }
+    let s = &card.state;
+    if s.life_cycle != LifeCycle::InUse {
+        return Err(Refusal::ConditionsNotSatisfied);
+    }
+    let key = registered_key(s)?;
+    require_pin(card)?;
+    let tlvs = tlv::parse_all(&cmd.data).map_err(|_| Refusal::WrongData)?;
+    let der = tlv::find(&tlvs, TAG_DOWNLOAD_REQUEST).ok_or(Refusal::WrongData)?;
+    let diagnostic = &mut card.ram.diagnostic;
+    let request = DownloadRequest::from_der(der).map_err(|e| {
+        *diagnostic = Some(e.to_string());
+        Refusal::WrongData
+    })?;
+    let card_id = s.card_id.ok_or(Refusal::ConditionsNotSatisfied)?;
+    let issuer = s
+        .issuer_id
+        .as_ref()
+        .ok_or(Refusal::ConditionsNotSatisfied)?;
+    if request.card_id != card_id {
+        *diagnostic = Some(format!(
+            "download request is for card {}, this is card {card_id}",
+            request.card_id
+        ));
+        return Err(Refusal::WrongData);
+    }
+    if request.issuer != *issuer {
+        *diagnostic = Some(format!(
+            "download request is addressed to issuer {}, this card's issuer is {issuer}",
+            request.issuer
+        ));
+        return Err(Refusal::WrongData);
+    }
+    if request.not_after < s.time_floor {
+        *diagnostic = Some(format!(
+            "download request expired: not_after {} is before the time floor {}",
+            request.not_after, s.time_floor
+        ));
+        return Err(Refusal::AuthorizationInvalid);
+    }
+    let free = s.free();
+    if request.size > free {
+        *diagnostic = Some(format!(
+            "download request of {} bytes, {free} free",
+            request.size
+        ));
+        return Err(Refusal::NotEnoughMemory);
+    }
+    let application = DownloadApplication {
+        request,
+        counter: s.receipt_counter,
+        free,
+    };
+    Ok(application.sign(key).to_der())
+}
+
+/// GET RECEIPT: the kept receipt of the operation whose SA has this digest (tag DF62), signed
+/// again — byte-identical to the one the operation answered (RFC 6979 signatures).
+fn get_receipt<N: Nvm>(card: &mut Card<N>, cmd: &Command) -> Result<Vec<u8>, Refusal> {
+    if cmd.p1 != 0 || cmd.p2 != 0 {
+        return Err(Refusal::WrongP1P2);
+    }
+    let s = &card.state;
+    let key = registered_key(s)?;
+    let tlvs = tlv::parse_all(&cmd.data).map_err(|_| Refusal::WrongData)?;
+    let digest = tlv::find(&tlvs, TAG_AUTHORIZATION_DIGEST).ok_or(Refusal::WrongData)?;
+    let digest = crypto::Digest(digest.try_into().map_err(|_| Refusal::WrongData)?);
+    let receipt = s
+        .kept_receipt(&digest)
+        .ok_or(Refusal::ReferencedDataNotFound)?;
+    Ok(receipt.sign(key).to_der())
 }
 
 // ---------------------------------------------------------------------------------------------

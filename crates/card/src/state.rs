@@ -5,13 +5,22 @@
 //! (first byte) and laid out so that the fields that change on most commands (life cycle, PIN
 //! tries, counters, time floor) sit at fixed offsets at the front: a PIN try rewrites a few bytes,
 //! not the image. Golden files in `tests/golden/` pin the format.
+//!
+//! Versions: 1 (issues 1–3); 2 adds the ring of kept receipts at the end (REC-2, GET RECEIPT).
+//! A version 1 image is still read (with no kept receipts) and is written as version 2 by the
+//! card's next commit.
 
 use crypto::{Digest, SigningKey, SymmetricKey};
 use pki::{CardId, PartyId, UnixTime};
-use protocol::{ItemId, Policy};
+use protocol::{ItemId, Policy, Receipt};
 
 /// Version of the image format written by this code.
-pub const STATE_FORMAT_VERSION: u8 = 1;
+pub const STATE_FORMAT_VERSION: u8 = 2;
+/// The oldest image format version this code still reads (migrated on the next commit).
+pub const OLDEST_READABLE_FORMAT_VERSION: u8 = 1;
+
+/// How many of its latest receipts the card keeps, to sign again on GET RECEIPT (REC-2).
+pub const KEPT_RECEIPTS: usize = 8;
 
 /// The card life cycle (GlobalPlatform Card Specification v2.3 §5.1.1, with GP's coding).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +125,9 @@ pub struct PersistentState {
     /// Latest accepted revocation list per signer, as DER.
     pub crls: Vec<Vec<u8>>,
     pub items: Vec<Item>,
+    /// The bodies of the card's latest receipts, oldest first, at most [`KEPT_RECEIPTS`]:
+    /// written in the same commit as the operation that produced each one.
+    pub receipts: Vec<Receipt>,
 }
 
 impl PersistentState {
@@ -137,7 +149,23 @@ impl PersistentState {
             registration: None,
             crls: Vec::new(),
             items: Vec::new(),
+            receipts: Vec::new(),
         }
+    }
+
+    /// Appends `receipt` to the kept receipts, dropping the oldest beyond [`KEPT_RECEIPTS`].
+    pub fn keep_receipt(&mut self, receipt: Receipt) {
+        self.receipts.push(receipt);
+        let excess = self.receipts.len().saturating_sub(KEPT_RECEIPTS);
+        self.receipts.drain(..excess);
+    }
+
+    /// The kept receipt of the operation authorized by the SA with this digest, newest first.
+    pub fn kept_receipt(&self, authorization_digest: &Digest) -> Option<&Receipt> {
+        self.receipts
+            .iter()
+            .rev()
+            .find(|r| r.authorization_digest == *authorization_digest)
     }
 
     /// Bytes of content held (the quantity the capacity budget limits, CARD-6).
@@ -228,13 +256,18 @@ impl PersistentState {
             w.raw(&i.digest.0);
             w.bytes(&i.data);
         }
+        // Version 2: the kept receipts, oldest first, each as its DER.
+        w.u8(self.receipts.len() as u8);
+        for r in &self.receipts {
+            w.bytes(&r.to_der());
+        }
         w.0
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, StateError> {
         let mut r = Reader { b: bytes, at: 0 };
         let version = r.u8()?;
-        if version != STATE_FORMAT_VERSION {
+        if !(OLDEST_READABLE_FORMAT_VERSION..=STATE_FORMAT_VERSION).contains(&version) {
             return Err(StateError::UnknownVersion { found: version });
         }
         let lc_byte = r.u8()?;
@@ -340,6 +373,20 @@ impl PersistentState {
                 data,
             });
         }
+        let mut receipts = Vec::new();
+        if version >= 2 {
+            let n_receipts = usize::from(r.u8()?);
+            if n_receipts > KEPT_RECEIPTS {
+                return Err(StateError::Corrupt {
+                    field: "kept receipt count",
+                    offset: r.at - 1,
+                });
+            }
+            for _ in 0..n_receipts {
+                let der = r.bytes()?;
+                receipts.push(Receipt::from_der(&der).map_err(|_| r.corrupt("kept receipt"))?);
+            }
+        }
         if r.at != bytes.len() {
             return Err(StateError::TrailingBytes {
                 at: r.at,
@@ -362,6 +409,7 @@ impl PersistentState {
             registration,
             crls,
             items,
+            receipts,
         })
     }
 }
@@ -369,7 +417,7 @@ impl PersistentState {
 /// The persisted image could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StateError {
-    #[error("card image format version {found} is not supported (this build reads {STATE_FORMAT_VERSION})")]
+    #[error("card image format version {found} is not supported (this build reads {OLDEST_READABLE_FORMAT_VERSION}..={STATE_FORMAT_VERSION})")]
     UnknownVersion { found: u8 },
     #[error("card image truncated at byte {at}")]
     Truncated { at: usize },

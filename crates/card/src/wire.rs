@@ -14,6 +14,8 @@ pub const INS_GET_CHALLENGE: u8 = 0x84; // ISO 7816-4 §7.5.3
 pub const INS_GET_DATA: u8 = 0xCA; // GP CS §11.3 / ISO 7816-4 §7.4.2
 pub const INS_REGISTER: u8 = 0xD0; // proprietary: REG-2 registration information
 pub const INS_REGISTER_COMPLETE: u8 = 0xD2; // proprietary: REG-2 store RC + IRC
+pub const INS_SIGN_DOWNLOAD_APPLICATION: u8 = 0xD4; // proprietary: APP-3 signed download application
+pub const INS_GET_RECEIPT: u8 = 0xD6; // proprietary: REC-2 a kept receipt, signed again
 pub const INS_STORE_DATA: u8 = 0xE2; // GP CS §11.11
 pub const INS_DELETE: u8 = 0xE4; // GP CS §11.2
 pub const INS_INSTALL: u8 = 0xE6; // GP CS §11.5
@@ -38,10 +40,12 @@ pub const TAG_USER_INFO: u32 = 0xDF40;
 pub const TAG_ISSUER_CHALLENGE: u32 = 0xDF41;
 pub const TAG_RC_DER: u32 = 0xDF42;
 pub const TAG_IRC_DER: u32 = 0xDF43;
+pub const TAG_DOWNLOAD_REQUEST: u32 = 0xDF45;
 pub const TAG_AUTHORIZATION: u32 = 0xDF50;
 pub const TAG_CERTIFIED_DATA: u32 = 0xDF51;
 pub const TAG_ISSUER_COMMAND: u32 = 0xDF52;
 pub const TAG_NONCE: u32 = 0xDF60;
+pub const TAG_AUTHORIZATION_DIGEST: u32 = 0xDF62;
 pub const TAG_AID: u32 = 0x4F;
 
 // Personalisation data grouping identifiers (STORE DATA, GP CS §11.11.2.2 DGI format).

@@ -1,13 +1,15 @@
 //! The card's persisted state format (STYLE rule 4: "a versioned format with golden files").
 //!
-//! Golden images in `tests/golden/state-v1-<name>.bin` pin format version 1 byte for byte: the
+//! Golden images in `tests/golden/state-v2-<name>.bin` pin format version 2 byte for byte: the
 //! same deterministic states must encode to exactly those bytes, and the golden bytes must
-//! decode and re-encode unchanged (cards in the field hold such images). The decoder must refuse
-//! everything that is not exactly one well-formed image, and never panic.
+//! decode and re-encode unchanged (cards in the field hold such images). The version 1 images
+//! (`state-v1-<name>.bin`, written by issues 1–3) must still decode, to the same state with no
+//! kept receipts, and boot. The decoder must refuse everything that is not exactly one
+//! well-formed image, and never panic.
 //!
-//! A missing or different golden file fails the test. Rewrite the files only for an intended
-//! format change — which also bumps `STATE_FORMAT_VERSION` and decides what happens to version 1
-//! images — with:
+//! A missing or different golden file fails the test. Rewrite the current version's files only
+//! for an intended format change — which also bumps `STATE_FORMAT_VERSION` and decides what
+//! happens to older images — with:
 //!
 //! ```text
 //! CARDWRIGHT_BLESS=1 cargo test -p card --test state_format
@@ -17,8 +19,8 @@ use std::path::PathBuf;
 
 use card::nvm::MemNvm;
 use card::state::{
-    CardKeyEntry, Item, KeyVersion, PinRecord, Registration, SkEntry, StateError,
-    STATE_FORMAT_VERSION,
+    CardKeyEntry, Item, KeyVersion, PinRecord, Registration, SkEntry, StateError, KEPT_RECEIPTS,
+    OLDEST_READABLE_FORMAT_VERSION, STATE_FORMAT_VERSION,
 };
 use card::store::Store;
 use card::{Card, LifeCycle, PersistentState};
@@ -28,12 +30,20 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
 use proptest::test_runner::{Config, RngSeed, TestRunner};
-use protocol::{Challenge, ItemId, Operation, Policy};
+use protocol::{Challenge, ItemId, Operation, Policy, Receipt, ReceiptResult};
 use testkit::world::{Path, TestClient, World};
 
 /// Seed of the world the golden states are built in. Changing it changes every golden file.
 const GOLDEN_SEED: u64 = 0x57A7_E001;
 const BLESS_VAR: &str = "CARDWRIGHT_BLESS";
+
+/// The names of the golden states (the same in every format version).
+const GOLDEN_NAMES: [&str; 4] = [
+    "manufactured",
+    "personalised",
+    "registered-two-items",
+    "tampered-by-hand",
+];
 
 /// The golden states, by name: `(name, state image)`.
 fn golden_states() -> Vec<(&'static str, Vec<u8>)> {
@@ -86,6 +96,23 @@ fn registered_two_items(w: &World) -> Vec<u8> {
     image_of(c)
 }
 
+/// A receipt built by hand (a state image holds receipt bodies, not signatures).
+fn hand_receipt(counter: u64, result: ReceiptResult) -> Receipt {
+    Receipt {
+        card_id: CardId(*b"HANDMADE-CARD-01"),
+        counter,
+        operation: match result {
+            ReceiptResult::Stored => Operation::Store,
+            ReceiptResult::Deleted => Operation::Delete,
+        },
+        item_id: ItemId::new(b"a").expect("item id"),
+        sdi_digest: Digest([0x51; 32]),
+        authorization_digest: Digest([counter as u8; 32]),
+        result,
+        listing_digest: Digest([0x1D; 32]),
+    }
+}
+
 /// A state built field by field, independent of the test world: what a tampered card keeps
 /// (terminated, keys erased, PIN blocked) with every list non-empty.
 fn tampered_by_hand() -> PersistentState {
@@ -131,13 +158,21 @@ fn tampered_by_hand() -> PersistentState {
                 data: vec![0xEE; 300],
             },
         ],
+        receipts: vec![
+            hand_receipt(0x0102_0304_0506_0707, ReceiptResult::Stored),
+            hand_receipt(0x0102_0304_0506_0708, ReceiptResult::Deleted),
+        ],
     }
 }
 
 fn golden_path(name: &str) -> PathBuf {
+    golden_path_of_version(STATE_FORMAT_VERSION, name)
+}
+
+fn golden_path_of_version(version: u8, name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")
-        .join(format!("state-v{STATE_FORMAT_VERSION}-{name}.bin"))
+        .join(format!("state-v{version}-{name}.bin"))
 }
 
 fn blessing() -> bool {
@@ -184,6 +219,7 @@ fn fields(s: &PersistentState) -> Vec<(&'static str, String)> {
         ("registration", format!("{:?}", s.registration)),
         ("crls", format!("{:?}", s.crls)),
         ("items", format!("{:?}", s.items)),
+        ("receipts", format!("{:?}", s.receipts)),
     ]
 }
 
@@ -202,13 +238,53 @@ fn decode(bytes: &[u8]) -> PersistentState {
 
 #[test]
 fn the_format_version_is_pinned() {
-    // A new version needs new golden files, and a decision about the version 1 images that
-    // cards already hold (today the decoder reads exactly one version).
+    // A new version needs new golden files, and a decision about the older images that cards
+    // already hold (today: version 1 is read, with no kept receipts, and rewritten as 2).
     assert_eq!(
-        STATE_FORMAT_VERSION, 1,
+        (OLDEST_READABLE_FORMAT_VERSION, STATE_FORMAT_VERSION),
+        (1, 2),
         "state format version changed: add state-v{STATE_FORMAT_VERSION}-*.bin goldens \
-         ({BLESS_VAR}=1) and decide how version 1 images are read"
+         ({BLESS_VAR}=1) and decide how older images are read"
     );
+    assert_eq!(KEPT_RECEIPTS, 8);
+}
+
+/// Cards in the field hold version 1 images: each still decodes, to the state the version 2
+/// golden holds less its kept receipts (version 1 kept none), re-encodes as version 2, and
+/// boots.
+#[test]
+fn version_1_images_are_still_read() {
+    for name in GOLDEN_NAMES {
+        let v1 = std::fs::read(golden_path_of_version(1, name))
+            .unwrap_or_else(|e| panic!("state-v1-{name}.bin: {e}"));
+        assert_eq!(v1[0], 1);
+        let migrated = PersistentState::decode(&v1)
+            .unwrap_or_else(|e| panic!("state-v1-{name}.bin no longer decodes: {e}"));
+        assert!(migrated.receipts.is_empty(), "{name}");
+        let mut expected =
+            decode(&std::fs::read(golden_path(name)).unwrap_or_else(|e| panic!("v2 {name}: {e}")));
+        expected.receipts.clear();
+        assert_eq!(
+            differing_fields(&migrated, &expected),
+            Vec::<&str>::new(),
+            "{name}: the version 1 image reads as the version 2 state without its receipts"
+        );
+        assert_eq!(migrated.encode(), expected.encode(), "{name}");
+        assert_eq!(migrated.encode()[0], STATE_FORMAT_VERSION);
+        // A version 1 image that carries the version 2 tail is refused, not misread.
+        let mut with_tail = v1.clone();
+        with_tail.push(0);
+        assert!(PersistentState::decode(&with_tail).is_err(), "{name}");
+    }
+    // The registered version 1 image boots, and its next commit writes version 2.
+    let v1 = std::fs::read(golden_path_of_version(1, "registered-two-items")).expect("v1");
+    let capacity = 16 * 1024;
+    let nvm = MemNvm::new(Store::<MemNvm>::nvm_size_for(capacity));
+    let mut store = Store::format(nvm, capacity).expect("format a store");
+    store.commit(&v1).expect("commit the v1 image");
+    let card = Card::boot(store.into_nvm()).expect("boots from the v1 image");
+    assert_eq!(card.image(), v1.as_slice());
+    assert_eq!(card.info().items, 2);
 }
 
 #[test]
@@ -307,6 +383,10 @@ fn golden_states_are_deterministic() {
 #[test]
 fn golden_states_have_the_expected_shape() {
     let states = golden_states();
+    assert_eq!(
+        states.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        GOLDEN_NAMES.to_vec()
+    );
     let by_name = |n: &str| decode(&states.iter().find(|(name, _)| *name == n).expect(n).1);
     assert_eq!(by_name("manufactured").life_cycle, LifeCycle::Manufactured);
     let p = by_name("personalised");
@@ -318,6 +398,11 @@ fn golden_states_have_the_expected_shape() {
     assert_eq!(r.items.len(), 2);
     assert_eq!(r.crls.len(), 1);
     assert_eq!(r.receipt_counter, 2);
+    // The ring holds both receipts, oldest first, matching the counter.
+    assert_eq!(
+        r.receipts.iter().map(|x| x.counter).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
     let t = by_name("tampered-by-hand");
     assert_eq!(t.life_cycle, LifeCycle::Terminated);
 }
@@ -392,7 +477,8 @@ fn decode_rejects_every_truncation() {
 #[test]
 fn decode_rejects_an_unknown_version() {
     for (name, image) in golden_states() {
-        for v in (0..=u8::MAX).filter(|v| *v != STATE_FORMAT_VERSION) {
+        let readable = OLDEST_READABLE_FORMAT_VERSION..=STATE_FORMAT_VERSION;
+        for v in (0..=u8::MAX).filter(|v| !readable.contains(v)) {
             let mut bad = image.clone();
             bad[0] = v;
             assert_eq!(
@@ -551,4 +637,55 @@ fn decode_rejects_non_canonical_presence_and_padding() {
         assert!(PersistentState::decode(&bad).is_err(), "{what} accepted");
     }
     assert!(PersistentState::decode(&manufactured).is_ok());
+}
+
+/// The ring of kept receipts (version 2): at most [`KEPT_RECEIPTS`], each a valid `Receipt`
+/// DER; anything else is damage.
+#[test]
+fn decode_rejects_a_bad_receipt_ring() {
+    let mut s = tampered_by_hand();
+    s.receipts = (1..=KEPT_RECEIPTS as u64)
+        .map(|n| hand_receipt(n, ReceiptResult::Stored))
+        .collect();
+    let full = s.encode();
+    assert_eq!(decode(&full).receipts, s.receipts);
+    let mut none = s.clone();
+    none.receipts.clear();
+    // The ring is the tail: its count byte is the last byte of the image without receipts.
+    let count_at = none.encode().len() - 1;
+    assert_eq!(full[count_at], KEPT_RECEIPTS as u8);
+
+    let mut nine = full.clone();
+    nine[count_at] = KEPT_RECEIPTS as u8 + 1;
+    assert_eq!(
+        PersistentState::decode(&nine).err(),
+        Some(StateError::Corrupt {
+            field: "kept receipt count",
+            offset: count_at
+        })
+    );
+    // The first receipt's DER (after its 4-byte length) no longer a SEQUENCE.
+    let mut bad = full.clone();
+    bad[count_at + 1 + 4] = 0x31;
+    assert!(matches!(
+        PersistentState::decode(&bad),
+        Err(StateError::Corrupt {
+            field: "kept receipt",
+            ..
+        })
+    ));
+    // keep_receipt keeps the last KEPT_RECEIPTS, oldest first.
+    let mut ring = PersistentState::manufactured();
+    for n in 1..=KEPT_RECEIPTS as u64 + 3 {
+        ring.keep_receipt(hand_receipt(n, ReceiptResult::Stored));
+    }
+    assert_eq!(
+        ring.receipts.iter().map(|r| r.counter).collect::<Vec<_>>(),
+        (4..=KEPT_RECEIPTS as u64 + 3).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        ring.kept_receipt(&Digest([4; 32])).map(|r| r.counter),
+        Some(4)
+    );
+    assert_eq!(ring.kept_receipt(&Digest([3; 32])), None);
 }

@@ -9,11 +9,19 @@
 
 use std::path::PathBuf;
 
+use apdu::{tlv, Command, Status};
 use card::nvm::MemNvm;
+use card::wire::{
+    INS_GET_RECEIPT, INS_SIGN_DOWNLOAD_APPLICATION, TAG_AUTHORIZATION_DIGEST, TAG_DOWNLOAD_REQUEST,
+};
 use card::Card;
+use crypto::Digest;
 use crypto::InsecureSeededRng;
-use pki::{Certificate, UnixTime};
-use protocol::{Challenge, IssuerAction, Operation, Policy};
+use pki::{CardId, Certificate, UnixTime};
+use protocol::{
+    verify_download_application, verify_receipt, Challenge, DownloadApplication, DownloadRequest,
+    ExpectedDownload, IssuerAction, ItemId, Operation, OperationId, Policy, ServiceId,
+};
 use terminal::{CardClient, InProcessCard};
 use testkit::test_pki::TestPki;
 use testkit::transcript::{run, Recorder};
@@ -34,12 +42,18 @@ fn file(name: &str) -> PathBuf {
 #[derive(Clone, Copy)]
 enum Start {
     Blank,
+    Personalised,
     Registered,
 }
 
 fn starting_card(w: &World, start: Start) -> (Card<MemNvm>, Option<Certificate>) {
     match start {
         Start::Blank => (w.blank_card(), None),
+        Start::Personalised => {
+            let mut card = w.personalised().into_channel().into_card();
+            card.reset();
+            (card, None)
+        }
         Start::Registered => {
             let (c, rc) = w.registered();
             let mut card = c.into_channel().into_card();
@@ -68,6 +82,7 @@ fn golden(
          starting from a {} card; card RNG seeded {RNG_SEED:#x}.",
         match start {
             Start::Blank => "blank",
+            Start::Personalised => "personalised",
             Start::Registered => "registered",
         }
     ));
@@ -323,5 +338,202 @@ fn capacity_refusal() {
             .install_for_load(&w.sa(Path::ViaIssuer, &sdi, ch, rc), None)
             .is_err());
         c.status().unwrap();
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// APP-3 and REC-2: SIGN DOWNLOAD APPLICATION and GET RECEIPT
+
+/// A provider's download request for this world's card and issuer, in force for 30 minutes.
+fn download_request(w: &World, size: u32) -> DownloadRequest {
+    DownloadRequest {
+        operation_id: OperationId([0x0D; 16]),
+        card_id: w.card_id,
+        issuer: w.pki.issuer.id.clone(),
+        provider: w.pki.provider.id.clone(),
+        service_id: ServiceId::new("fitness.monthly").unwrap(),
+        item_id: ItemId::new(&[0xA0, 0x00, 0x00, 0x07, 0x01]).unwrap(),
+        version: 1,
+        size,
+        data_digest: Digest([0xDD; 32]),
+        terms_digest: Digest([0x7E; 32]),
+        not_after: UnixTime(TestPki::NOW.0 + 1800),
+    }
+}
+
+fn refused_with<T: std::fmt::Debug>(r: Result<T, terminal::ClientError>, sw: u16) {
+    let e = r.expect_err("the card refuses");
+    assert_eq!(e.status(), Some(Status(sw)), "{e}");
+}
+
+fn expected(w: &World) -> ExpectedDownload {
+    ExpectedDownload {
+        issuer: w.pki.issuer.id.clone(),
+        now: TestPki::NOW,
+    }
+}
+
+#[test]
+fn sign_download_application() {
+    golden(
+        "08-sign-download-application.apdu",
+        Start::Registered,
+        |w, c, rc| {
+            let rc = rc.unwrap();
+            c.select_card_manager().unwrap();
+            let request = download_request(w, DATA.len() as u32);
+            c.channel()
+                .note("SIGN DOWNLOAD APPLICATION before the PIN is verified: 6982.");
+            refused_with(c.sign_download_application(&request), 0x6982);
+            c.verify_pin(PIN).unwrap();
+
+            c.channel().note(
+                "The provider's DownloadRequest (DF45): the answer is the card-signed \
+                 DownloadApplication (receipt counter 0, free 4096).",
+            );
+            let signed = c.sign_download_application(&request).unwrap();
+            let application = verify_download_application(&signed, rc, &expected(w)).unwrap();
+            assert_eq!(
+                application,
+                DownloadApplication {
+                    request: request.clone(),
+                    counter: 0,
+                    free: testkit::world::CAPACITY,
+                }
+            );
+            c.channel()
+                .note("The same request again: the same bytes (RFC 6979), nothing written.");
+            let again = c.sign_download_application(&request).unwrap();
+            assert_eq!(again.to_der(), signed.to_der());
+
+            c.channel().note("A request for another card: 6A80.");
+            let mut other = request.clone();
+            other.card_id = CardId([0x22; 16]);
+            refused_with(c.sign_download_application(&other), 0x6A80);
+
+            c.channel()
+                .note("A request addressed to another issuer: 6A80.");
+            let mut other = request.clone();
+            other.issuer = pki::PartyId::new("issuer-2").unwrap();
+            refused_with(c.sign_download_application(&other), 0x6A80);
+
+            c.channel()
+                .note("A data field that is not a DownloadRequest: 6A80.");
+            refused_with(
+                c.send(
+                    "SIGN DOWNLOAD APPLICATION",
+                    Command::new(
+                        0x80,
+                        INS_SIGN_DOWNLOAD_APPLICATION,
+                        0,
+                        0,
+                        tlv::encode(TAG_DOWNLOAD_REQUEST, &request.to_der()[..20]),
+                    )
+                    .with_le(256),
+                ),
+                0x6A80,
+            );
+
+            c.channel()
+                .note("A request whose notAfter is before the card's time floor: 6984.");
+            let mut expired = request.clone();
+            expired.not_after = UnixTime(testkit::world::INITIAL_TIME_FLOOR.0 - 1);
+            refused_with(c.sign_download_application(&expired), 0x6984);
+
+            c.channel()
+                .note("A request for more bytes than the card has free: 6A84.");
+            let too_big = download_request(w, testkit::world::CAPACITY + 1);
+            refused_with(c.sign_download_application(&too_big), 0x6A84);
+
+            c.channel()
+                .note("After a store the application carries the new counter and free bytes.");
+            let ch = challenge(c);
+            let sdi = w.sdi(Operation::Store, b"ticket-0001", 1, DATA);
+            c.store(&w.sa(Path::ViaIssuer, &sdi, ch, rc), None, DATA)
+                .unwrap();
+            let signed = c.sign_download_application(&request).unwrap();
+            let application = verify_download_application(&signed, rc, &expected(w)).unwrap();
+            assert_eq!(application.counter, 1);
+            assert_eq!(
+                application.free,
+                testkit::world::CAPACITY - DATA.len() as u32
+            );
+            c.status().unwrap();
+        },
+    );
+}
+
+#[test]
+fn get_receipt() {
+    golden("09-get-receipt.apdu", Start::Personalised, |w, c, _| {
+        c.select_card_manager().unwrap();
+        let request = download_request(w, DATA.len() as u32);
+        c.channel().note(
+            "Before registration: GET RECEIPT and SIGN DOWNLOAD APPLICATION answer 6985 \
+             (PIN verified or not).",
+        );
+        refused_with(c.get_receipt(&Digest([0x5A; 32])), 0x6985);
+        c.verify_pin(PIN).unwrap();
+        refused_with(c.get_receipt(&Digest([0x5A; 32])), 0x6985);
+        refused_with(c.sign_download_application(&request), 0x6985);
+
+        c.channel().note("Registration.");
+        let ch = Challenge([0x11; 16]);
+        let reg = c.register(&w.user, &ch.0).unwrap();
+        let rc = w.issue_rc(&reg, &ch);
+        c.register_complete(&rc, &w.pki.issuer.cert).unwrap();
+
+        c.channel()
+            .note("No operation yet: GET RECEIPT of any digest answers 6A88.");
+        refused_with(c.get_receipt(&Digest([0x5A; 32])), 0x6A88);
+
+        c.channel()
+            .note("A store: its receipt is the LOAD's answer.");
+        let ch = challenge(c);
+        let sdi = w.sdi(Operation::Store, b"ticket-0001", 1, DATA);
+        let sa = w.sa(Path::ViaIssuer, &sdi, ch, &rc);
+        let receipt = c.store(&sa, None, DATA).unwrap();
+
+        c.channel().note(
+            "GET RECEIPT with the SA's digest (DF62): the same receipt, byte for byte \
+             (no PIN needed).",
+        );
+        let again = c.get_receipt(&sa.digest()).unwrap();
+        assert_eq!(again.to_der(), receipt.to_der());
+        let body = verify_receipt(&again, &rc).unwrap();
+        assert_eq!(body.counter, 1);
+        assert_eq!(body.authorization_digest, sa.digest());
+
+        c.channel()
+            .note("Another digest: 6A88. A digest of 31 bytes: 6A80. P1 = 01: 6A86.");
+        refused_with(c.get_receipt(&Digest([0x5A; 32])), 0x6A88);
+        refused_with(
+            c.send(
+                "GET RECEIPT",
+                Command::new(
+                    0x80,
+                    INS_GET_RECEIPT,
+                    0,
+                    0,
+                    tlv::encode(TAG_AUTHORIZATION_DIGEST, &sa.digest().0[..31]),
+                )
+                .with_le(256),
+            ),
+            0x6A80,
+        );
+        refused_with(
+            c.send(
+                "GET RECEIPT",
+                Command::new(
+                    0x80,
+                    INS_GET_RECEIPT,
+                    1,
+                    0,
+                    tlv::encode(TAG_AUTHORIZATION_DIGEST, &sa.digest().0),
+                )
+                .with_le(256),
+            ),
+            0x6A86,
+        );
     });
 }

@@ -4,7 +4,7 @@ use apdu::chaining::{transceive, TransceiveError};
 use apdu::{tlv, Command, Framing, Status};
 use card::wire::*;
 use pki::{CardId, Certificate, Crl};
-use protocol::{SignedObject, UserInfo};
+use protocol::{Digest, DownloadRequest, SignedObject, UserInfo};
 
 use crate::channel::{CardChannel, ChannelError};
 use crate::personalisation::dgi;
@@ -322,6 +322,57 @@ impl<C: CardChannel> CardClient<C> {
         )?;
         SignedObject::from_der(&v).map_err(|e| ClientError::Malformed {
             command: "GET STATUS",
+            detail: e.to_string(),
+        })
+    }
+
+    /// SIGN DOWNLOAD APPLICATION (APP-3): the card's signed `DownloadApplication` for the
+    /// provider's `request` (the holder's PIN verified first). The card writes nothing, and
+    /// signs the same request at the same receipt counter to the same bytes.
+    pub fn sign_download_application(
+        &mut self,
+        request: &DownloadRequest,
+    ) -> Result<SignedObject, ClientError> {
+        const COMMAND: &str = "SIGN DOWNLOAD APPLICATION";
+        let v = self.send(
+            COMMAND,
+            Command::new(
+                0x80,
+                INS_SIGN_DOWNLOAD_APPLICATION,
+                0,
+                0,
+                tlv::encode(TAG_DOWNLOAD_REQUEST, &request.to_der()),
+            )
+            .with_le(256),
+        )?;
+        SignedObject::from_der(&v).map_err(|e| ClientError::Malformed {
+            command: COMMAND,
+            detail: e.to_string(),
+        })
+    }
+
+    /// GET RECEIPT (REC-2): the card's receipt for the operation authorized by the SA whose
+    /// DER hashes to `authorization_digest`, signed again (byte-identical to the answer the
+    /// operation gave). Refused with 6A88 when the card keeps no such receipt (the operation
+    /// did not take effect, or is older than the card's last 8).
+    pub fn get_receipt(
+        &mut self,
+        authorization_digest: &Digest,
+    ) -> Result<SignedObject, ClientError> {
+        const COMMAND: &str = "GET RECEIPT";
+        let v = self.send(
+            COMMAND,
+            Command::new(
+                0x80,
+                INS_GET_RECEIPT,
+                0,
+                0,
+                tlv::encode(TAG_AUTHORIZATION_DIGEST, &authorization_digest.0),
+            )
+            .with_le(256),
+        )?;
+        SignedObject::from_der(&v).map_err(|e| ClientError::Malformed {
+            command: COMMAND,
             detail: e.to_string(),
         })
     }
