@@ -18,6 +18,8 @@
 //! DIR/deployment.json   where each party listens (for `cardwright terminal …`)
 //! ```
 
+pub mod sample;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -134,8 +136,85 @@ pub struct Deployment {
 
 struct RunningServer {
     name: String,
+    /// What it was started from, so [`Deployment::restart`] can start it again.
+    launch: Launch,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
+}
+
+/// How one server is opened (its address is in its config).
+#[derive(Clone)]
+enum Launch {
+    Registrar(registrar::RegistrarConfig),
+    Issuer(issuer::IssuerConfig),
+    Provider(provider::ProviderConfig),
+}
+
+/// A party whose servers [`Deployment::restart`] stops and starts again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    IssuerRegistrar,
+    DataRegistrar,
+    Issuer,
+    Provider,
+}
+
+impl Launch {
+    fn role(&self) -> Role {
+        match self {
+            Launch::Registrar(c) if c.role == registrar::RegistrarRole::IssuerRegistrar => {
+                Role::IssuerRegistrar
+            }
+            Launch::Registrar(_) => Role::DataRegistrar,
+            Launch::Issuer(_) => Role::Issuer,
+            Launch::Provider(_) => Role::Provider,
+        }
+    }
+
+    fn listen(&self) -> SocketAddr {
+        match self {
+            Launch::Registrar(c) => c.listen,
+            Launch::Issuer(c) => c.listen,
+            Launch::Provider(c) => c.listen,
+        }
+    }
+
+    /// Opens the party's application and serves it on `listener` until stopped; a registrar
+    /// also returns its root certificate.
+    async fn start(
+        self,
+        name: String,
+        listener: server_kit::BoundListener,
+    ) -> anyhow::Result<(RunningServer, Option<Certificate>)> {
+        let (stop, stopped) = stop_signal();
+        let mut root = None;
+        let serving: std::pin::Pin<
+            Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>,
+        > = match &self {
+            Launch::Registrar(c) => {
+                let app = registrar::open(c)
+                    .await
+                    .with_context(|| format!("starting the {}", c.role.as_str()))?;
+                root = Some(app.registrar.root().clone());
+                Box::pin(listener.serve(registrar::router(&app), stopped))
+            }
+            Launch::Issuer(c) => {
+                let app = issuer::open(c).await.context("starting the issuer")?;
+                Box::pin(listener.serve(issuer::router(&app), stopped))
+            }
+            Launch::Provider(c) => {
+                let app = provider::open(c).await.context("starting the provider")?;
+                Box::pin(listener.serve(provider::router(&app), stopped))
+            }
+        };
+        let server = RunningServer {
+            name,
+            launch: self,
+            stop,
+            task: tokio::spawn(serving),
+        };
+        Ok((server, root))
+    }
 }
 
 const OPERATOR_NAME: &str = "deployment";
@@ -217,18 +296,6 @@ fn stop_signal() -> (
     (stop, async move {
         let _ = stopped.await;
     })
-}
-
-fn spawn(
-    name: &str,
-    stop: oneshot::Sender<()>,
-    serving: impl std::future::Future<Output = std::io::Result<()>> + Send + 'static,
-) -> RunningServer {
-    RunningServer {
-        name: name.to_string(),
-        stop,
-        task: tokio::spawn(serving),
-    }
 }
 
 /// Reads a PEM certificate file if there is one.
@@ -331,7 +398,7 @@ impl Deployment {
         let now = config.clock.now();
 
         // The registrars.
-        let mut registrar_apps = Vec::new();
+        let mut roots = Vec::new();
         for (role, id, rdir, db, listener) in [
             (
                 registrar::RegistrarRole::IssuerRegistrar,
@@ -356,19 +423,14 @@ impl Deployment {
                 listener.local_addr(),
             );
             rc.clock = config.clock.clone();
-            let app = registrar::open(&rc)
-                .await
-                .with_context(|| format!("starting the {}", role.as_str()))?;
-            let (stop, stopped) = stop_signal();
-            servers.push(spawn(
-                role.as_str(),
-                stop,
-                listener.serve(registrar::router(&app), stopped),
-            ));
-            registrar_apps.push(app);
+            let (server, root) = Launch::Registrar(rc)
+                .start(role.as_str().to_string(), listener)
+                .await?;
+            servers.push(server);
+            roots.push(root.context("a registrar without a root")?);
         }
-        let issuer_anchor = registrar_apps[0].registrar.root().clone();
-        let data_anchor = registrar_apps[1].registrar.root().clone();
+        let issuer_anchor = roots[0].clone();
+        let data_anchor = roots[1].clone();
         let ir_root_file = roots_dir.join("issuer-registrar.pem");
         let dr_root_file = roots_dir.join("data-registrar.pem");
         std::fs::write(&ir_root_file, issuer_anchor.to_pem())?;
@@ -432,13 +494,10 @@ impl Deployment {
             ic.settings = config.issuer_settings;
             ic.issuer_registrar_url = Some(ir_url.clone());
             ic.data_registrar_url = Some(dr_url.clone());
-            let app = issuer::open(&ic).await.context("starting the issuer")?;
-            let (stop, stopped) = stop_signal();
-            servers.push(spawn(
-                &format!("issuer #{}", i + 1),
-                stop,
-                listener.serve(issuer::router(&app), stopped),
-            ));
+            let (server, _) = Launch::Issuer(ic)
+                .start(format!("issuer #{}", i + 1), listener)
+                .await?;
+            servers.push(server);
         }
         let issuer_token = operator_token(
             &issuer_dir,
@@ -461,13 +520,10 @@ impl Deployment {
         pc.issuers = vec![(ids.issuer.clone(), issuer_urls[0].clone())];
         pc.data_registrar = Some((ids.data_registrar.clone(), dr_url.clone()));
         pc.issuer_registrar_url = Some(ir_url.clone());
-        let provider_app = provider::open(&pc).await.context("starting the provider")?;
-        let (stop, stopped) = stop_signal();
-        servers.push(spawn(
-            "provider",
-            stop,
-            provider_listener.serve(provider::router(&provider_app), stopped),
-        ));
+        let (server, _) = Launch::Provider(pc)
+            .start("provider".to_string(), provider_listener)
+            .await?;
+        servers.push(server);
         let provider_token = operator_token(
             &provider_dir,
             &provider_db,
@@ -566,6 +622,35 @@ impl Deployment {
             &self.issuer,
             &self.provider,
         ]
+    }
+
+    /// Stops the party's servers (requests in flight finish), then opens and serves them again
+    /// on the same addresses, databases and keys: what a real restart of that party does. Its
+    /// in-memory state (caches, background tasks) starts afresh.
+    pub async fn restart(&mut self, role: Role) -> anyhow::Result<()> {
+        let (going, staying): (Vec<_>, Vec<_>) = std::mem::take(&mut self.servers)
+            .into_iter()
+            .partition(|s| s.launch.role() == role);
+        self.servers = staying;
+        let mut again = Vec::new();
+        for server in going {
+            let _ = server.stop.send(());
+            server
+                .task
+                .await
+                .with_context(|| format!("{} ended abnormally", server.name))?
+                .with_context(|| format!("{} stopped with an error", server.name))?;
+            again.push((server.name, server.launch));
+        }
+        for (name, launch) in again {
+            let addr = launch.listen();
+            let listener = server_kit::bind(addr, None)
+                .await
+                .with_context(|| format!("{name}: listening again on {addr}"))?;
+            let (server, _) = launch.start(name, listener).await?;
+            self.servers.push(server);
+        }
+        Ok(())
     }
 
     /// Stops every server gracefully (requests in flight finish) and waits for them.
