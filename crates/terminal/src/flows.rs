@@ -37,6 +37,9 @@ pub enum FlowError {
     /// Something a party or the card sent does not verify or does not make sense.
     #[error("{step}: {detail}")]
     Invalid { step: &'static str, detail: String },
+    /// The flow was told to stop after `step` (a test's stand-in for a killed terminal).
+    #[error("stopped after the step \"{step}\"")]
+    Interrupted { step: &'static str },
 }
 
 impl FlowError {

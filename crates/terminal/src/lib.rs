@@ -11,7 +11,9 @@
 
 mod channel;
 mod client;
+pub mod download;
 pub mod flows;
+pub mod journal;
 #[cfg(feature = "pcsc")]
 mod pcsc;
 mod personalisation;
