@@ -16,6 +16,8 @@ use terminal::CardClient;
 
 use e2e::{Catalog, Hosted};
 
+mod download;
+
 #[derive(Args)]
 pub struct DemoArgs {
     /// Data directory to create (must not exist). Default: a fresh directory under the system
@@ -24,24 +26,24 @@ pub struct DemoArgs {
     dir: Option<PathBuf>,
 }
 
-const PIN: &str = "2468";
+pub(crate) const PIN: &str = "2468";
 
-struct Demo {
+pub(crate) struct Demo {
     step: usize,
     failures: Vec<String>,
     passed: usize,
 }
 
 impl Demo {
-    fn report(&mut self, what: &str, result: anyhow::Result<String>) {
+    pub(crate) fn report(&mut self, what: &str, result: anyhow::Result<String>) {
         self.step += 1;
         match result {
             Ok(detail) => {
                 self.passed += 1;
-                println!("[{:>2}] {what:<60} ok  {detail}", self.step);
+                println!("[{:>2}] {what:<64} ok  {detail}", self.step);
             }
             Err(e) => {
-                println!("[{:>2}] {what:<60} FAILED: {e:#}", self.step);
+                println!("[{:>2}] {what:<64} FAILED: {e:#}", self.step);
                 self.failures.push(format!("{what}: {e:#}"));
             }
         }
@@ -119,7 +121,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     })
 }
 
-fn quiet(_: &str) {}
+pub(crate) fn quiet(_: &str) {}
 
 async fn walk(d: &mut Demo, dep: &Deployment) -> anyhow::Result<()> {
     let parties = e2e::parties(dep)?;
@@ -315,5 +317,6 @@ async fn walk(d: &mut Demo, dep: &Deployment) -> anyhow::Result<()> {
     }
     .await;
     d.report("power cycle; signed listing = both records (REC-1)", r);
-    Ok(())
+
+    download::walk(d, dep, &parties).await
 }

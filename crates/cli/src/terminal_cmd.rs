@@ -18,6 +18,8 @@ use terminal::{CardChannel, CardClient};
 
 use crate::card_cmd::KeyArgs;
 
+mod download;
+
 #[derive(Subcommand)]
 pub enum TerminalCommand {
     /// Personalise a new card from an issuer record (at the issuer's facility; needs the
@@ -56,6 +58,9 @@ pub enum TerminalCommand {
     Store(StoringArgs),
     /// Delete an item from the card with both consents (STO-6).
     Delete(StoringArgs),
+    /// Add an application to the card from one of the provider's services (APP-3); resumes
+    /// an interrupted download of this card first (REC-2).
+    Download(download::DownloadArgs),
     /// The card's signed listing, compared with the issuer's and provider's records.
     List {
         #[command(flatten)]
@@ -284,6 +289,7 @@ async fn run_async(cmd: TerminalCommand) -> anyhow::Result<()> {
         }
         TerminalCommand::Store(args) => storing(Operation::Store, args).await?,
         TerminalCommand::Delete(args) => storing(Operation::Delete, args).await?,
+        TerminalCommand::Download(args) => download::run(args).await?,
         TerminalCommand::List { card, parties: p } => {
             let parties = parties(&p)?;
             let mut c = open_card(&card, false)?;

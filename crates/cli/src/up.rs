@@ -40,6 +40,11 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         e2e::delegate(&deployment)
             .await
             .context("the issuer's delegation to the provider")?;
+        // Applications and services to download (APP-1, APP-2).
+        deployment
+            .publish_sample_catalog()
+            .await
+            .context("publishing the sample applications and services")?;
         print_where(&deployment);
         println!("sample catalog at the provider: {}", catalog.describe());
         server_kit::shutdown_signal().await;
@@ -72,6 +77,8 @@ fn print_where(d: &Deployment) {
     println!("  cardwright terminal register    --dir {dir} --card {dir}/cards/alice --pin 2468 --user-id alice --name 'Alice Example'");
     println!("  cardwright terminal store       --dir {dir} --card {dir}/cards/alice --pin 2468 --item 7469636b6574 --path via-issuer");
     println!("  cardwright terminal list        --dir {dir} --card {dir}/cards/alice");
+    println!("  cardwright terminal download    --dir {dir} --card {dir}/cards/alice --pin 2468 --service transit --accept-terms");
+    println!("  cardwright terminal portal      --dir {dir} --card {dir}/cards/alice");
     println!();
     println!("Ctrl-C stops every party.");
 }

@@ -230,3 +230,143 @@ fn bench_authorize_prints_the_rate_next_to_its_bound() {
         "{said}"
     );
 }
+
+/// `cardwright terminal download` (APP-3) from the command line: the terms must be accepted, a
+/// service too large is refused with both numbers, and a download whose process is killed with
+/// SIGKILL after it reported a step is finished by running the same command again (REC-2): the
+/// card then holds the application once and both parties' records agree with it.
+#[test]
+fn terminal_download_survives_a_killed_terminal() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up(Command::new(env!("CARGO_BIN_EXE_cardwright"))
+        .args(["up", "--dir", "data", "--port", "0"])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap());
+    let listing = dir.path().join("data/deployment.json");
+    let started = Instant::now();
+    while !listing.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "up did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let card = ["--dir", "data", "--card", "cards/dora", "--pin", "2468"];
+    let with = |extra: &[&'static str]| -> Vec<&str> {
+        let mut v: Vec<&str> = extra.to_vec();
+        v.extend_from_slice(&card);
+        v
+    };
+    for args in [
+        with(&["terminal", "personalise"]),
+        with(&[
+            "terminal",
+            "register",
+            "--user-id",
+            "dora",
+            "--name",
+            "Dora Example",
+        ]),
+    ] {
+        let out = cardwright(&args, dir.path());
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+    }
+    // The services are published just after deployment.json is written.
+    let t = Instant::now();
+    let refused = loop {
+        let out = cardwright(
+            &with(&[
+                "terminal",
+                "download",
+                "--service",
+                "lounge",
+                "--accept-terms",
+            ]),
+            dir.path(),
+        );
+        if text(&out).contains("offers no service") && t.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        break out;
+    };
+    assert!(!refused.status.success());
+    let said = text(&refused);
+    assert!(
+        said.contains("not enough room")
+            && said.contains("needs 12480 bytes")
+            && said.contains("4096 bytes free"),
+        "{said}"
+    );
+    let no_terms = cardwright(
+        &with(&["terminal", "download", "--service", "transit"]),
+        dir.path(),
+    );
+    assert!(!no_terms.status.success());
+    assert!(
+        text(&no_terms).contains("--accept-terms"),
+        "{}",
+        text(&no_terms)
+    );
+
+    // Killed after the card installed the application, before the issuer heard of it.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cardwright"))
+        .args(with(&[
+            "terminal",
+            "download",
+            "--service",
+            "transit",
+            "--accept-terms",
+        ]))
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut seen = String::new();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("installed it") {
+            child.kill().unwrap();
+            break;
+        }
+    }
+    let _ = child.wait();
+    assert!(seen.contains("installed it"), "{seen}");
+
+    let again = cardwright(
+        &with(&[
+            "terminal",
+            "download",
+            "--service",
+            "transit",
+            "--accept-terms",
+        ]),
+        dir.path(),
+    );
+    let said = text(&again);
+    assert!(again.status.success(), "{said}");
+    assert!(said.contains("resuming download"), "{said}");
+    assert!(said.contains("service transit started"), "{said}");
+
+    let list = cardwright(
+        &["terminal", "list", "--dir", "data", "--card", "cards/dora"],
+        dir.path(),
+    );
+    let said = text(&list);
+    assert!(list.status.success(), "{said}");
+    assert_eq!(said.matches("a0000008710101").count(), 1, "{said}");
+    assert!(
+        said.contains("issuer's record: agrees; provider's record: agrees"),
+        "{said}"
+    );
+    drop(up);
+}

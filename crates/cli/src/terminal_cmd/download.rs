@@ -1,0 +1,163 @@
+//! `cardwright terminal download`: adds an application to the card from one of the provider's
+//! services (APP-3), in the order of seed 003: the card's standing with its issuer, the
+//! catalog against the card's free room, the membership terms, the card-signed download
+//! application, then the issuer, the provider and the card finish it. A download this
+//! terminal was in for the card (its journal) is resumed first (REC-2): run the same command
+//! again after anything stopped it.
+
+use anyhow::{bail, Context as _};
+use clap::Args;
+use terminal::download::{self, Control, Fit, Step};
+use terminal::journal::Journal;
+
+use super::{open_card, parties, CardArgs, PartyArgs};
+
+#[derive(Args)]
+pub struct DownloadArgs {
+    #[command(flatten)]
+    card: CardArgs,
+    #[command(flatten)]
+    parties: PartyArgs,
+    #[arg(long)]
+    pin: String,
+    /// The provider's service to join (see the list this command prints without it).
+    #[arg(long)]
+    service: Option<String>,
+    /// Accept the provider's membership terms (they are printed first; without this flag the
+    /// command stops after printing them).
+    #[arg(long)]
+    accept_terms: bool,
+}
+
+fn step_line(step: Step) -> String {
+    match step {
+        Step::Opened => "the issuer verified the card's signature and opened the download".into(),
+        Step::Authorized { attempt } => {
+            format!("the issuer and the provider authorized the installation (attempt {attempt})")
+        }
+        Step::PackageFetched => "the application arrived and matches its digest".into(),
+        Step::Installed => "the card verified and installed it, and signed its receipt".into(),
+        Step::Recorded => "the issuer recorded the receipt in the card's registry".into(),
+        Step::Notified => "the provider started the service".into(),
+    }
+}
+
+pub async fn run(args: DownloadArgs) -> anyhow::Result<()> {
+    let parties = parties(&args.parties)?;
+    let journal = Journal::new(args.parties.dir.join("terminal").join("downloads"));
+    let mut card = open_card(&args.card, false)?;
+    let who = terminal::flows::identity(&mut card)?;
+
+    let mut d = match download::resume(&journal, who.card_id)? {
+        Some(d) => {
+            println!(
+                "resuming download {} of service {} for card {}",
+                d.operation_id, d.entry.service_id, who.card_id
+            );
+            d
+        }
+        None => {
+            let standing = download::check(&mut card, &parties).await?;
+            println!(
+                "card {} of {}: verified with {}; {} of {} bytes free",
+                standing.card_id,
+                standing.holder,
+                standing.issuer,
+                standing.free,
+                standing.capacity
+            );
+            for app in &standing.applications {
+                println!(
+                    "  on the card: {} v{} ({} bytes, {})",
+                    app.name, app.version, app.size, app.provider
+                );
+            }
+            let offers = download::offers(&parties, &standing).await?;
+            println!("services of {}:", parties.provider_id);
+            for offer in &offers {
+                let s = &offer.service;
+                let fit = match offer.fit {
+                    Fit::Fits => "fits".to_string(),
+                    Fit::Installed => "already on your card".to_string(),
+                    Fit::TooLarge { needs, free } => {
+                        format!("needs {needs} bytes, {free} free")
+                    }
+                };
+                println!(
+                    "  {:<12} {} — {} v{}, {} bytes ({fit})",
+                    s.service_id,
+                    s.name,
+                    s.application.name,
+                    s.application.version,
+                    s.application.size
+                );
+            }
+            let Some(service) = args.service.as_deref() else {
+                bail!("choose a service with --service ID");
+            };
+            let offer = offers
+                .iter()
+                .find(|o| o.service.service_id == service)
+                .with_context(|| {
+                    format!("{} offers no service {service:?}", parties.provider_id)
+                })?;
+            match offer.fit {
+                Fit::Fits => {}
+                Fit::Installed => bail!("{} is already on the card", offer.service.application.name),
+                Fit::TooLarge { needs, free } => bail!(
+                    "not enough room on the card: {} needs {needs} bytes; the card has {free} bytes free",
+                    offer.service.application.name
+                ),
+            }
+            let terms = download::terms(&parties).await?;
+            println!(
+                "membership terms (version {}):\n{}\n",
+                terms.version, terms.text
+            );
+            if !args.accept_terms {
+                bail!("read the terms above; pass --accept-terms to accept them");
+            }
+            let digest = crypto::sha256(terms.text.as_bytes()).0;
+            let mut d = download::begin(&journal, standing.card_id, digest, service)?;
+            println!("download {} started", d.operation_id);
+            download::request(&parties, &journal, &standing.issuer, &mut d).await?;
+            d
+        }
+    };
+    if d.request().is_none() {
+        download::request(&parties, &journal, who.irc.subject_id(), &mut d).await?;
+    }
+    if d.application().is_none() {
+        let request = d
+            .request()
+            .context("the journal lost the provider's request")?;
+        println!(
+            "the card signs the download application: {} v{}, {} bytes, valid until {}",
+            hex::encode(request.item_id.as_bytes()),
+            request.version,
+            request.size,
+            request.not_after.0
+        );
+        download::sign(&mut card, &journal, &args.pin, &mut d)?;
+    }
+    let finished = download::finish(&mut card, &parties, &journal, &args.pin, &mut d, &mut |s| {
+        println!("  … {}", step_line(s));
+        Control::Continue
+    })
+    .await?;
+    println!(
+        "service {} started for card {} (member since {}; receipt #{}{})",
+        d.entry.service_id,
+        who.card_id,
+        finished.member_since,
+        finished
+            .receipt_counter
+            .map_or_else(|| "?".to_string(), |c| c.to_string()),
+        if finished.installed_now {
+            ""
+        } else {
+            "; installed by an earlier run"
+        }
+    );
+    Ok(())
+}
