@@ -3,12 +3,20 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use axum::extract::RawForm;
+use axum::http::Method;
 use axum::response::{Html, Redirect};
 use axum::routing::{get, post};
 use axum::Router;
 use e2e::webdriver::{Browser, WebDriverError};
-use server_kit::testing::ServerForTests;
+use maud::html;
+use server_kit::console::{
+    self, badge, capacity_bar, notice, Console, ConsoleForm, ConsoleOperator, Tone, Transport,
+};
+use server_kit::testing::{Backend, PlaceForTests, ServerForTests};
+use server_kit::{Db, Kit, ManualClock, Metrics};
 
 /// A greeting form: GET / shows it, POST /greet answers 303 to /hello?name=…, which greets.
 fn form_site() -> Router {
@@ -186,4 +194,213 @@ async fn a_missing_chromedriver_says_how_to_install_it() {
             .contains("apt-get install -y chromium chromium-driver"),
         "{err}"
     );
+}
+
+#[derive(serde::Deserialize)]
+struct Note {
+    text: String,
+}
+
+/// A console page with a table, the kit's components and a form.
+async fn cards_page(op: ConsoleOperator) -> maud::Markup {
+    op.page(
+        "Cards",
+        html! {
+            (notice(Tone::Good, "2 cards, all in sync with their listings."))
+            table {
+                thead { tr { th { "Card" } th { "Status" } th { "Free" } th.num { "Applications" } } }
+                tbody {
+                    tr {
+                        td.mono { "3f9a1c0e5b7d2a4c" }
+                        td { (badge(Tone::Good, "registered")) }
+                        td { (capacity_bar(8192, 32_768)) }
+                        td.num { "3" }
+                    }
+                    tr {
+                        td.mono { "77e0b1d2c3a49f18" }
+                        td { (badge(Tone::Bad, "revoked")) }
+                        td { (capacity_bar(30_000, 32_768)) }
+                        td.num { "0" }
+                    }
+                }
+            }
+            h2 { "Leave a note" }
+            div.panel {
+                form.stacked method="post" action="/console/notes" {
+                    (op.csrf_field())
+                    label { "Note" input type="text" name="text" id="note"; }
+                    button type="submit" id="save" { "Save note" }
+                }
+            }
+        },
+    )
+}
+
+async fn save_note(op: ConsoleOperator, ConsoleForm(note): ConsoleForm<Note>) -> maud::Markup {
+    op.page(
+        "Note saved",
+        html! { (notice(Tone::Good, &format!("{} wrote: {}", op.name(), note.text))) },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_signs_into_a_console_in_the_browser() {
+    let place = PlaceForTests::new(Backend::Sqlite, "console_browser", "console.db")
+        .await
+        .unwrap();
+    let db = Db::open(&place.db_url).await.unwrap();
+    console::prepare(&db).await.unwrap();
+    let now = pki::UnixTime(1_800_000_000);
+    let token = db
+        .add_operator("carol", now, &mut crypto::OsRng)
+        .await
+        .unwrap();
+    let console = Console::new(db.clone(), "Issuer One", Transport::Http)
+        .with_clock(Arc::new(ManualClock::new(now)))
+        .with_page("Cards", "/console/cards")
+        .with_page("Notes", "/console/notes");
+    let pages = Router::new()
+        .route("/console/cards", get(cards_page))
+        .route("/console/notes", post(save_note));
+    let router = console::api_router(
+        vec![(Method::GET, "/v1/ping", get(|| async { "pong" }))],
+        console::router(&console, pages),
+        (),
+        &Kit {
+            db: db.clone(),
+            metrics: Metrics::new(),
+        },
+    );
+    let server = ServerForTests::serve(router).await;
+    let base = format!("http://{}", server.addr);
+    let shots = screenshot_dir();
+    let browser = Browser::start().await.expect("start the browser");
+
+    // A page without a session leads to the sign-in form.
+    browser
+        .goto(&format!("{base}/console/cards"))
+        .await
+        .unwrap();
+    assert_eq!(
+        browser.current_url().await.unwrap(),
+        format!("{base}/console/login")
+    );
+    assert_eq!(
+        browser.title().await.unwrap(),
+        "Sign in · Issuer One console"
+    );
+    browser
+        .screenshot(&shots.join("console-sign-in.png"))
+        .await
+        .unwrap();
+
+    // A wrong token: the form again, saying so.
+    browser
+        .find("#token")
+        .await
+        .unwrap()
+        .send_keys("cwo_00112233445566778899aabbccddeeff")
+        .await
+        .unwrap();
+    browser
+        .find("#sign-in")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let error = browser
+        .find("#sign-in-error")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(error, "That token is not an operator token of Issuer One.");
+
+    // The right one: the first page, with the party, the operator and the components.
+    browser
+        .find("#token")
+        .await
+        .unwrap()
+        .fill(token.expose())
+        .await
+        .unwrap();
+    browser
+        .find("#sign-in")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let text = browser
+        .wait_for_text("Leave a note", Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        browser.current_url().await.unwrap(),
+        format!("{base}/console/cards")
+    );
+    for expected in [
+        "Issuer One",
+        "carol",
+        "Cards",
+        "registered",
+        "revoked",
+        "8 192 of 32 768 bytes free",
+        "Signed in as carol until 2027-01-15 16:00 UTC",
+    ] {
+        assert!(text.contains(expected), "{expected:?} in {text}");
+    }
+    let active = browser.find("header nav a.active").await.unwrap();
+    assert_eq!(active.text().await.unwrap(), "Cards");
+    browser
+        .screenshot(&shots.join("console-cards.png"))
+        .await
+        .unwrap();
+
+    // A form: the browser sends the CSRF field, the handler gets the rest.
+    browser
+        .find("#note")
+        .await
+        .unwrap()
+        .send_keys("checked <all> cards")
+        .await
+        .unwrap();
+    browser.find("#save").await.unwrap().click().await.unwrap();
+    let text = browser
+        .wait_for_text("Note saved", Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(text.contains("carol wrote: checked <all> cards"), "{text}");
+
+    // Sign out: back to the sign-in form, and the pages lead there again.
+    browser
+        .find("#sign-out")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for_text("Operator token", Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        browser.current_url().await.unwrap(),
+        format!("{base}/console/login")
+    );
+    browser
+        .goto(&format!("{base}/console/cards"))
+        .await
+        .unwrap();
+    assert_eq!(
+        browser.current_url().await.unwrap(),
+        format!("{base}/console/login")
+    );
+
+    browser.quit().await.unwrap();
+    server.stop().await;
+    db.close().await;
+    place.finish().await;
 }
