@@ -105,6 +105,13 @@ fn the_ring_keeps_the_last_8_receipts_across_power_cycles() {
         // Every receipt so far (within the last 8) is there after each operation.
         let (digest, der) = done.last().unwrap();
         assert_eq!(&c.get_receipt(digest).unwrap().to_der(), der);
+        // The first receipt stays until the ninth operation pushes it out.
+        let first = c.get_receipt(&done[0].0);
+        if n as usize <= KEPT_RECEIPTS {
+            assert_eq!(first.unwrap().to_der(), done[0].1);
+        } else {
+            assert_eq!(first.unwrap_err().status(), Some(Status(0x6A88)));
+        }
     }
     // A delete also lands in the ring (and pushes out the second store's receipt).
     let del = w.sdi(Operation::Delete, b"item-9", 1, b"data of item 9");
