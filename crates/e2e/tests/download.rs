@@ -448,3 +448,129 @@ async fn every_interruption_resumes_to_one_installation() {
     eprintln!("{k} card removals, each resumed to one installation");
     place.deployment.stop().await.unwrap();
 }
+
+/// What the card and the issuer refuse on the way, each leaving nothing behind: a package
+/// altered in transit (the card, 6A80; a new attempt then installs it), an SA altered (the card,
+/// 6984), a download application signed by another card (the issuer, 422), a request for
+/// another card (that card refuses to sign it, 6A80), a service larger than the card's room
+/// (the card refuses to sign, 6A84, and nothing is opened).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_leave_nothing_behind() {
+    let place = deploy(false, "download_refusals").await.unwrap();
+    let dep = &place.deployment;
+    let parties = e2e::parties(dep).unwrap();
+    let journal = Journal::new(dep.dir.join("terminal").join("refusals"));
+    let mut card = new_card(dep, "erin").await;
+    let mut other = new_card(dep, "frank").await;
+    let mut d = begin_and_sign(&mut card, &parties, &journal).await;
+    let op = d.operation_id;
+    let who = flows::identity(&mut card).unwrap();
+    let application = d.application().unwrap();
+
+    // Another card's signature on this card's application: the issuer refuses it.
+    let frank = flows::identity(&mut other).unwrap();
+    let mut f = begin_and_sign(&mut other, &parties, &journal).await;
+    let frank_application = f.application().unwrap();
+    let refused = parties
+        .issuer
+        .open_download(&frank_application, &who.rc)
+        .await;
+    assert_eq!(
+        refused.as_ref().err().and_then(|e| e.code()),
+        Some("invalid_download_application"),
+        "{refused:?}"
+    );
+    // And a card will not sign a request naming another card.
+    other.verify_pin(PIN).unwrap();
+    let r = other.sign_download_application(&d.request().unwrap());
+    assert_eq!(
+        r.err().and_then(|e| e.status()),
+        Some(apdu::Status::INCORRECT_DATA),
+        "frank signed erin's request"
+    );
+
+    // The issuer opens the real one; an attempt's package arrives altered.
+    parties
+        .issuer
+        .open_download(&application, &who.rc)
+        .await
+        .unwrap();
+    card.verify_pin(PIN).unwrap();
+    let challenge = protocol::Challenge(card.get_challenge().unwrap());
+    let auth = parties
+        .issuer
+        .authorize_download(&op, &challenge)
+        .await
+        .unwrap();
+    let sa = auth.sa_object().unwrap();
+    let mut code = parties
+        .issuer
+        .package(&op)
+        .await
+        .unwrap()
+        .code_bytes()
+        .unwrap();
+    code[100] ^= 0x01;
+    let r = card.store(&sa, None, &code);
+    assert_eq!(
+        r.err().and_then(|e| e.status()),
+        Some(apdu::Status::INCORRECT_DATA),
+        "altered package"
+    );
+    // An altered SA on a fresh challenge.
+    let challenge = protocol::Challenge(card.get_challenge().unwrap());
+    let auth = parties
+        .issuer
+        .authorize_download(&op, &challenge)
+        .await
+        .unwrap();
+    let altered =
+        protocol::SignedObject::from_der(&e2e::altered(&auth.sa_object().unwrap())).unwrap();
+    let package = parties.issuer.package(&op).await.unwrap();
+    let r = card.store(&altered, None, &package.code_bytes().unwrap());
+    assert_eq!(
+        r.err().and_then(|e| e.status()),
+        Some(apdu::Status::REFERENCE_DATA_NOT_USABLE),
+        "altered SA"
+    );
+    // Nothing was stored: the listing and the registry are as before.
+    let cmp = flows::compare(&mut card, &parties).await.unwrap();
+    assert!(cmp.listing.contents.items().is_empty() && cmp.in_sync());
+    // The download then finishes with a new attempt.
+    download::finish(&mut card, &parties, &journal, PIN, &mut d, &mut |_| {
+        Control::Continue
+    })
+    .await
+    .unwrap();
+    assert_installed_once(dep, &parties, &mut card, &op).await;
+
+    // A service larger than the card's room: the card refuses to sign; nothing is opened.
+    let standing = download::check(&mut other, &parties).await.unwrap();
+    let terms = download::terms(&parties).await.unwrap();
+    journal.remove(&frank.card_id).unwrap();
+    f = download::begin(
+        &journal,
+        frank.card_id,
+        crypto::sha256(terms.text.as_bytes()).0,
+        LOUNGE.service_id,
+    )
+    .unwrap();
+    download::request(&parties, &journal, &standing.issuer, &mut f)
+        .await
+        .unwrap();
+    let r = download::sign(&mut other, &journal, PIN, &mut f);
+    assert_eq!(
+        r.err().and_then(|e| e.card_status()),
+        Some(apdu::Status::NOT_ENOUGH_MEMORY),
+        "too large"
+    );
+    let opened = parties.issuer.download(&f.operation_id).await;
+    assert_eq!(
+        opened
+            .err()
+            .and_then(|e| e.code().map(str::to_string))
+            .as_deref(),
+        Some("unknown_operation")
+    );
+    place.deployment.stop().await.unwrap();
+}
