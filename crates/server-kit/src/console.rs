@@ -276,13 +276,22 @@ impl Console {
     }
 }
 
-/// A session as a request sees it.
-#[derive(Debug, Clone)]
+/// A session as a request sees it. `Debug` leaves the CSRF token out.
+#[derive(Clone)]
 struct Session {
     digest: String,
     operator: String,
     csrf: String,
     expires_at: pki::UnixTime,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("operator", &self.operator)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What the console's layer hands the extractors of one request.
@@ -329,6 +338,11 @@ where
 
 /// The console's layer around every console route.
 async fn guard(State(console): State<Console>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_string();
+    if path == STYLE_PATH && is_safe(request.method()) {
+        // The one page every visitor may load: no session to look up.
+        return with_security_headers(next.run(request).await);
+    }
     let session = match session_cookie(request.headers()) {
         Some(id) => match console.session(&id).await {
             Ok(session) => session,
@@ -336,7 +350,6 @@ async fn guard(State(console): State<Console>, request: Request, next: Next) -> 
         },
         None => None,
     };
-    let path = request.uri().path().to_string();
     let context = ConsoleContext {
         console: console.clone(),
         session: session.clone(),
