@@ -19,6 +19,7 @@ use terminal::{CardChannel, CardClient};
 use crate::card_cmd::KeyArgs;
 
 mod download;
+mod portal;
 
 #[derive(Subcommand)]
 pub enum TerminalCommand {
@@ -61,6 +62,9 @@ pub enum TerminalCommand {
     /// Add an application to the card from one of the provider's services (APP-3); resumes
     /// an interrupted download of this card first (REC-2).
     Download(download::DownloadArgs),
+    /// Serve the user's portal on this computer (APP-4): a web page that walks you through
+    /// adding an application to your card.
+    Portal(portal::PortalArgs),
     /// The card's signed listing, compared with the issuer's and provider's records.
     List {
         #[command(flatten)]
@@ -290,6 +294,7 @@ async fn run_async(cmd: TerminalCommand) -> anyhow::Result<()> {
         TerminalCommand::Store(args) => storing(Operation::Store, args).await?,
         TerminalCommand::Delete(args) => storing(Operation::Delete, args).await?,
         TerminalCommand::Download(args) => download::run(args).await?,
+        TerminalCommand::Portal(args) => portal::run(args).await?,
         TerminalCommand::List { card, parties: p } => {
             let parties = parties(&p)?;
             let mut c = open_card(&card, false)?;

@@ -368,5 +368,53 @@ fn terminal_download_survives_a_killed_terminal() {
         said.contains("issuer's record: agrees; provider's record: agrees"),
         "{said}"
     );
+
+    // The portal serves this computer only, and prints the one link that opens it.
+    let portal = [
+        "terminal",
+        "portal",
+        "--dir",
+        "data",
+        "--card",
+        "cards/dora",
+    ];
+    let mut args = portal.to_vec();
+    args.extend(["--listen", "0.0.0.0:0"]);
+    let out = cardwright(&args, dir.path());
+    assert!(!out.status.success());
+    assert!(text(&out).contains("this computer only"), "{}", text(&out));
+    let mut args = portal.to_vec();
+    args.extend(["--listen", "127.0.0.1:0"]);
+    let mut child = Up(Command::new(env!("CARGO_BIN_EXE_cardwright"))
+        .args(&args)
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap());
+    let stdout = child.0.stdout.take().unwrap();
+    let url = std::io::BufReader::new(stdout)
+        .lines()
+        .map(|l| l.unwrap())
+        .find(|l| l.contains("/start?key="))
+        .expect("the portal prints its link");
+    let url = url.trim();
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    use std::io::{Read as _, Write as _};
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 303"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("set-cookie:"),
+        "{answer}"
+    );
+    drop(child);
     drop(up);
 }
