@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-pub use crate::stub_provider::{Answer, StubProvider};
+pub use crate::stub_provider::{Answer, MemberAnswer, StubProvider};
 use crypto::SymmetricKey;
 use issuer::{App, IssuerConfig};
 use party_api::issuer::{GrantResponse, IssuerClient};
