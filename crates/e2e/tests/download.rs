@@ -294,10 +294,17 @@ enum Cut {
     RestartIssuer,
     /// The provider's server is restarted at that point.
     RestartProvider,
+    /// Both registrars' servers are restarted at that point (the parties refresh CRLs).
+    RestartRegistrars,
 }
 
 /// (The card pulled out is driven at every card command instead: [`removed_at_command`].)
-const CUTS: [Cut; 3] = [Cut::KillTerminal, Cut::RestartIssuer, Cut::RestartProvider];
+const CUTS: [Cut; 4] = [
+    Cut::KillTerminal,
+    Cut::RestartIssuer,
+    Cut::RestartProvider,
+    Cut::RestartRegistrars,
+];
 
 /// Before `finish`: after begin (journal holds only the op), after request, after sign.
 #[derive(Debug, Clone, Copy)]
@@ -329,6 +336,14 @@ async fn interrupted(place: &mut Place, name: &str, cut: Cut, at: Step) {
         Cut::KillTerminal => {}
         Cut::RestartIssuer => place.deployment.restart(Role::Issuer).await.unwrap(),
         Cut::RestartProvider => place.deployment.restart(Role::Provider).await.unwrap(),
+        Cut::RestartRegistrars => {
+            place
+                .deployment
+                .restart(Role::IssuerRegistrar)
+                .await
+                .unwrap();
+            place.deployment.restart(Role::DataRegistrar).await.unwrap();
+        }
     }
     // The terminal starts again: the card from its image, the download from the journal.
     drop(card);
