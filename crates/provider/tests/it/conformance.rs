@@ -2,10 +2,12 @@
 
 use crypto::{sha256, Digest};
 use pki::{CardId, PartyId, UnixTime};
-use protocol::{ItemId, Policy};
+use protocol::{ItemId, OperationId, Policy, ServiceId};
 use provider::store::{
-    ConsentKind, ConsentRecord, DelegationRecord, EntrySigner, ItemRecord, NewReceipt,
-    PublishOutcome, ReceiptOutcome, RegistrarSdciRecord, ViewChange, ViewItem,
+    ConsentKind, ConsentRecord, DelegationRecord, DownloadGrantRecord, DownloadRecord,
+    DownloadStage, EntrySigner, GrantOutcome, ItemRecord, MemberOutcome, MemberRecord,
+    MemberUserRecord, NewDownloadGrant, NewReceipt, OpenOutcome, PublishOutcome, ReceiptOutcome,
+    RegistrarSdciRecord, ServiceOutcome, ServiceRecord, TermsOutcome, ViewChange, ViewItem,
 };
 use provider::{SqlStore, Store, StoreError};
 
@@ -272,6 +274,267 @@ async fn suite(store: &dyn Store) {
     );
 }
 
+fn service(id: &str, name: &str) -> ServiceRecord {
+    ServiceRecord {
+        service_id: ServiceId::new(id).unwrap(),
+        name: name.to_string(),
+        description: "d".to_string(),
+        issuer: PartyId::new("issuer-1").unwrap(),
+        aid: ItemId::new(&[0xA0, 0, 0, 0, 1]).unwrap(),
+        version: 1,
+        size: 10,
+        digest: sha256(b"code"),
+        policy: Policy::NONE,
+        application_name: "App".to_string(),
+        created_at: UnixTime(100),
+    }
+}
+
+fn download(n: u8, card: CardId, service_id: &str) -> DownloadRecord {
+    DownloadRecord {
+        operation_id: OperationId([n; 16]),
+        card_id: card,
+        issuer: PartyId::new("issuer-1").unwrap(),
+        service_id: ServiceId::new(service_id).unwrap(),
+        terms_digest: sha256(b"terms"),
+        request_der: vec![n; 3],
+        not_after: UnixTime(1900),
+        stage: DownloadStage::Requested,
+        created_at: UnixTime(100),
+    }
+}
+
+fn download_grant(n: u8, sar: &[u8], card: CardId) -> NewDownloadGrant {
+    NewDownloadGrant {
+        grant: DownloadGrantRecord {
+            sar_digest: sha256(sar),
+            operation_id: OperationId([n; 16]),
+            sa_digest: sha256(&[sar, b" sa"].concat()),
+            sa_der: [sar, b" sa"].concat(),
+            not_after: UnixTime(700),
+            granted_at: UnixTime(100),
+        },
+        consent: ConsentRecord {
+            consent_digest: sha256(sar),
+            kind: ConsentKind::Download,
+            card_id: card,
+            item_id: ItemId::new(&[0xA0, 0, 0, 0, 1]).unwrap(),
+            version: 1,
+            sdi_digest: sha256(b"download sdi"),
+            sdi_der: b"download sdi".to_vec(),
+            signed_der: [sar, b" sa"].concat(),
+            created_at: UnixTime(100),
+        },
+    }
+}
+
+fn member(n: u8, card: CardId, service_id: &str, since: u64) -> MemberRecord {
+    MemberRecord {
+        operation_id: OperationId([n; 16]),
+        service_id: ServiceId::new(service_id).unwrap(),
+        card_id: card,
+        user: MemberUserRecord {
+            user_id: format!("u{n}"),
+            name: "Name".to_string(),
+            email: "n@example.org".to_string(),
+        },
+        state: "active".to_string(),
+        download_application_der: vec![n; 4],
+        receipt_der: vec![n; 5],
+        member_since: UnixTime(since),
+    }
+}
+
+/// The download state (`DownloadStore`): terms versions, services, operations, grants (one per
+/// SAR, a SAR spent on STO-1 refused), members with their ledger entry (one per operation).
+async fn download_suite(store: &dyn Store) {
+    assert_eq!(store.terms(None).await.unwrap(), None);
+    let TermsOutcome::Published(v1) = store
+        .publish_terms("one", &sha256(b"one"), UnixTime(10))
+        .await
+        .unwrap()
+    else {
+        panic!("first terms not published")
+    };
+    assert_eq!((v1.version, v1.text.as_str()), (1, "one"));
+    assert_eq!(
+        store
+            .publish_terms("one", &sha256(b"one"), UnixTime(11))
+            .await
+            .unwrap(),
+        TermsOutcome::Unchanged(v1.clone())
+    );
+    let TermsOutcome::Published(v2) = store
+        .publish_terms("two", &sha256(b"two"), UnixTime(12))
+        .await
+        .unwrap()
+    else {
+        panic!("second terms not published")
+    };
+    assert_eq!(v2.version, 2);
+    // The first text again is a third version (the latest is "two").
+    assert!(matches!(
+        store.publish_terms("one", &sha256(b"one"), UnixTime(13)).await.unwrap(),
+        TermsOutcome::Published(t) if t.version == 3
+    ));
+    assert_eq!(store.terms(Some(1)).await.unwrap(), Some(v1));
+    assert_eq!(store.terms(None).await.unwrap().unwrap().version, 3);
+    assert_eq!(store.terms(Some(9)).await.unwrap(), None);
+
+    let s = service("svc", "Service");
+    assert_eq!(
+        store.insert_service(&s).await.unwrap(),
+        ServiceOutcome::Added
+    );
+    assert_eq!(
+        store
+            .insert_service(&service("svc", "Other"))
+            .await
+            .unwrap(),
+        ServiceOutcome::Exists(s.clone())
+    );
+    store.insert_service(&service("a-svc", "A")).await.unwrap();
+    let ids: Vec<String> = store
+        .services()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.service_id.to_string())
+        .collect();
+    assert_eq!(ids, ["a-svc", "svc"]);
+    assert_eq!(store.service(&s.service_id).await.unwrap(), Some(s.clone()));
+
+    let card = CardId([0x21; 16]);
+    let d1 = download(1, card, "svc");
+    assert_eq!(store.open_download(&d1).await.unwrap(), OpenOutcome::Opened);
+    let mut other = download(1, CardId([0x22; 16]), "svc");
+    other.created_at = UnixTime(101);
+    assert_eq!(
+        store.open_download(&other).await.unwrap(),
+        OpenOutcome::Exists(d1.clone())
+    );
+    assert_eq!(
+        store.download(&d1.operation_id).await.unwrap(),
+        Some(d1.clone())
+    );
+
+    let g = download_grant(1, b"sar one", card);
+    assert_eq!(
+        store.record_download_grant(&g).await.unwrap(),
+        GrantOutcome::Granted
+    );
+    assert_eq!(
+        store.record_download_grant(&g).await.unwrap(),
+        GrantOutcome::Exists(g.grant.clone())
+    );
+    assert_eq!(
+        store
+            .download(&d1.operation_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .stage,
+        DownloadStage::Granted
+    );
+    assert_eq!(
+        store
+            .download_grant_for_sa(&d1.operation_id, &g.grant.sa_digest)
+            .await
+            .unwrap(),
+        Some(g.grant.clone())
+    );
+    assert_eq!(
+        store
+            .download_grant_for_sa(&OperationId([9; 16]), &g.grant.sa_digest)
+            .await
+            .unwrap(),
+        None
+    );
+    // A SAR whose consent exists already (granted on STO-1): nothing recorded.
+    let spent = download_grant(1, b"sar spent", card);
+    let mut sto1 = spent.consent.clone();
+    sto1.kind = ConsentKind::Grant;
+    assert!(store.insert_consent(&sto1).await.unwrap());
+    assert_eq!(
+        store.record_download_grant(&spent).await.unwrap(),
+        GrantOutcome::SarSpent
+    );
+    assert_eq!(
+        store.download_grant(&spent.grant.sar_digest).await.unwrap(),
+        None
+    );
+    assert!(store
+        .consent_for_sdi(&card, &sha256(b"download sdi"))
+        .await
+        .unwrap()
+        .is_some());
+
+    // Members: the receipt and the member in one transaction; once per operation.
+    let stored = ViewChange::Stored(view(0xA0));
+    let m1 = member(1, card, "svc", 300);
+    let outcome = store
+        .record_member(&receipt(card, 1, stored.clone()), &FakeSigner, &m1)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&outcome, MemberOutcome::Recorded { member, entry } if member == &m1 && entry.seq == 0)
+    );
+    let mut later = m1.clone();
+    later.member_since = UnixTime(400);
+    assert_eq!(
+        store
+            .record_member(&receipt(card, 1, stored.clone()), &FakeSigner, &later)
+            .await
+            .unwrap(),
+        MemberOutcome::Repeated(m1.clone())
+    );
+    assert_eq!(store.ledger(&card).await.unwrap().len(), 1);
+    assert_eq!(
+        store.member(&m1.operation_id).await.unwrap(),
+        Some(m1.clone())
+    );
+    assert_eq!(
+        store
+            .download(&d1.operation_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .stage,
+        DownloadStage::Member
+    );
+    assert!(store.is_member(&card, &s.service_id).await.unwrap());
+    assert!(!store
+        .is_member(&CardId([0x22; 16]), &s.service_id)
+        .await
+        .unwrap());
+    // A receipt the ledger refuses records no member.
+    let d2 = download(2, card, "svc");
+    store.open_download(&d2).await.unwrap();
+    assert_eq!(
+        store
+            .record_member(
+                &receipt(card, 0, stored.clone()),
+                &FakeSigner,
+                &member(2, card, "svc", 500)
+            )
+            .await
+            .unwrap(),
+        MemberOutcome::ReceiptRefused(ReceiptOutcome::CounterNotIncreasing { last: 1 })
+    );
+    assert_eq!(store.member(&d2.operation_id).await.unwrap(), None);
+    assert_eq!(
+        store
+            .download(&d2.operation_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .stage,
+        DownloadStage::Requested
+    );
+    let members = store.members_of(&s.service_id).await.unwrap();
+    assert_eq!(members, vec![m1]);
+}
+
 async fn conformance(backend: Backend) {
     let Some(place) = Place::new(backend, "provider_conformance").await else {
         return;
@@ -279,6 +542,7 @@ async fn conformance(backend: Backend) {
     let db = server_kit::Db::open(&place.db_url).await.unwrap();
     let store = SqlStore::open(db.clone()).await.unwrap();
     suite(&store).await;
+    download_suite(&store).await;
     // Reopening migrates nothing and keeps the state.
     let again = SqlStore::open(db.clone()).await.unwrap();
     assert_eq!(again.ledger(&CardId([7; 16])).await.unwrap().len(), 3);

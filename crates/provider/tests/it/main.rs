@@ -9,6 +9,7 @@ mod client;
 mod concurrency;
 mod conformance;
 mod delegations;
+mod downloads;
 mod forwarding;
 mod issuer_crls;
 mod registrars;

@@ -5,11 +5,14 @@
 //! and signs a real SA over it with an issuer key from the test PKI. What it answers is chosen
 //! per test ([`Answer`]). It also answers `GET /v1/issuer` (its IRC) and `GET /v1/crl`: a real
 //! CRL of the RCs it was told to revoke ([`StubIssuer::revoke`]), signed with its key under its
-//! IRC (or, to be refused, with another issuer's: [`StubIssuer::sign_crls_as`]).
+//! IRC (or, to be refused, with another issuer's: [`StubIssuer::sign_crls_as`]), and
+//! `GET /v1/applications/{aid}?version=` from the descriptors it was given
+//! ([`StubIssuer::add_application`]; 404 `unknown_application` otherwise, or what
+//! [`StubIssuer::applications_answer`] says).
 
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{FromRef, State};
+use axum::extract::{FromRef, Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -41,6 +44,17 @@ pub enum Answer {
     Garbage,
 }
 
+/// How the stub answers `GET /v1/applications/{aid}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Catalog {
+    /// The descriptor given for that AID and version, or 404 `unknown_application`.
+    Serve,
+    /// 503 `unavailable` for every application.
+    Refuse,
+    /// 200 with a body that is no descriptor.
+    Garbage,
+}
+
 /// The CRL of RCs the stub publishes.
 #[derive(Debug, Clone)]
 struct Revocations {
@@ -58,6 +72,8 @@ struct Stub {
     clock: ManualClock,
     answer: Arc<Mutex<Answer>>,
     revocations: Arc<Mutex<Revocations>>,
+    applications: Arc<Mutex<Vec<serde_json::Value>>>,
+    catalog: Arc<Mutex<Catalog>>,
 }
 
 impl FromRef<Stub> for Db {
@@ -77,6 +93,8 @@ pub struct StubIssuer {
     pub url: String,
     answer: Arc<Mutex<Answer>>,
     revocations: Arc<Mutex<Revocations>>,
+    applications: Arc<Mutex<Vec<serde_json::Value>>>,
+    catalog: Arc<Mutex<Catalog>>,
     db: Db,
     running: ServerForTests,
 }
@@ -114,20 +132,52 @@ impl StubIssuer {
             clock: clock.clone(),
             answer: answer.clone(),
             revocations: revocations.clone(),
+            applications: Arc::new(Mutex::new(Vec::new())),
+            catalog: Arc::new(Mutex::new(Catalog::Serve)),
         };
+        let applications = stub.applications.clone();
+        let catalog = stub.catalog.clone();
         let router = Router::new()
             .route("/v1/authorizations/grant", post(grant))
             .route("/v1/issuer", get(identity))
             .route("/v1/crl", get(crl))
+            .route("/v1/applications/{aid}", get(application))
             .with_state(stub);
         let running = ServerForTests::serve(router).await;
         StubIssuer {
             url: format!("http://{}", running.addr),
             answer,
             revocations,
+            applications,
+            catalog,
             db,
             running,
         }
+    }
+
+    /// Serves an application descriptor: `code`'s size and SHA-256, owned by `provider`.
+    pub fn add_application(
+        &self,
+        aid: &[u8],
+        version: u32,
+        code: &[u8],
+        provider: &str,
+        policy: u32,
+    ) {
+        self.applications.lock().unwrap().push(serde_json::json!({
+            "aid": hex::encode(aid),
+            "version": version,
+            "size": code.len(),
+            "digest": hex::encode(crypto::sha256(code).0),
+            "provider": provider,
+            "name": format!("Application {}", hex::encode(aid)),
+            "description": "a test application",
+            "policy": policy,
+        }));
+    }
+
+    pub fn applications_answer(&self, catalog: Catalog) {
+        *self.catalog.lock().unwrap() = catalog;
     }
 
     pub fn answer(&self, answer: Answer) {
@@ -252,4 +302,43 @@ async fn crl(State(stub): State<Stub>) -> Json<serde_json::Value> {
         "crl": hex::encode(crl.der()),
         "pem": crl.to_pem(),
     }))
+}
+
+#[derive(serde::Deserialize)]
+struct VersionParam {
+    version: Option<u32>,
+}
+
+async fn application(
+    State(stub): State<Stub>,
+    Path(aid): Path<String>,
+    Query(query): Query<VersionParam>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    match *stub.catalog.lock().unwrap() {
+        Catalog::Serve => {}
+        Catalog::Refuse => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the application DB is down for maintenance",
+            )
+            .readable())
+        }
+        Catalog::Garbage => return Ok(Json(serde_json::json!({"aid": 7}))),
+    }
+    stub.applications
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|a| {
+            a["aid"] == aid.as_str() && Some(a["version"].as_u64().unwrap() as u32) == query.version
+        })
+        .cloned()
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "unknown_application",
+                format!("no application {aid} version {:?}", query.version),
+            )
+        })
 }
