@@ -145,7 +145,8 @@ pub fn card_removed(s: &Situation<'_>, detail: String) -> Problem {
     )
 }
 
-fn not_enough_room(s: &Situation<'_>, detail: String) -> Problem {
+/// The capacity refusal, with both numbers when they are known.
+pub fn not_enough_room(s: &Situation<'_>, detail: String) -> Problem {
     let message = match (s.needs, s.free) {
         (Some(needs), Some(free)) => format!(
             "Not enough room on your card. {} needs {} bytes; your card has {} bytes free.",
@@ -159,9 +160,20 @@ fn not_enough_room(s: &Situation<'_>, detail: String) -> Problem {
         ),
     };
     problem(
-        "Not enough room on your card",
+        "This service does not fit",
         message,
         "Remove an application you no longer use, or choose another service.",
+        Action::ChooseAnother,
+        detail,
+    )
+}
+
+/// The application (or the membership) is already on the card.
+pub fn already_on_card(s: &Situation<'_>, detail: String) -> Problem {
+    problem(
+        "Already on your card",
+        format!("{} is already on your card.", s.application()),
+        "Choose another service.",
         Action::ChooseAnother,
         detail,
     )
@@ -297,13 +309,7 @@ fn party_problem(
                     Action::ReadTerms,
                     detail,
                 ),
-                "already_installed" | "already_member" => problem(
-                    "Already on your card",
-                    format!("{} is already on your card.", s.application()),
-                    "Choose another service.",
-                    Action::ChooseAnother,
-                    detail,
-                ),
+                "already_installed" | "already_member" => already_on_card(s, detail),
                 "download_in_progress" => problem(
                     "A download is not finished",
                     format!(

@@ -17,6 +17,7 @@ pub mod messages;
 pub mod pages;
 mod security;
 mod session;
+mod worker;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -129,6 +130,8 @@ pub struct PortalConfig {
 pub enum PortalError {
     #[error("the portal serves this computer only: use 127.0.0.1 (not {addr})")]
     NotLoopback { addr: SocketAddr },
+    #[error(transparent)]
+    Worker(#[from] worker::WorkerError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -186,7 +189,7 @@ pub async fn serve(config: PortalConfig) -> Result<RunningPortal, PortalError> {
         })?;
     let guard = Arc::new(security::Guard::new(addr, &mut crypto::OsRng));
     let url = guard.start_url(addr);
-    let app = router(guard, config);
+    let app = router(guard, config, worker::Worker::start()?);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -212,8 +215,8 @@ async fn style() -> impl axum::response::IntoResponse {
     )
 }
 
-fn router(guard: Arc<security::Guard>, config: PortalConfig) -> Router {
-    let portal = session::Portal::new(config, guard.csrf().to_string());
+fn router(guard: Arc<security::Guard>, config: PortalConfig, worker: worker::Worker) -> Router {
+    let portal = session::Portal::new(config, guard.csrf().to_string(), worker);
     session::routes()
         .route("/style.css", get(style))
         .with_state(portal)

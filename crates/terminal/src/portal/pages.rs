@@ -192,8 +192,8 @@ pub struct ApplicationView {
 pub struct SignView {
     pub service: String,
     pub tries_left: Option<u8>,
-    /// The last PIN was wrong (the card said how many tries are left).
-    pub wrong_pin: bool,
+    /// A line over the field: why the PIN is asked again, or that the last one was malformed.
+    pub notice: Option<String>,
 }
 
 /// S8–S15 progress.
@@ -338,7 +338,7 @@ fn mark_class(mark: Mark) -> &'static str {
 
 fn mark_symbol(mark: Mark) -> &'static str {
     match mark {
-        Mark::Waiting => "○",
+        Mark::Waiting => "",
         Mark::Running => "◐",
         Mark::Done => "✓",
         Mark::Failed => "✕",
@@ -443,15 +443,15 @@ pub fn terms(frame: &Frame<'_>, view: &TermsView) -> Markup {
         h1 { (frame.provider) " membership terms" }
         p.lead { "Please read the terms. Your card will sign that you accepted this version." }
         div.terms-box tabindex="0" id="terms-text" {
-            @for paragraph in view.text.split("\n\n") {
-                p { (paragraph) }
+            @for line in view.text.lines().filter(|l| !l.trim().is_empty()) {
+                p { (line) }
             }
         }
         p.muted { "Version " (view.version) }
         form method="post" action="/terms" {
             (csrf_field(frame))
             @if view.unticked {
-                p.field-error role="alert" id="unticked" { "Tick \u{2018}I agree\u{2019} to continue." }
+                p.field-error role="alert" id="unticked" { "Tick 'I agree' to continue." }
             }
             label.agree {
                 input type="checkbox" name="agree" value="yes" id="agree";
@@ -561,8 +561,8 @@ pub fn sign(frame: &Frame<'_>, view: &SignView) -> Markup {
             strong { (view.service) } "; the PIN goes to the card only." }
         form method="post" action="/sign" autocomplete="off" {
             (csrf_field(frame))
-            @if view.wrong_pin {
-                p.field-error role="alert" { "That PIN is not correct." }
+            @if let Some(notice) = &view.notice {
+                p.field-error role="alert" id="pin-notice" { (notice) }
             }
             label.field for="pin" { "PIN" }
             input #pin type="password" name="pin" inputmode="numeric" pattern="[0-9]{4,12}"
@@ -585,6 +585,16 @@ pub fn tries_text(tries: u8) -> String {
     } else {
         format!("{tries} tries left")
     }
+}
+
+/// A wait for a party's answer (no card work): a title, a line, a spinner.
+pub fn waiting(frame: &Frame<'_>, title: &str, lead: &str) -> Markup {
+    let body = html! {
+        h1 { (title) }
+        p.lead { (lead) }
+        div.spinner aria-hidden="true" {}
+    };
+    layout(frame, title, body)
 }
 
 /// (h) signing.
