@@ -10,6 +10,7 @@ mod applications;
 mod client;
 mod concurrency;
 mod conformance;
+mod conformance_download;
 mod downloading;
 mod downloads;
 mod forwarding;
