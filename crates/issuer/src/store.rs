@@ -756,4 +756,35 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         operation_id: &OperationId,
         now: UnixTime,
     ) -> Result<Option<NotificationRecord>, StoreError>;
+
+    // ---- the operators' console (docs/app-download.md §6) ------------------------------------
+
+    /// Every card of the registry with its registration, view and last ledger entry, oldest
+    /// personalisation first.
+    async fn card_summaries(&self) -> Result<Vec<CardSummary>, StoreError>;
+
+    /// Every provider policy, by provider ID.
+    async fn providers(&self) -> Result<Vec<ProviderPolicy>, StoreError>;
+}
+
+/// One card as the console's card list shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardSummary {
+    pub card_id: CardId,
+    pub capacity: u32,
+    pub personalised_at: UnixTime,
+    /// The holder's user ID and name, once registered.
+    pub holder: Option<(String, String)>,
+    pub registered_at: Option<UnixTime>,
+    pub revoked_at: Option<UnixTime>,
+    /// The view's last receipt counter (registered cards).
+    pub last_counter: Option<u64>,
+    pub ledger_len: u64,
+    /// Items in the view, and the bytes they take.
+    pub items: u64,
+    pub used: u64,
+    /// The view's items the application DB describes (same AID and version).
+    pub applications: u64,
+    /// The DER of the ledger's last entry, if any.
+    pub last_entry_der: Option<Vec<u8>>,
 }

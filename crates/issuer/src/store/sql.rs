@@ -20,10 +20,11 @@ use server_kit::{on_pool, Db, MigrationSet};
 
 use super::{
     AppendOutcome, Application, AttemptOutcome, AttemptRecord, AuthorizationRecord, CardRecord,
-    CardView, ChallengeRecord, CheckRecord, CrlRecord, CrlSigner, DelegationRecord, DownloadRecord,
-    DownloadState, ItemChange, LedgerRecord, NotificationRecord, NotificationState, OpenOutcome,
-    ProviderPolicy, ProviderStatus, ProviderUrl, RcRevocation, ReceiptAppend, RegisterOutcome,
-    RegistrationRecord, RevocationReason, RevokeOutcome, SendOutcome, Store, StoreError,
+    CardSummary, CardView, ChallengeRecord, CheckRecord, CrlRecord, CrlSigner, DelegationRecord,
+    DownloadRecord, DownloadState, ItemChange, LedgerRecord, NotificationRecord, NotificationState,
+    OpenOutcome, ProviderPolicy, ProviderStatus, ProviderUrl, RcRevocation, ReceiptAppend,
+    RegisterOutcome, RegistrationRecord, RevocationReason, RevokeOutcome, SendOutcome, Store,
+    StoreError,
 };
 
 /// The issuer's migrations, applied by [`Db::migrate`].
@@ -1658,4 +1659,113 @@ impl Store for SqlStore {
         });
         row.map(notification_from_row).transpose()
     }
+
+    async fn card_summaries(&self) -> Result<Vec<CardSummary>, StoreError> {
+        let rows: Vec<CardSummaryRow> = on_pool!(&self.db, |pool| {
+            sqlx::query_as(
+                "SELECT c.card_id, c.capacity, c.personalised_at, r.user_id, r.user_name, \
+                 r.registered_at, v.revoked_at, cv.last_counter, cv.ledger_len, \
+                 (SELECT COUNT(*) FROM card_items i WHERE i.card_id = c.card_id), \
+                 (SELECT CAST(COALESCE(SUM(i.size), 0) AS BIGINT) FROM card_items i \
+                  WHERE i.card_id = c.card_id), \
+                 (SELECT COUNT(*) FROM card_items i JOIN applications a \
+                  ON a.aid = i.item_id AND a.version = i.version WHERE i.card_id = c.card_id), \
+                 (SELECT e.entry_der FROM ledger_entries e WHERE e.card_id = c.card_id \
+                  ORDER BY e.seq DESC LIMIT 1) \
+                 FROM cards c \
+                 LEFT JOIN registrations r ON r.card_id = c.card_id \
+                 LEFT JOIN rc_revocations v ON v.card_id = c.card_id \
+                 LEFT JOIN card_views cv ON cv.card_id = c.card_id \
+                 ORDER BY c.personalised_at, c.card_id",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter().map(card_summary_from_row).collect()
+    }
+
+    async fn providers(&self) -> Result<Vec<ProviderPolicy>, StoreError> {
+        let rows: Vec<ProviderRow> = on_pool!(&self.db, |pool| {
+            sqlx::query_as(
+                "SELECT provider, status, quota_bytes, updated_at, url FROM providers \
+                 ORDER BY provider",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter().map(provider_from_row).collect()
+    }
+}
+
+type CardSummaryRow = (
+    String,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    i64,
+    i64,
+    i64,
+    Option<Vec<u8>>,
+);
+
+fn card_summary_from_row(row: CardSummaryRow) -> Result<CardSummary, StoreError> {
+    let (
+        card_id,
+        capacity,
+        personalised_at,
+        user_id,
+        user_name,
+        registered_at,
+        revoked_at,
+        last_counter,
+        ledger_len,
+        items,
+        used,
+        applications,
+        last_entry_der,
+    ) = row;
+    Ok(CardSummary {
+        card_id: card_from_db(&card_id)?,
+        capacity: small_from_db("capacity", capacity)?,
+        personalised_at: time_from_db("personalised_at", personalised_at)?,
+        holder: user_id.map(|id| (id, user_name.unwrap_or_default())),
+        registered_at: optional_time("registered_at", registered_at)?,
+        revoked_at: optional_time("revoked_at", revoked_at)?,
+        last_counter: last_counter
+            .map(|c| from_db("last counter", c))
+            .transpose()?,
+        ledger_len: ledger_len.map_or(Ok(0), |n| from_db("ledger length", n))?,
+        items: from_db("item count", items)?,
+        used: from_db("bytes used", used)?,
+        applications: from_db("application count", applications)?,
+        last_entry_der,
+    })
+}
+
+type ProviderRow = (String, String, i64, i64, Option<String>);
+
+fn provider_from_row(row: ProviderRow) -> Result<ProviderPolicy, StoreError> {
+    let (provider, status, quota, at, url) = row;
+    Ok(ProviderPolicy {
+        provider: party_from_db("provider", provider)?,
+        status: ProviderStatus::parse(&status).ok_or(StoreError::Corrupt {
+            what: "provider status",
+            value: status,
+        })?,
+        quota_bytes: small_from_db("quota", quota)?,
+        updated_at: time_from_db("updated_at", at)?,
+        url: url
+            .map(|u| {
+                ProviderUrl::parse(&u).map_err(|_| StoreError::Corrupt {
+                    what: "provider url",
+                    value: u,
+                })
+            })
+            .transpose()?,
+    })
 }
