@@ -243,4 +243,7 @@ pub trait DownloadStore: Send + Sync {
 
     /// The members of `service_id`, by membership time then operation ID.
     async fn members_of(&self, service_id: &ServiceId) -> Result<Vec<MemberRecord>, StoreError>;
+
+    /// Every download operation, newest first (the operators' console).
+    async fn downloads(&self) -> Result<Vec<DownloadRecord>, StoreError>;
 }

@@ -587,4 +587,14 @@ impl DownloadStore for SqlStore {
         });
         rows.into_iter().map(member_from_row).collect()
     }
+
+    async fn downloads(&self) -> Result<Vec<DownloadRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {DOWNLOAD_COLUMNS} FROM downloads ORDER BY created_at DESC, operation_id"
+        );
+        let rows: Vec<DownloadRow> = on_pool!(&self.db, |pool| sqlx::query_as(&sql)
+            .fetch_all(pool)
+            .await?);
+        rows.into_iter().map(download_from_row).collect()
+    }
 }
