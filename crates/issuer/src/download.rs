@@ -7,6 +7,7 @@
 //! queues the member notification in the receipt's transaction (REC-2: every step idempotent
 //! on its key). Domain only: no HTTP, no SQL.
 
+use party_api::provider_download::{MemberNotification, MemberUser};
 use pki::{CardId, Certificate, PartyId, UnixTime};
 use protocol::{
     Challenge, DownloadApplication, DownloadRequest, ExpectedDownload, ItemId, ListedItem, Nonce,
@@ -171,7 +172,7 @@ impl Issuer {
         let application = Application {
             aid: order.aid,
             version: order.version,
-            // Invariant-free: at most MAX_CODE_LEN (1 MiB) bytes, checked above.
+            // At most MAX_CODE_LEN (1 MiB) bytes, checked above: it fits.
             size: u32::try_from(order.code.len()).unwrap_or(u32::MAX),
             digest: crypto::sha256(&order.code),
             provider: order.provider,
@@ -706,21 +707,22 @@ impl Issuer {
         };
         let download = self.known_download(&attempt.operation_id).await?;
         let now = self.clock.now();
-        let body = serde_json::json!({
-            "operation_id": download.operation_id.to_hex(),
-            "card_id": download.card_id.to_hex(),
-            "service_id": download.service_id.as_str(),
-            "user": {
-                "user_id": registration.user_id,
-                "name": registration.user_name,
-                "email": registration.user_email,
+        let notification = MemberNotification {
+            operation_id: download.operation_id.to_hex(),
+            card_id: download.card_id.to_hex(),
+            service_id: download.service_id.to_string(),
+            user: MemberUser {
+                user_id: registration.user_id.clone(),
+                name: registration.user_name.clone(),
+                email: registration.user_email.clone(),
             },
-            "download_application": hex::encode(&download.application_der),
-            "receipt": hex::encode(receipt_object.to_der()),
-            "rc": hex::encode(&registration.rc_der),
-            "irc": hex::encode(self.identity.irc.der()),
-        });
-        let body = serde_json::to_vec(&body).map_err(|e| {
+            download_application: hex::encode(&download.application_der),
+            receipt: hex::encode(receipt_object.to_der()),
+            rc: hex::encode(&registration.rc_der),
+            irc: hex::encode(self.identity.irc.der()),
+        };
+        // Fixed now: every attempt sends these bytes' notification.
+        let body = serde_json::to_vec(&notification).map_err(|e| {
             ServiceError::Store(StoreError::Corrupt {
                 what: "member notification body",
                 value: e.to_string(),

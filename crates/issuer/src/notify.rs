@@ -12,6 +12,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use party_api::provider_download::MemberNotification;
 use pki::UnixTime;
 use protocol::OperationId;
 use server_kit::{Counter, Metrics};
@@ -259,10 +260,10 @@ impl Notifier {
             );
             return stuck_or_pending(true, error, &row.operation_id, attempts, now);
         };
-        let body: serde_json::Value = match serde_json::from_slice(&row.body) {
+        let body: MemberNotification = match serde_json::from_slice(&row.body) {
             Ok(body) => body,
             Err(e) => {
-                let error = format!("the stored body is not JSON: {e}");
+                let error = format!("the stored body is not a member notification: {e}");
                 return stuck_or_pending(true, error, &row.operation_id, attempts, now);
             }
         };

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use party_api::provider_download::{DownloadGrantRequest, MemberNotification};
 use party_api::{Auth, CallFailure, HttpClient, Method, PartySigner};
 use pki::{Certificate, PartyId, UnixTime};
 use protocol::{OperationId, SignedObject};
@@ -92,13 +93,13 @@ pub trait ProviderLink: Send + Sync + std::fmt::Debug {
         now: UnixTime,
     ) -> Result<SignedObject, LinkError>;
 
-    /// S15: sends the member notification `body` (JSON, the same on every attempt) to
-    /// `provider` at `url`. `Ok` is its acknowledgment (any 2xx).
+    /// S15: sends the member `notification` (the same on every attempt) to `provider` at
+    /// `url`. `Ok` is its acknowledgment (any 2xx).
     async fn notify_member(
         &self,
         provider: &PartyId,
         url: &ProviderUrl,
-        body: &serde_json::Value,
+        notification: &MemberNotification,
         now: UnixTime,
     ) -> Result<(), LinkError>;
 }
@@ -117,17 +118,6 @@ pub struct DownloadGrant<'a> {
 struct GrantBody {
     /// The issuer's SAR, hex DER SignedObject.
     sar: String,
-}
-
-/// `POST /v1/downloads/{op}/grant` at a provider: the body.
-#[derive(Debug, Serialize)]
-struct DownloadGrantBody {
-    /// The issuer's SAR, hex DER SignedObject.
-    sar: String,
-    /// The card's signed DownloadApplication, hex DER SignedObject.
-    download_application: String,
-    /// The card's RC, hex DER.
-    rc: String,
 }
 
 /// The provider's answer (`{sa, not_after}`); only the SA is read, its own `not_after` counts.
@@ -221,7 +211,7 @@ impl ProviderLink for HttpProviderLink {
         grant: &DownloadGrant<'_>,
         now: UnixTime,
     ) -> Result<SignedObject, LinkError> {
-        let body = DownloadGrantBody {
+        let body = DownloadGrantRequest {
             sar: hex::encode(grant.sar.to_der()),
             download_application: hex::encode(grant.download_application.to_der()),
             rc: hex::encode(grant.rc.der()),
@@ -235,11 +225,11 @@ impl ProviderLink for HttpProviderLink {
         &self,
         provider: &PartyId,
         url: &ProviderUrl,
-        body: &serde_json::Value,
+        notification: &MemberNotification,
         now: UnixTime,
     ) -> Result<(), LinkError> {
         // Any 2xx is the acknowledgment: what it says beyond that is the provider's business.
-        self.call_raw(provider, url, MEMBERS_PATH, body, now)
+        self.call_raw(provider, url, MEMBERS_PATH, notification, now)
             .await
             .map(drop)
     }
