@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use crypto::Digest;
+use party_api::issuer_download::ApplicationDescriptor as WireApplication;
 use party_api::provider::{GrantRequest, SaResponse};
 use party_api::{Auth, CallFailure, ClientError, HttpClient, Method, PartySigner};
 use pki::{PartyId, UnixTime};
 use protocol::{ItemId, Policy, SignedObject};
-use serde::Deserialize;
 
 /// The issuer's route the provider calls on STO-2.
 pub const GRANT_PATH: &str = "/v1/authorizations/grant";
@@ -82,42 +82,26 @@ pub struct ApplicationDescriptor {
     pub policy: Policy,
 }
 
-/// The issuer's answer on the wire (docs/app-download.md §3, issuer routes).
-#[derive(Debug, Deserialize)]
-struct ApplicationAnswer {
-    aid: String,
-    version: u32,
-    size: u32,
-    digest: String,
-    provider: String,
-    name: String,
-    #[serde(default)]
-    description: Option<String>,
-    #[serde(default)]
-    policy: u32,
-}
-
-impl ApplicationAnswer {
-    fn descriptor(self) -> Result<ApplicationDescriptor, String> {
-        let aid = hex::decode(&self.aid)
-            .map_err(|e| format!("aid is not hex: {e}"))
-            .and_then(|bytes| ItemId::new(&bytes).map_err(|e| format!("aid: {e}")))?;
-        let digest = hex::decode(&self.digest)
-            .ok()
-            .and_then(|bytes| <[u8; 32]>::try_from(bytes.as_slice()).ok())
-            .map(Digest)
-            .ok_or_else(|| format!("digest {:?} is not 32 bytes of hex", self.digest))?;
-        Ok(ApplicationDescriptor {
-            aid,
-            version: self.version,
-            size: self.size,
-            digest,
-            provider: PartyId::new(&self.provider).map_err(|e| format!("provider: {e}"))?,
-            name: self.name,
-            description: self.description.unwrap_or_default(),
-            policy: Policy::from_bits(self.policy).map_err(|e| format!("policy: {e}"))?,
-        })
-    }
+/// The issuer's answer (`party_api::issuer_download`'s type) as a descriptor.
+fn descriptor(answer: WireApplication) -> Result<ApplicationDescriptor, String> {
+    let aid = hex::decode(&answer.aid)
+        .map_err(|e| format!("aid is not hex: {e}"))
+        .and_then(|bytes| ItemId::new(&bytes).map_err(|e| format!("aid: {e}")))?;
+    let digest = hex::decode(&answer.digest)
+        .ok()
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes.as_slice()).ok())
+        .map(Digest)
+        .ok_or_else(|| format!("digest {:?} is not 32 bytes of hex", answer.digest))?;
+    Ok(ApplicationDescriptor {
+        aid,
+        version: answer.version,
+        size: answer.size,
+        digest,
+        provider: PartyId::new(&answer.provider).map_err(|e| format!("provider: {e}"))?,
+        name: answer.name,
+        description: answer.description,
+        policy: Policy::from_bits(answer.policy).map_err(|e| format!("policy: {e}"))?,
+    })
 }
 
 /// The provider's way to its issuers' servers. A trait so the service stays free of HTTP.
@@ -270,16 +254,14 @@ impl IssuerLink for HttpIssuerLink {
             "{APPLICATIONS_PATH}/{}?version={version}",
             hex::encode(aid.as_bytes())
         );
-        let answer: ApplicationAnswer = client
+        let answer: WireApplication = client
             .call::<(), _>(Method::Get, &path, None, Auth::None)
             .await
             .map_err(|e| link_error(issuer, client, e))?;
-        answer
-            .descriptor()
-            .map_err(|detail| LinkError::InvalidAnswer {
-                issuer: issuer.clone(),
-                detail,
-            })
+        descriptor(answer).map_err(|detail| LinkError::InvalidAnswer {
+            issuer: issuer.clone(),
+            detail,
+        })
     }
 }
 

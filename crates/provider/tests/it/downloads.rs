@@ -1248,6 +1248,122 @@ async fn members_postgres() {
     members(Backend::Postgres).await;
 }
 
+// ---- a real card ---------------------------------------------------------------------------
+
+/// The whole provider part with a real (in-process) card: it signs the download application
+/// for the request given out here and installs the application with the SA granted here; the
+/// member notification carrying its receipt makes it a member, and the provider's view of the
+/// card and its ledger agree with what the card signed.
+async fn real_card(backend: Backend) {
+    let Some(place) = Place::new(backend, "provider_download_card").await else {
+        return;
+    };
+    let w = World::new(66);
+    let (server, _stub) = ready(&place, &w).await;
+    let (mut card, rc) = w.registered();
+    let digest = terms_digest(&server).await;
+    let opened = client(&server)
+        .open_download(&op(1), &w.card_id, &w.pki.issuer.id, &service_id(), &digest)
+        .await
+        .unwrap();
+    let request = DownloadRequest::from_der(&opened.request_der().unwrap()).unwrap();
+    let application = card
+        .sign_download_application(&request)
+        .expect("the card signs the provider's request");
+    let sdi = Sdi {
+        card_id: w.card_id,
+        operation: Operation::Store,
+        item_id: request.item_id.clone(),
+        version: request.version,
+        size: request.size,
+        data_digest: request.data_digest,
+        owner: w.pki.provider.id.clone(),
+        policy: Policy::NONE,
+    };
+    let challenge = Challenge(card.get_challenge().unwrap());
+    let sar = Sar {
+        requester_role: PartyRole::Issuer,
+        requester: w.pki.issuer.id.clone(),
+        rc_digest: rc.digest(),
+        sdi: sdi.clone(),
+        challenge,
+        issued_at: NOW,
+        not_after: UnixTime(NOW.0 + 600),
+    }
+    .sign(&w.pki.issuer.key, vec![w.pki.issuer.cert.der().to_vec()]);
+    let sa = grant(&server, 1, &sar, &application, &rc)
+        .await
+        .unwrap()
+        .sa_object()
+        .unwrap();
+    let receipt = card
+        .store(&sa, None, CODE)
+        .expect("the card installs the application with the provider's SA");
+    let notice = MemberNotification {
+        operation_id: op(1).to_hex(),
+        card_id: w.card_id.to_hex(),
+        service_id: SERVICE.to_string(),
+        user: MemberUser {
+            user_id: w.user.user_id().to_string(),
+            name: "Hanako Yamada".to_string(),
+            email: "hanako@example.org".to_string(),
+        },
+        download_application: hex::encode(application.to_der()),
+        receipt: hex::encode(receipt.to_der()),
+        rc: hex::encode(rc.der()),
+        irc: hex::encode(w.pki.issuer.cert.der()),
+    };
+    let ack = notify(&server, &notice).await.unwrap();
+    assert!(ack.newly_recorded);
+    assert_eq!(
+        client(&server).download(&op(1)).await.unwrap().state,
+        "member"
+    );
+    // The provider's view is the card's own listing of this provider's items.
+    let nonce = protocol::Nonce::new(b"provider check").unwrap();
+    let listing =
+        protocol::verify_listing(&card.listing(nonce.as_bytes()).unwrap(), &rc, &nonce).unwrap();
+    let contents = client(&server).contents(&w.card_id).await.unwrap();
+    let listed: Vec<(String, u32, u32)> = listing
+        .contents
+        .items()
+        .iter()
+        .filter(|i| i.owner == w.pki.provider.id)
+        .map(|i| (hex::encode(i.item_id.as_bytes()), i.version, i.size))
+        .collect();
+    let viewed: Vec<(String, u32, u32)> = contents
+        .items
+        .iter()
+        .map(|i| (i.item_id.clone(), i.version, i.size))
+        .collect();
+    assert_eq!(viewed, listed);
+    let ledger = client(&server).ledger(&w.card_id).await.unwrap();
+    let summary = verify_ledger(
+        &ledger.entry_objects().unwrap(),
+        &w.pki.provider.public_key(),
+        &rc,
+    )
+    .unwrap();
+    assert_eq!(summary.last_counter, listing.counter);
+    // The card's receipt read again (GET RECEIPT) is the same bytes: a repeat changes nothing.
+    let again = card.get_receipt(&crypto::sha256(&sa.to_der())).unwrap();
+    assert_eq!(again, receipt);
+    assert!(!notify(&server, &notice).await.unwrap().newly_recorded);
+
+    server.stop().await;
+    place.finish().await;
+}
+
+#[tokio::test]
+async fn real_card_sqlite() {
+    real_card(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn real_card_postgres() {
+    real_card(Backend::Postgres).await;
+}
+
 // ---- two instances on one database -----------------------------------------------------------
 
 async fn two_instances(backend: Backend) {

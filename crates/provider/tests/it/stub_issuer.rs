@@ -173,6 +173,7 @@ impl StubIssuer {
             "name": format!("Application {}", hex::encode(aid)),
             "description": "a test application",
             "policy": policy,
+            "added_at": 1,
         }));
     }
 
