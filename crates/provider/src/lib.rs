@@ -2,14 +2,21 @@
 //! (DPR) that publishes data items, consents to storing them on cards (SA on STO-1, SAR on
 //! STO-2, a lone SA under an issuer's delegation on STO-3), serves their data plain or
 //! certified (SDCI), and turns the cards' receipts into its per-card view and signed,
-//! hash-chained ledger (STO-7, REC-1).
+//! hash-chained ledger (STO-7, REC-1). For adding an application over the Internet
+//! (docs/app-download.md) it publishes membership terms, a catalog of services pinned from its
+//! issuers' application DBs (APP-2), answers the user's choice with a download request for the
+//! card to sign, grants the card's issuer its SA on that download and records the members the
+//! issuer notifies (S4–S6, S11, S15–S16).
 //!
 //! Layout (STYLE): this file holds the configuration and wiring ([`open`], [`router`],
 //! [`serve`]); `service.rs` the domain operations; `http.rs` the API; `issuer_link.rs` the calls
 //! to issuers (STO-2); `registrar_link.rs` the calls to the Data Registrar for SDCI' (STO-5);
 //! `registrar_crls.rs` the registrars' and issuers' CRLs it follows (REG-3); `store.rs` the storage
 //! trait with one SQL implementation for SQLite and PostgreSQL (`store/sql.rs`); `openapi.rs`
-//! the API document. The API's JSON types live in `party_api::provider`, shared with callers.
+//! the API document; the download part of each is in its `download` submodule
+//! (`service/download.rs`, `http/download.rs`, `store/download.rs` + `store/sql_download.rs`,
+//! `openapi/download.rs`). The API's JSON types live in `party_api::provider` and
+//! `party_api::provider_download`, shared with callers.
 
 mod http;
 pub mod issuer_link;
