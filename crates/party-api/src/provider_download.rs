@@ -273,9 +273,14 @@ impl ProviderClient {
             .await
     }
 
-    /// `GET /v1/terms`: the latest membership terms (404 `no_terms` before any).
+    /// `GET /v1/terms`: the latest membership terms (404 `unknown_terms` before any).
     pub async fn terms(&self) -> Result<TermsResponse, ClientError> {
         get(self.http(), "/v1/terms").await
+    }
+
+    /// `GET /v1/terms?version=`: one version of the terms (404 `unknown_terms`).
+    pub async fn terms_version(&self, version: u32) -> Result<TermsResponse, ClientError> {
+        get(self.http(), &format!("/v1/terms?version={version}")).await
     }
 
     /// `POST /v1/services` as operator `token`: adds a service; the provider pins the
