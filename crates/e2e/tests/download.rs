@@ -589,3 +589,53 @@ async fn refusals_leave_nothing_behind() {
     );
     place.deployment.stop().await.unwrap();
 }
+
+/// The journal lost (the user moved to another computer) after the issuer opened the download,
+/// and again after the card installed it: the card's standing lists the open download, the new
+/// terminal adopts it and finishes it — still one installation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_journal_is_replaced_by_the_issuers_open_download() {
+    let place = deploy(false, "download_lost_journal").await.unwrap();
+    let dep = &place.deployment;
+    let parties = e2e::parties(dep).unwrap();
+    for (name, at) in [
+        ("gina", Step::Authorized { attempt: 1 }),
+        ("hugo", Step::Installed),
+    ] {
+        let first = Journal::new(dep.dir.join("terminal").join(format!("{name}-first")));
+        let mut card = new_card(dep, name).await;
+        let mut d = begin_and_sign(&mut card, &parties, &first).await;
+        let op = d.operation_id;
+        let r = download::finish(&mut card, &parties, &first, PIN, &mut d, &mut |s| {
+            if s == at {
+                Control::Abort
+            } else {
+                Control::Continue
+            }
+        })
+        .await;
+        assert!(matches!(r, Err(FlowError::Interrupted { .. })), "{r:?}");
+        drop(card);
+
+        // Another computer: no journal; the card and the issuer know.
+        let second = Journal::new(dep.dir.join("terminal").join(format!("{name}-second")));
+        let mut card = reinsert(dep, name);
+        let standing = download::check(&mut card, &parties).await.unwrap();
+        assert_eq!(standing.open_downloads, vec![op.to_hex()], "{name}");
+        assert!(download::resume(&second, standing.card_id)
+            .unwrap()
+            .is_none());
+        let mut d = download::adopt(&parties, &second, standing.card_id, op)
+            .await
+            .unwrap();
+        download::finish(&mut card, &parties, &second, PIN, &mut d, &mut |_| {
+            Control::Continue
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_installed_once(dep, &parties, &mut card, &op).await;
+        let standing = download::check(&mut card, &parties).await.unwrap();
+        assert!(standing.open_downloads.is_empty(), "{name}");
+    }
+    place.deployment.stop().await.unwrap();
+}

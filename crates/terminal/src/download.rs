@@ -378,17 +378,14 @@ pub async fn finish<C: CardChannel>(
         return Err(invalid(OPEN, "another card is in the reader"));
     }
     let op = download.operation_id;
-    let application = download
-        .application()
-        .ok_or_else(|| invalid(OPEN, "the card has not signed the application yet"))?;
-    let request = download
-        .request()
-        .ok_or_else(|| invalid(OPEN, "no download request yet"))?;
 
     // Where does the issuer stand?
     let mut state = match parties.issuer.download(&op).await {
         Ok(s) => s,
         Err(e) if e.code() == Some("unknown_operation") => {
+            let application = download
+                .application()
+                .ok_or_else(|| invalid(OPEN, "the card has not signed the application yet"))?;
             parties
                 .issuer
                 .open_download(&application, &who.rc)
@@ -406,11 +403,12 @@ pub async fn finish<C: CardChannel>(
 
     let mut installed_now = false;
     if !is_recorded(&state) {
-        let receipt = match kept_receipt(card, &who, &request, &state)? {
+        let target = target(parties, download, &state).await?;
+        let receipt = match kept_receipt(card, &who, &target, &state)? {
             Some(receipt) => receipt,
             None => {
                 installed_now = true;
-                install(card, parties, pin, download, &request, &mut at).await?
+                install(card, parties, pin, download, &target, &mut at).await?
             }
         };
         const RECORD: &str = "the issuer records the card's receipt";
@@ -459,6 +457,72 @@ pub async fn finish<C: CardChannel>(
     })
 }
 
+/// What the card must end up holding: from the provider's request when this terminal asked for
+/// it, else (a download adopted from the issuer) from the issuer's record and package.
+struct Target {
+    item_id: protocol::ItemId,
+    version: u32,
+    data_digest: crypto::Digest,
+}
+
+async fn target(
+    parties: &Parties,
+    download: &Download,
+    state: &DownloadResponse,
+) -> Result<Target, FlowError> {
+    const STEP: &str = "reading the issuer's record of the download";
+    if let Some(r) = download.request() {
+        return Ok(Target {
+            item_id: r.item_id,
+            version: r.version,
+            data_digest: r.data_digest,
+        });
+    }
+    let package = parties
+        .issuer
+        .package(&download.operation_id)
+        .await
+        .map_err(party_step(STEP))?;
+    let item_id = hex::decode(&state.aid)
+        .ok()
+        .and_then(|b| protocol::ItemId::new(&b).ok())
+        .ok_or_else(|| invalid(STEP, "the issuer's AID is not hex"))?;
+    Ok(Target {
+        item_id,
+        version: state.version,
+        data_digest: package.digest_value().map_err(field(STEP))?,
+    })
+}
+
+/// A download the issuer holds open for this card but this terminal has no journal of (the
+/// user moved to another computer, or the journal was lost; the standing lists it in
+/// `open_downloads`): journalled here so [`finish`] can complete it. The card's signature the
+/// issuer verified when it opened the download is what proves it is this card's.
+pub async fn adopt(
+    parties: &Parties,
+    journal: &Journal,
+    card_id: CardId,
+    operation_id: OperationId,
+) -> Result<Download, FlowError> {
+    const STEP: &str = "taking up the download the issuer holds open";
+    let state = parties
+        .issuer
+        .download(&operation_id)
+        .await
+        .map_err(party_step(STEP))?;
+    if state.card_id != card_id.to_hex() {
+        return Err(invalid(STEP, "that download is for another card"));
+    }
+    let mut entry = JournalEntry::new(operation_id.0, card_id, &state.service_id, [0; 32]);
+    entry.terms_digest = String::new();
+    journal.write(&entry).map_err(journal_step(STEP))?;
+    Ok(Download {
+        card_id,
+        operation_id,
+        entry,
+    })
+}
+
 fn step_name(step: Step) -> &'static str {
     match step {
         Step::Opened => "opened",
@@ -480,7 +544,7 @@ fn is_recorded(state: &DownloadResponse) -> bool {
 fn kept_receipt<C: CardChannel>(
     card: &mut CardClient<C>,
     who: &CardIdentity,
-    request: &DownloadRequest,
+    request: &Target,
     state: &DownloadResponse,
 ) -> Result<Option<SignedObject>, FlowError> {
     const STEP: &str = "reading what the card holds";
@@ -533,7 +597,7 @@ async fn install<C: CardChannel>(
     parties: &Parties,
     pin: &str,
     download: &Download,
-    request: &DownloadRequest,
+    request: &Target,
     at: &mut dyn FnMut(Step) -> Result<(), FlowError>,
 ) -> Result<SignedObject, FlowError> {
     const AUTHORIZE: &str = "the issuer and the provider authorize the installation";

@@ -72,6 +72,14 @@ pub async fn run(args: DownloadArgs) -> anyhow::Result<()> {
                     app.name, app.version, app.size, app.provider
                 );
             }
+            if let Some(open) = standing.open_downloads.first() {
+                // Started on another computer (or this journal was lost): finish that one.
+                let op = protocol::OperationId::from_hex(open)
+                    .with_context(|| format!("the issuer's open download {open:?}"))?;
+                println!("the issuer holds download {op} open for this card: continuing it");
+                let d = download::adopt(&parties, &journal, standing.card_id, op).await?;
+                return finish(&mut card, &parties, &journal, &args.pin, d, &who).await;
+            }
             let offers = download::offers(&parties, &standing).await?;
             println!("services of {}:", parties.provider_id);
             for offer in &offers {
@@ -140,7 +148,18 @@ pub async fn run(args: DownloadArgs) -> anyhow::Result<()> {
         );
         download::sign(&mut card, &journal, &args.pin, &mut d)?;
     }
-    let finished = download::finish(&mut card, &parties, &journal, &args.pin, &mut d, &mut |s| {
+    finish(&mut card, &parties, &journal, &args.pin, d, &who).await
+}
+
+async fn finish(
+    card: &mut super::Card,
+    parties: &terminal::flows::Parties,
+    journal: &Journal,
+    pin: &str,
+    mut d: download::Download,
+    who: &terminal::flows::CardIdentity,
+) -> anyhow::Result<()> {
+    let finished = download::finish(card, parties, journal, pin, &mut d, &mut |s| {
         println!("  … {}", step_line(s));
         Control::Continue
     })
