@@ -289,11 +289,8 @@ async fn terms_and_services(backend: Backend) {
     let old = server.get("/v1/terms?version=1").await;
     assert_eq!(old.status, 200, "{}", old.text());
     assert_eq!(old.json()["text"], TERMS_1);
-    assert_error(
-        &server.get("/v1/terms?version=9").await,
-        404,
-        "unknown_terms",
-    );
+    assert_eq!(c.terms_version(1).await.unwrap(), first);
+    assert_refused(c.terms_version(9).await, 404, "unknown_terms");
     assert_error(
         &server.get("/v1/terms?version=x").await,
         400,
