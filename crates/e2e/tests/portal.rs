@@ -26,8 +26,9 @@ const HOLDER: &str = "Alice Example";
 /// A new card's room: the transit pass fits, the lounge membership does not.
 const CAPACITY: u32 = 4096;
 const WAIT: Duration = Duration::from_secs(30);
-/// GlobalPlatform INSTALL (GP CS §11.5): the first command that writes the application.
-const INS_INSTALL: u8 = 0xE6;
+/// GlobalPlatform LOAD (GP CS §11.6): the application goes to the card in 240-byte blocks
+/// numbered in P2.
+const INS_LOAD: u8 = 0xE8;
 
 /// Where the card's commands may go: a test holds a job at a command to photograph the screen
 /// the user sees meanwhile, then lets it go on.
@@ -35,7 +36,11 @@ const INS_INSTALL: u8 = 0xE6;
 enum Hold {
     Nothing,
     Everything,
-    Instruction(u8),
+    /// One command: INS and P2 (LOAD's block number).
+    Command {
+        ins: u8,
+        p2: u8,
+    },
 }
 
 #[derive(Default)]
@@ -79,7 +84,9 @@ fn blocks(hold: Option<Hold>, command: &[u8]) -> bool {
     match hold {
         None | Some(Hold::Nothing) => false,
         Some(Hold::Everything) => true,
-        Some(Hold::Instruction(ins)) => command.get(1) == Some(&ins),
+        Some(Hold::Command { ins, p2 }) => {
+            command.get(1) == Some(&ins) && command.get(3) == Some(&p2)
+        }
     }
 }
 
@@ -307,6 +314,15 @@ async fn every_screen() {
         .unwrap();
     assert_shows(&text, &["proves who it is"]);
     w.gate.held().await;
+    assert_eq!(
+        browser
+            .find_all(".checklist li.running")
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "the card is proving itself; the issuer has nothing yet"
+    );
     camera.shoot(&browser, "03-checking").await;
     w.gate.release();
 
@@ -388,14 +404,17 @@ async fn every_screen() {
     w.gate.held().await;
     camera.shoot(&browser, "07-signing").await;
     {
-        // Let the first command go and hold the job where the card is about to install.
+        // Let the first command go and hold the job at the fifth of the application's blocks.
         let mut state = w.gate.state.lock().unwrap();
         state.held = false;
-        state.hold = Some(Hold::Instruction(INS_INSTALL));
+        state.hold = Some(Hold::Command {
+            ins: INS_LOAD,
+            p2: 4,
+        });
         w.gate.moved.notify_all();
     }
 
-    // Progress, held where the card is about to install.
+    // Progress, held while the card receives the application.
     w.gate.held().await;
     let progress = format!("http://127.0.0.1:{}/progress", w.portal.addr().port());
     browser.goto(&progress).await.unwrap();
@@ -413,6 +432,7 @@ async fn every_screen() {
         &[
             &format!("Your card's signature verified by {issuer_id}"),
             "Application sent",
+            &format!("block 5 of {}", TRANSIT.size.div_ceil(240)),
             &format!("{provider_id} notified"),
         ],
     );
@@ -622,6 +642,91 @@ async fn does_not_fit() {
     camera.shoot(&browser, "10-does-not-fit").await;
     browser.find("#next").await.unwrap().click().await.unwrap();
     browser.wait_for_text("Card verified", WAIT).await.unwrap();
+    browser.quit().await.unwrap();
+    w.portal.stop().await.unwrap();
+    w.deployment.stop().await.unwrap();
+}
+
+#[test]
+fn a_wrong_pin_is_said_with_the_tries_left_and_the_right_one_goes_on() {
+    run(wrong_pin_then_right);
+}
+
+async fn wrong_pin_then_right() {
+    let w = Box::pin(world()).await;
+    let camera = Camera::new();
+    let browser = Box::pin(Browser::start()).await.unwrap();
+    browser.goto(w.portal.url()).await.unwrap();
+    browser
+        .wait_for_text("Insert your card", WAIT)
+        .await
+        .unwrap();
+    browser
+        .find("#continue")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for_text("membership terms", WAIT)
+        .await
+        .unwrap();
+    browser.find("#agree").await.unwrap().click().await.unwrap();
+    browser
+        .find("#continue")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser.wait_for_text("Card verified", WAIT).await.unwrap();
+    browser
+        .find("#service-transit")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .find("#choose")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for_text("asks you to apply for", WAIT)
+        .await
+        .unwrap();
+    browser.find("#apply").await.unwrap().click().await.unwrap();
+    browser.wait_for_text("3 tries left", WAIT).await.unwrap();
+    browser
+        .find("#pin")
+        .await
+        .unwrap()
+        .fill("1357")
+        .await
+        .unwrap();
+    browser.find("#sign").await.unwrap().click().await.unwrap();
+
+    let text = browser
+        .wait_for_text("That PIN is not correct.", WAIT)
+        .await
+        .unwrap();
+    assert_shows(
+        &text,
+        &["That PIN is not correct. 2 tries left before the card is blocked."],
+    );
+    camera.shoot(&browser, "11-wrong-pin").await;
+    browser.find("#next").await.unwrap().click().await.unwrap();
+    browser.wait_for_text("2 tries left", WAIT).await.unwrap();
+    browser.find("#pin").await.unwrap().fill(PIN).await.unwrap();
+    browser.find("#sign").await.unwrap().click().await.unwrap();
+    browser
+        .wait_for_text(&format!("{} has started", TRANSIT.name), WAIT)
+        .await
+        .unwrap();
     browser.quit().await.unwrap();
     w.portal.stop().await.unwrap();
     w.deployment.stop().await.unwrap();

@@ -117,6 +117,10 @@ struct Session {
     pin_notice: Option<&'static str>,
     reached: Reached,
     attempt: Option<u32>,
+    /// The LOAD block the card is being sent, and how many there are.
+    loading: Option<(u32, u32)>,
+    /// How many LOAD blocks the application takes (set when the installation starts).
+    load_blocks: u32,
     finished: Option<Finished>,
     /// The standing after the installation (screen (i)).
     after: Option<Standing>,
@@ -138,6 +142,8 @@ impl Session {
             pin_notice: None,
             reached: Reached::Nothing,
             attempt: None,
+            loading: None,
+            load_blocks: 0,
             finished: None,
             after: None,
         }
@@ -308,7 +314,15 @@ impl Portal {
     > {
         let lock = self.0.card.lock().await;
         match self.0.reader.open() {
-            Ok(channel) => Ok((lock, CardClient::new(channel))),
+            Ok(channel) => Ok((
+                lock,
+                CardClient::new(Box::new(Watched {
+                    channel,
+                    portal: self.clone(),
+                    sent: 0,
+                    listing: false,
+                })),
+            )),
             Err(e) => {
                 let session = self.session();
                 Err(messages::card_removed(
@@ -317,6 +331,65 @@ impl Portal {
                 ))
             }
         }
+    }
+}
+
+/// The bytes per LOAD command [`CardClient::load`] sends (its block size).
+const LOAD_BLOCK_BYTES: u32 = 240;
+/// GlobalPlatform INSTALL and LOAD (GP CS §11.5, §11.6), proprietary class.
+const CLA_GP: u8 = 0x80;
+const INS_INSTALL: u8 = 0xE6;
+const INS_LOAD: u8 = 0xE8;
+/// GET STATUS (GP CS §11.4) with P1 0x40: the card's signed listing, S1's proof.
+const INS_GET_STATUS: u8 = 0xF2;
+const P1_LISTING: u8 = 0x40;
+/// LOAD's P1 bit: last block.
+const P1_LAST_BLOCK: u8 = 0x80;
+
+/// A job's card channel, watched for the moments the pages show: the card's signed listing
+/// done ((c)'s first sub-step) and the LOAD blocks going to the card ("block b of n" on the
+/// progress page). It only looks at headers and status words; nothing is changed or kept.
+struct Watched {
+    channel: Box<dyn CardChannel + Send>,
+    portal: Portal,
+    sent: u32,
+    /// A listing was asked for and its answer (perhaps over GET RESPONSE) has not ended yet.
+    listing: bool,
+}
+
+impl CardChannel for Watched {
+    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, crate::ChannelError> {
+        match command {
+            [CLA_GP, INS_INSTALL, ..] => self.sent = 0,
+            [CLA_GP, INS_LOAD, p1, ..] => {
+                self.sent += 1;
+                let mut session = self.portal.session();
+                let of = if p1 & P1_LAST_BLOCK != 0 {
+                    self.sent
+                } else {
+                    session.load_blocks.max(self.sent)
+                };
+                session.loading = Some((self.sent, of));
+            }
+            [CLA_GP, INS_GET_STATUS, P1_LISTING, ..] => self.listing = true,
+            _ => {}
+        }
+        let answer = self.channel.transmit(command)?;
+        if self.listing {
+            match answer.as_slice() {
+                // More of the listing to come (ISO 7816-4 61xx: GET RESPONSE).
+                [.., 0x61, _] => {}
+                [.., 0x90, 0x00] => {
+                    self.listing = false;
+                    let mut session = self.portal.session();
+                    if session.screen == Screen::Checking {
+                        session.checked = [Mark::Done, Mark::Running, Mark::Waiting];
+                    }
+                }
+                _ => self.listing = false,
+            }
+        }
+        Ok(answer)
     }
 }
 
@@ -487,7 +560,6 @@ async fn check_job(portal: Portal) {
             return;
         }
     };
-    portal.session().checked = [Mark::Running, Mark::Running, Mark::Waiting];
     let standing = match download::check(&mut card, &portal.0.parties).await {
         Ok(s) => s,
         Err(e) => {
@@ -850,6 +922,10 @@ async fn sign_and_finish_job(portal: Portal, pin: String) {
     }
     {
         let mut session = portal.session();
+        session.load_blocks = download
+            .request()
+            .map_or(1, |r| r.size.div_ceil(LOAD_BLOCK_BYTES).max(1));
+        session.loading = None;
         session.download = Some(download.clone());
         session.screen = Screen::Progress;
     }
@@ -935,7 +1011,10 @@ async fn progress(State(portal): State<Portal>) -> Response {
         (
             Reached::Installed,
             "Installing on your card".to_string(),
-            None,
+            session
+                .loading
+                .filter(|_| session.reached < Reached::Installed)
+                .map(|(block, of)| format!("block {block} of {of}")),
         ),
         (
             Reached::Recorded,

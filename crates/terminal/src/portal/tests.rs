@@ -379,3 +379,52 @@ async fn no_card_in_the_reader_keeps_the_first_page_waiting() {
     assert!(!answer.body.contains(r#"action="/card""#));
     portal.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_page_out_of_turn_leads_back_to_the_sessions_screen() {
+    let portal = portal_with_card().await;
+    let addr = portal.addr();
+    let cookie = session_cookie(&portal).await;
+    for path in [
+        "/terms",
+        "/checking",
+        "/services",
+        "/application",
+        "/sign",
+        "/signing",
+        "/progress",
+        "/done",
+        "/problem",
+    ] {
+        let answer = send(addr, &format!("GET {path}"), &[&host(addr), &cookie], "").await;
+        assert_eq!(answer.status, 303, "{path}: {answer:?}");
+        assert_eq!(answer.header("location"), Some("/"), "{path}");
+        answer.assert_hardened();
+    }
+    let page = send(addr, "GET /", &[&host(addr), &cookie], "").await;
+    let csrf = csrf_of(&page.body);
+    let form = "Content-Type: application/x-www-form-urlencoded";
+    for path in ["/terms", "/services", "/application", "/sign", "/resume"] {
+        let answer = send(
+            addr,
+            &format!("POST {path}"),
+            &[&host(addr), &cookie, form],
+            &format!("csrf={csrf}&agree=yes&service=transit&pin=2468"),
+        )
+        .await;
+        assert_eq!(answer.status, 303, "{path}: {answer:?}");
+        assert_eq!(answer.header("location"), Some("/"), "{path}");
+    }
+    // The card in the reader moves (a) on to (b).
+    let answer = send(
+        addr,
+        "POST /card",
+        &[&host(addr), &cookie, form],
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(answer.header("location"), Some("/terms"));
+    let answer = send(addr, "GET /", &[&host(addr), &cookie], "").await;
+    assert_eq!(answer.header("location"), Some("/terms"));
+    portal.stop().await.unwrap();
+}
