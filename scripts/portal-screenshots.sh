@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Refreshes the portal's screenshots in docs/portal/NN-name.png: reruns its browser tests
-# (crates/e2e/tests/portal.rs: every screen (a)-(i), a service that does not fit, a wrong PIN)
+# (crates/e2e/tests/portal.rs: every screen (a)-(i), a service that does not fit, a wrong PIN,
+# the card pulled out while installing)
 # against real parties in headless Chromium, saving each screen there instead of under
 # $CARGO_TARGET_TMPDIR/portal/.
 set -euo pipefail

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use deployment::sample::{LOUNGE, TRANSIT};
 use deployment::{Deployment, DeploymentConfig};
-use e2e::webdriver::Browser;
+use e2e::webdriver::{Browser, WebDriverError};
 use e2e::Hosted;
 use party_api::issuer::{IssuerClient, PersonaliseRequest};
 use party_api::provider::ProviderClient;
@@ -48,6 +48,9 @@ struct GateState {
     hold: Option<Hold>,
     /// A command waits at the gate.
     held: bool,
+    /// The card is pulled out at this command (INS, P2): the command fails and the card comes
+    /// back from its image, as after a power loss (once).
+    pull_at: Option<(u8, u8)>,
 }
 
 #[derive(Default)]
@@ -93,7 +96,9 @@ fn blocks(hold: Option<Hold>, command: &[u8]) -> bool {
 /// The card image behind a [`Gate`]. The portal's card jobs run on their own thread, so a held
 /// command blocks only the job.
 struct GatedCard {
-    card: Hosted,
+    /// `None` only while the card is being put back.
+    card: Option<Hosted>,
+    dir: PathBuf,
     gate: Arc<Gate>,
 }
 
@@ -106,8 +111,26 @@ impl CardChannel for GatedCard {
             state = self.gate.moved.wait(state).unwrap();
         }
         state.held = false;
+        let pulled = state
+            .pull_at
+            .is_some_and(|(ins, p2)| command.get(1) == Some(&ins) && command.get(3) == Some(&p2));
+        if pulled {
+            state.pull_at = None;
+            drop(state);
+            // The image is locked while open: the old card goes before the new one boots.
+            drop(self.card.take());
+            self.card = Some(Hosted::open(&self.dir).unwrap());
+            return Err(ChannelError::Transport {
+                detail: "the card was pulled out of the reader".into(),
+            });
+        }
         drop(state);
-        self.card.transmit(command)
+        match &mut self.card {
+            Some(card) => card.transmit(command),
+            None => Err(ChannelError::Transport {
+                detail: "no card".into(),
+            }),
+        }
     }
 }
 
@@ -174,7 +197,8 @@ async fn world() -> World {
     .unwrap();
     deployment.publish_sample_catalog().await.unwrap();
     let issuer = IssuerClient::new(HttpClient::new(&deployment.issuer.url).unwrap());
-    let mut card = CardClient::new(Hosted::create(&dir.path().join("card")).unwrap());
+    let card_dir = dir.path().join("card");
+    let mut card = CardClient::new(Hosted::create(&card_dir).unwrap());
     flows::personalise(
         &mut card,
         &issuer,
@@ -194,7 +218,8 @@ async fn world() -> World {
         .unwrap();
     let gate = Arc::new(Gate::default());
     let gated = GatedCard {
-        card: card.into_channel(),
+        card: Some(card.into_channel()),
+        dir: card_dir,
         gate: gate.clone(),
     };
     let portal = serve(PortalConfig {
@@ -213,6 +238,22 @@ async fn world() -> World {
         card_id: registered.card_id,
         gate,
         portal,
+    }
+}
+
+/// Waits until the page shows `needle` and returns its text. A page replacing itself (the
+/// one-second refresh while a job runs) can make Chromium answer that the element read is no
+/// longer in the document: that is read again.
+async fn see(browser: &Browser, needle: &str) -> String {
+    let start = std::time::Instant::now();
+    loop {
+        match browser.wait_for_text(needle, WAIT).await {
+            Ok(text) => return text,
+            Err(WebDriverError::Refused { message, .. })
+                if message.contains("does not belong to the document")
+                    && start.elapsed() < WAIT => {}
+            Err(e) => panic!("{e:?}"),
+        }
     }
 }
 
@@ -260,10 +301,7 @@ async fn every_screen() {
 
     // (a) insert card: the card in the reader answers.
     browser.goto(w.portal.url()).await.unwrap();
-    let text = browser
-        .wait_for_text("Insert your card", WAIT)
-        .await
-        .unwrap();
+    let text = see(&browser, "Insert your card").await;
     let room = format!("{} of {} bytes free", grouped(CAPACITY), grouped(CAPACITY));
     assert_shows(&text, &[&provider_id, "Test reader", &room]);
     camera.shoot(&browser, "01-insert-card").await;
@@ -276,10 +314,7 @@ async fn every_screen() {
         .unwrap();
 
     // (b) terms: Continue without ticking is refused in words.
-    let text = browser
-        .wait_for_text("membership terms", WAIT)
-        .await
-        .unwrap();
+    let text = see(&browser, "membership terms").await;
     assert_shows(
         &text,
         &["Version 1", "The service is provided to the holder"],
@@ -291,10 +326,7 @@ async fn every_screen() {
         .click()
         .await
         .unwrap();
-    let text = browser
-        .wait_for_text("Tick 'I agree' to continue.", WAIT)
-        .await
-        .unwrap();
+    let text = see(&browser, "Tick 'I agree' to continue.").await;
     assert!(!text.contains("Checking your card"));
     camera.shoot(&browser, "02-terms").await;
     browser.find("#agree").await.unwrap().click().await.unwrap();
@@ -308,10 +340,7 @@ async fn every_screen() {
         .unwrap();
 
     // (c) checking: held at the card's first command.
-    let text = browser
-        .wait_for_text(&format!("Checking your card with {issuer_id}"), WAIT)
-        .await
-        .unwrap();
+    let text = see(&browser, &format!("Checking your card with {issuer_id}")).await;
     assert_shows(&text, &["proves who it is"]);
     w.gate.held().await;
     assert_eq!(
@@ -327,7 +356,7 @@ async fn every_screen() {
     w.gate.release();
 
     // (d) verified: holder, capacity, what fits and what does not.
-    let text = browser.wait_for_text("Card verified", WAIT).await.unwrap();
+    let text = see(&browser, "Card verified").await;
     assert_shows(
         &text,
         &[
@@ -365,13 +394,11 @@ async fn every_screen() {
         .unwrap();
 
     // (e)(f) the download application the card will sign.
-    let text = browser
-        .wait_for_text(
-            &format!("{provider_id} asks you to apply for {}", TRANSIT.name),
-            WAIT,
-        )
-        .await
-        .unwrap();
+    let text = see(
+        &browser,
+        &format!("{provider_id} asks you to apply for {}", TRANSIT.name),
+    )
+    .await;
     assert_shows(
         &text,
         &[
@@ -386,10 +413,7 @@ async fn every_screen() {
     browser.find("#apply").await.unwrap().click().await.unwrap();
 
     // (g) PIN.
-    let text = browser
-        .wait_for_text("Sign with your card", WAIT)
-        .await
-        .unwrap();
+    let text = see(&browser, "Sign with your card").await;
     assert_shows(&text, &["3 tries left"]);
     browser.find("#pin").await.unwrap().fill(PIN).await.unwrap();
     camera.shoot(&browser, "06-sign").await;
@@ -397,10 +421,7 @@ async fn every_screen() {
     browser.find("#sign").await.unwrap().click().await.unwrap();
 
     // (h) signing, held at the card's first command.
-    browser
-        .wait_for_text("Your card is signing the application", WAIT)
-        .await
-        .unwrap();
+    see(&browser, "Your card is signing the application").await;
     w.gate.held().await;
     camera.shoot(&browser, "07-signing").await;
     {
@@ -418,10 +439,7 @@ async fn every_screen() {
     w.gate.held().await;
     let progress = format!("http://127.0.0.1:{}/progress", w.portal.addr().port());
     browser.goto(&progress).await.unwrap();
-    let text = browser
-        .wait_for_text("Installing on your card", WAIT)
-        .await
-        .unwrap();
+    let text = see(&browser, "Installing on your card").await;
     assert_eq!(
         browser.find_all(".checklist li.done").await.unwrap().len(),
         2,
@@ -441,10 +459,7 @@ async fn every_screen() {
 
     // (i) the service has started.
     let free_after = CAPACITY - TRANSIT.size;
-    let text = browser
-        .wait_for_text(&format!("{} has started", TRANSIT.name), WAIT)
-        .await
-        .unwrap();
+    let text = see(&browser, &format!("{} has started", TRANSIT.name)).await;
     assert_shows(
         &text,
         &[
@@ -465,10 +480,7 @@ async fn every_screen() {
         .click()
         .await
         .unwrap();
-    browser
-        .wait_for_text("Insert your card", WAIT)
-        .await
-        .unwrap();
+    see(&browser, "Insert your card").await;
     browser.quit().await.unwrap();
 
     // The parties' records say the same.
@@ -535,10 +547,7 @@ async fn does_not_fit() {
     let camera = Camera::new();
     let browser = Box::pin(Browser::start()).await.unwrap();
     browser.goto(w.portal.url()).await.unwrap();
-    browser
-        .wait_for_text("Insert your card", WAIT)
-        .await
-        .unwrap();
+    see(&browser, "Insert your card").await;
     browser
         .find("#continue")
         .await
@@ -546,10 +555,7 @@ async fn does_not_fit() {
         .click()
         .await
         .unwrap();
-    browser
-        .wait_for_text("membership terms", WAIT)
-        .await
-        .unwrap();
+    see(&browser, "membership terms").await;
     browser.find("#agree").await.unwrap().click().await.unwrap();
     browser
         .find("#continue")
@@ -558,7 +564,7 @@ async fn does_not_fit() {
         .click()
         .await
         .unwrap();
-    browser.wait_for_text("Card verified", WAIT).await.unwrap();
+    see(&browser, "Card verified").await;
 
     // The page does not let the user pick it ...
     let lounge = browser.find("#service-lounge").await.unwrap();
@@ -623,10 +629,7 @@ async fn does_not_fit() {
     );
 
     browser.goto(w.portal.url()).await.unwrap();
-    let text = browser
-        .wait_for_text("Not enough room on your card.", WAIT)
-        .await
-        .unwrap();
+    let text = see(&browser, "Not enough room on your card.").await;
     assert_shows(
         &text,
         &[
@@ -641,7 +644,7 @@ async fn does_not_fit() {
     );
     camera.shoot(&browser, "10-does-not-fit").await;
     browser.find("#next").await.unwrap().click().await.unwrap();
-    browser.wait_for_text("Card verified", WAIT).await.unwrap();
+    see(&browser, "Card verified").await;
     browser.quit().await.unwrap();
     w.portal.stop().await.unwrap();
     w.deployment.stop().await.unwrap();
@@ -657,10 +660,7 @@ async fn wrong_pin_then_right() {
     let camera = Camera::new();
     let browser = Box::pin(Browser::start()).await.unwrap();
     browser.goto(w.portal.url()).await.unwrap();
-    browser
-        .wait_for_text("Insert your card", WAIT)
-        .await
-        .unwrap();
+    see(&browser, "Insert your card").await;
     browser
         .find("#continue")
         .await
@@ -668,10 +668,7 @@ async fn wrong_pin_then_right() {
         .click()
         .await
         .unwrap();
-    browser
-        .wait_for_text("membership terms", WAIT)
-        .await
-        .unwrap();
+    see(&browser, "membership terms").await;
     browser.find("#agree").await.unwrap().click().await.unwrap();
     browser
         .find("#continue")
@@ -680,7 +677,7 @@ async fn wrong_pin_then_right() {
         .click()
         .await
         .unwrap();
-    browser.wait_for_text("Card verified", WAIT).await.unwrap();
+    see(&browser, "Card verified").await;
     browser
         .find("#service-transit")
         .await
@@ -695,12 +692,9 @@ async fn wrong_pin_then_right() {
         .click()
         .await
         .unwrap();
-    browser
-        .wait_for_text("asks you to apply for", WAIT)
-        .await
-        .unwrap();
+    see(&browser, "asks you to apply for").await;
     browser.find("#apply").await.unwrap().click().await.unwrap();
-    browser.wait_for_text("3 tries left", WAIT).await.unwrap();
+    see(&browser, "3 tries left").await;
     browser
         .find("#pin")
         .await
@@ -710,24 +704,105 @@ async fn wrong_pin_then_right() {
         .unwrap();
     browser.find("#sign").await.unwrap().click().await.unwrap();
 
-    let text = browser
-        .wait_for_text("That PIN is not correct.", WAIT)
-        .await
-        .unwrap();
+    let text = see(&browser, "That PIN is not correct.").await;
     assert_shows(
         &text,
         &["That PIN is not correct. 2 tries left before the card is blocked."],
     );
     camera.shoot(&browser, "11-wrong-pin").await;
     browser.find("#next").await.unwrap().click().await.unwrap();
-    browser.wait_for_text("2 tries left", WAIT).await.unwrap();
+    see(&browser, "2 tries left").await;
     browser.find("#pin").await.unwrap().fill(PIN).await.unwrap();
     browser.find("#sign").await.unwrap().click().await.unwrap();
+    see(&browser, &format!("{} has started", TRANSIT.name)).await;
+    browser.quit().await.unwrap();
+    w.portal.stop().await.unwrap();
+    w.deployment.stop().await.unwrap();
+}
+
+#[test]
+fn a_card_pulled_out_while_installing_is_put_back_and_the_download_goes_on() {
+    run(card_pulled_out);
+}
+
+async fn card_pulled_out() {
+    let w = Box::pin(world()).await;
+    let camera = Camera::new();
+    let browser = Box::pin(Browser::start()).await.unwrap();
+    browser.goto(w.portal.url()).await.unwrap();
+    see(&browser, "Insert your card").await;
     browser
-        .wait_for_text(&format!("{} has started", TRANSIT.name), WAIT)
+        .find("#continue")
+        .await
+        .unwrap()
+        .click()
         .await
         .unwrap();
+    see(&browser, "membership terms").await;
+    browser.find("#agree").await.unwrap().click().await.unwrap();
+    browser
+        .find("#continue")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    see(&browser, "Card verified").await;
+    browser
+        .find("#service-transit")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .find("#choose")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    see(&browser, "asks you to apply for").await;
+    browser.find("#apply").await.unwrap().click().await.unwrap();
+    see(&browser, "3 tries left").await;
+    w.gate.state.lock().unwrap().pull_at = Some((INS_LOAD, 3));
+    browser.find("#pin").await.unwrap().fill(PIN).await.unwrap();
+    browser.find("#sign").await.unwrap().click().await.unwrap();
+
+    let text = see(&browser, "Your card was removed.").await;
+    assert_shows(
+        &text,
+        &[
+            "Your card was removed. Nothing was lost.",
+            "Put it back in the reader and press Continue: the download picks up where it stopped.",
+        ],
+    );
+    camera.shoot(&browser, "12-card-removed").await;
+    browser.find("#next").await.unwrap().click().await.unwrap();
+    // The card lost power: the PIN again, then a new attempt from the first block.
+    let text = see(&browser, "Enter your PIN to continue the download.").await;
+    assert_shows(&text, &["3 tries left"]);
+    browser.find("#pin").await.unwrap().fill(PIN).await.unwrap();
+    browser.find("#sign").await.unwrap().click().await.unwrap();
+    let text = see(&browser, &format!("{} has started", TRANSIT.name)).await;
+    assert_shows(
+        &text,
+        &[&format!(
+            "{} of {} bytes free",
+            grouped(CAPACITY - TRANSIT.size),
+            grouped(CAPACITY)
+        )],
+    );
     browser.quit().await.unwrap();
+
+    // Installed once, counted once.
+    let issuer = IssuerClient::new(HttpClient::new(&w.deployment.issuer.url).unwrap());
+    let registry = issuer
+        .registry(&w.deployment.issuer.operator_token, &w.card_id)
+        .await
+        .unwrap();
+    assert_eq!(registry.free, CAPACITY - TRANSIT.size);
+    assert_eq!(registry.applications.len(), 1, "{registry:?}");
     w.portal.stop().await.unwrap();
     w.deployment.stop().await.unwrap();
 }
