@@ -181,7 +181,7 @@ fn grouped(n: u32) -> String {
 }
 
 struct World {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     deployment: Deployment,
     card_id: pki::CardId,
     gate: Arc<Gate>,
@@ -216,29 +216,40 @@ async fn world() -> World {
     let registered = flows::register(&mut card, &issuer, PIN, &user, &mut |_| {})
         .await
         .unwrap();
+    drop(card);
     let gate = Arc::new(Gate::default());
-    let gated = GatedCard {
-        card: Some(card.into_channel()),
-        dir: card_dir,
-        gate: gate.clone(),
-    };
-    let portal = serve(PortalConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        reader: Box::new(OneCard::new("Test reader", Box::new(gated))),
-        parties: e2e::parties(&deployment).unwrap(),
-        journal_dir: dir.path().join("terminal").join("downloads"),
-        issuer_name: deployment.issuer.id.as_str().to_string(),
-        provider_name: deployment.provider.id.as_str().to_string(),
-    })
-    .await
-    .unwrap();
+    let portal = start_portal(&deployment, dir.path(), &gate).await;
     World {
-        _dir: dir,
+        dir,
         deployment,
         card_id: registered.card_id,
         gate,
         portal,
     }
+}
+
+/// A portal (the terminal) for the card in `dir/card`, journalling in `dir/terminal`.
+async fn start_portal(
+    deployment: &Deployment,
+    dir: &std::path::Path,
+    gate: &Arc<Gate>,
+) -> RunningPortal {
+    let card_dir = dir.join("card");
+    let gated = GatedCard {
+        card: Some(Hosted::open(&card_dir).unwrap()),
+        dir: card_dir,
+        gate: gate.clone(),
+    };
+    serve(PortalConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        reader: Box::new(OneCard::new("Test reader", Box::new(gated))),
+        parties: e2e::parties(deployment).unwrap(),
+        journal_dir: dir.join("terminal").join("downloads"),
+        issuer_name: deployment.issuer.id.as_str().to_string(),
+        provider_name: deployment.provider.id.as_str().to_string(),
+    })
+    .await
+    .unwrap()
 }
 
 /// Waits until the page shows `needle` and returns its text. A page replacing itself (the
@@ -796,6 +807,114 @@ async fn card_pulled_out() {
     browser.quit().await.unwrap();
 
     // Installed once, counted once.
+    let issuer = IssuerClient::new(HttpClient::new(&w.deployment.issuer.url).unwrap());
+    let registry = issuer
+        .registry(&w.deployment.issuer.operator_token, &w.card_id)
+        .await
+        .unwrap();
+    assert_eq!(registry.free, CAPACITY - TRANSIT.size);
+    assert_eq!(registry.applications.len(), 1, "{registry:?}");
+    w.portal.stop().await.unwrap();
+    w.deployment.stop().await.unwrap();
+}
+
+#[test]
+fn a_download_left_open_on_another_computer_is_finished_from_the_issuers_standing() {
+    run(journal_lost);
+}
+
+/// Walks (a)-(d) and chooses the transit pass.
+async fn up_to_the_application(browser: &Browser, portal: &RunningPortal) {
+    browser.goto(portal.url()).await.unwrap();
+    see(browser, "Insert your card").await;
+    browser
+        .find("#continue")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    see(browser, "membership terms").await;
+    browser.find("#agree").await.unwrap().click().await.unwrap();
+    browser
+        .find("#continue")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    see(browser, "Card verified").await;
+    browser
+        .find("#service-transit")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .find("#choose")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    see(browser, "asks you to apply for").await;
+    browser.find("#apply").await.unwrap().click().await.unwrap();
+    see(browser, "3 tries left").await;
+}
+
+async fn journal_lost() {
+    let mut w = Box::pin(world()).await;
+    let browser = Box::pin(Browser::start()).await.unwrap();
+    up_to_the_application(&browser, &w.portal).await;
+    // The card is pulled out during the installation; then this computer is gone with its
+    // journal.
+    w.gate.state.lock().unwrap().pull_at = Some((INS_LOAD, 2));
+    browser.find("#pin").await.unwrap().fill(PIN).await.unwrap();
+    browser.find("#sign").await.unwrap().click().await.unwrap();
+    see(&browser, "Your card was removed.").await;
+    w.portal.stop().await.unwrap();
+    std::fs::remove_dir_all(w.dir.path().join("terminal")).unwrap();
+
+    // Another terminal: the issuer's standing lists the open download.
+    w.portal = start_portal(&w.deployment, w.dir.path(), &w.gate).await;
+    browser.goto(w.portal.url()).await.unwrap();
+    let text = see(&browser, "Insert your card").await;
+    assert!(!text.contains("did not finish"), "no journal here:\n{text}");
+    browser
+        .find("#continue")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    see(&browser, "membership terms").await;
+    browser.find("#agree").await.unwrap().click().await.unwrap();
+    browser
+        .find("#continue")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let text = see(&browser, "Card verified").await;
+    assert_shows(
+        &text,
+        &["A download to this card was started and has not finished."],
+    );
+    browser
+        .find("#unfinished button")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    see(&browser, "Enter your PIN to continue the download.").await;
+    browser.find("#pin").await.unwrap().fill(PIN).await.unwrap();
+    browser.find("#sign").await.unwrap().click().await.unwrap();
+    see(&browser, &format!("{} has started", TRANSIT.name)).await;
+    browser.quit().await.unwrap();
+
     let issuer = IssuerClient::new(HttpClient::new(&w.deployment.issuer.url).unwrap());
     let registry = issuer
         .registry(&w.deployment.issuer.operator_token, &w.card_id)

@@ -172,6 +172,9 @@ pub struct ServicesView {
     pub services: Vec<ServiceChoice>,
     /// Pre-selected (the user's last choice).
     pub chosen: Option<String>,
+    /// The issuer holds a download open for this card that this terminal did not start (or
+    /// lost the journal of): offer to finish it.
+    pub unfinished: bool,
 }
 
 /// (e)(f) the provider asks for a signed download application.
@@ -487,6 +490,15 @@ pub fn services(frame: &Frame<'_>, view: &ServicesView) -> Markup {
             }
         }
         p.holder id="holder" { "Holder: " strong { (view.holder) } }
+        @if view.unfinished {
+            div.notice id="unfinished" {
+                p { "A download to this card was started and has not finished." }
+                form method="post" action="/resume" {
+                    (csrf_field(frame))
+                    button.primary type="submit" { "Finish that download" }
+                }
+            }
+        }
         h2 { "Room on your card" }
         (capacity(view.capacity, view.free))
         h2 { "On your card" }
@@ -783,6 +795,7 @@ mod tests {
                 },
             ],
             chosen: None,
+            unfinished: false,
         };
         let page = services(&frame(), &view).into_string();
         assert!(page.contains("Card verified"));

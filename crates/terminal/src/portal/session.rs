@@ -33,6 +33,14 @@ use crate::flows::Parties;
 use crate::journal::Journal;
 use crate::{CardChannel, CardClient};
 
+/// Whether the card has nothing left to sign for `download`: it signed the application, or the
+/// download was adopted from the issuer ([`download::adopt`]: neither request nor terms are
+/// journalled; the issuer holds the application the card signed elsewhere).
+fn past_signing(download: &Download) -> bool {
+    download.application().is_some()
+        || (download.request().is_none() && download.entry.terms_digest.is_empty())
+}
+
 /// The screens, one path each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Screen {
@@ -578,7 +586,7 @@ async fn check_job(portal: Portal) {
     session.offers = offers;
     session.busy = false;
     session.screen = match &session.download {
-        Some(d) if d.application().is_some() => {
+        Some(d) if past_signing(d) => {
             session.pin_notice = Some("Enter your PIN to continue the download.");
             Screen::Sign
         }
@@ -689,6 +697,7 @@ async fn services(State(portal): State<Portal>) -> Response {
             .download
             .as_ref()
             .map(|d| d.entry.service_id.clone()),
+        unfinished: session.download.is_none() && !standing.open_downloads.is_empty(),
     };
     page(pages::services(
         &portal.frame(Stage::Choose, Refresh::Off),
@@ -915,7 +924,7 @@ async fn sign_and_finish_job(portal: Portal, pin: String) {
         session.screen = Screen::Insert;
         return;
     };
-    if download.application().is_none() {
+    if !past_signing(&download) {
         if let Err(e) = download::sign(&mut card, &portal.0.journal, &pin, &mut download) {
             return portal.fail_with(&e);
         }
@@ -1079,29 +1088,63 @@ async fn problem(State(portal): State<Portal>) -> Response {
     }
 }
 
-/// Continue: where the download stopped (the journal's operation for the card in the reader, or
-/// the session's), after checking the card again when its standing is not at hand.
+/// Continue: where the download stopped — the session's, the journal's for the card in the
+/// reader, or one the issuer holds open for the card ([`download::adopt`]) — after checking the
+/// card again when its standing is not at hand.
 async fn resume(State(portal): State<Portal>) -> Response {
-    {
-        let mut session = portal.session();
-        if session.busy || !matches!(session.screen, Screen::Insert | Screen::Problem) {
+    let (has_download, open) = {
+        let session = portal.session();
+        if session.busy
+            || !matches!(
+                session.screen,
+                Screen::Insert | Screen::Problem | Screen::Services
+            )
+        {
             return see_other(session.screen.path());
         }
-        if session.download.is_none() {
-            drop(session);
-            let found = match portal.probe() {
-                ReaderState::Card { card_id, .. } => {
-                    pki::CardId::from_slice(&hex::decode(card_id).unwrap_or_default())
-                        .and_then(|id| download::resume(&portal.0.journal, id).ok().flatten())
+        let open = session
+            .standing
+            .as_ref()
+            .and_then(|s| Some((s.card_id, s.open_downloads.first()?.clone())));
+        (session.download.is_some(), open)
+    };
+    if !has_download {
+        let journalled = match portal.probe() {
+            ReaderState::Card { card_id, .. } => {
+                pki::CardId::from_slice(&hex::decode(card_id).unwrap_or_default())
+                    .and_then(|id| download::resume(&portal.0.journal, id).ok().flatten())
+            }
+            _ => None,
+        };
+        let found = match (journalled, open) {
+            (Some(d), _) => Some(d),
+            (None, Some((card_id, op))) => {
+                let adopted = match protocol::OperationId::from_hex(&op) {
+                    Ok(op) => {
+                        download::adopt(&portal.0.parties, &portal.0.journal, card_id, op).await
+                    }
+                    Err(e) => Err(crate::flows::FlowError::Invalid {
+                        step: "taking up the download the issuer holds open",
+                        detail: e.to_string(),
+                    }),
+                };
+                match adopted {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        portal.fail_with(&e);
+                        return see_other(Screen::Problem.path());
+                    }
                 }
-                _ => None,
-            };
-            session = portal.session();
-            session.download = found;
-        }
+            }
+            (None, None) => None,
+        };
+        portal.session().download = found;
+    }
+    {
+        let mut session = portal.session();
         session.problem = None;
         let next = match (&session.standing, &session.download) {
-            (_, Some(d)) if d.application().is_some() && session.standing.is_some() => {
+            (Some(_), Some(d)) if past_signing(d) => {
                 session.pin_notice = Some("Enter your PIN to continue the download.");
                 Some(Screen::Sign)
             }
