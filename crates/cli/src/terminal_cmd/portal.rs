@@ -84,7 +84,7 @@ pub async fn run(args: PortalArgs) -> anyhow::Result<()> {
     };
     let running = portal::serve(config).await.context("starting the portal")?;
     println!(
-        "the portal is ready: open this link in your browser (it works once, on this computer):"
+        "the portal is ready: open this link in a browser on this computer (keep it to yourself: it is the portal's key):"
     );
     println!();
     println!("  {}", running.url());
