@@ -12,6 +12,7 @@
 //! providers' servers (STO-1); `registrar_crls.rs` the registrars' CRLs it follows over HTTP
 //! (REG-3). The API's JSON types live in `party_api::issuer`, shared with the issuer's callers.
 
+pub mod console;
 pub mod download;
 mod http;
 pub mod notify;
@@ -132,6 +133,8 @@ pub struct App {
     pub crls: Arc<RegistrarCrls>,
     /// Sends the outbox's member notifications (S15).
     pub notifier: Arc<Notifier>,
+    /// The operators' console (its pages are in the router).
+    pub console: server_kit::console::Console,
     pub db: Db,
     pub metrics: Metrics,
 }
@@ -256,6 +259,9 @@ pub async fn open(config: &IssuerConfig) -> anyhow::Result<App> {
     let store = SqlStore::open(db.clone())
         .await
         .context("migrating the issuer database")?;
+    server_kit::console::prepare(&db)
+        .await
+        .context("preparing the console's table")?;
     let issuer = Arc::new(
         Issuer::new(
             identity,
@@ -287,7 +293,12 @@ pub async fn open(config: &IssuerConfig) -> anyhow::Result<App> {
     let metrics = Metrics::new();
     let notifier = Notifier::new(issuer.clone(), &metrics);
     notifier.start();
+    let transport = match config.tls {
+        Some(_) => server_kit::console::Transport::Https,
+        None => server_kit::console::Transport::Http,
+    };
     Ok(App {
+        console: console::console(&issuer, db.clone(), transport),
         issuer,
         crls: followed,
         notifier,
@@ -296,7 +307,8 @@ pub async fn open(config: &IssuerConfig) -> anyhow::Result<App> {
     })
 }
 
-/// The issuer's full router: its API (see [`routes`]) with server-kit's routes and layers.
+/// The issuer's full router: its API (see [`routes`]) and its operators' console (`console.rs`)
+/// with server-kit's routes and layers.
 pub fn router(app: &App) -> Router {
     let state = AppState::new(
         app.issuer.clone(),
@@ -305,8 +317,9 @@ pub fn router(app: &App) -> Router {
         app.db.clone(),
         &app.metrics,
     );
-    server_kit::api_router(
+    server_kit::console::api_router(
         http::routes(),
+        console::router(&app.console),
         state,
         &Kit {
             db: app.db.clone(),

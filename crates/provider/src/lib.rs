@@ -18,6 +18,7 @@
 //! `openapi/download.rs`). The API's JSON types live in `party_api::provider` and
 //! `party_api::provider_download`, shared with callers.
 
+pub mod console;
 mod http;
 pub mod issuer_link;
 mod openapi;
@@ -137,6 +138,8 @@ impl ProviderConfig {
 pub struct App {
     pub provider: Arc<Provider>,
     pub crls: Arc<RegistrarCrls>,
+    /// The operators' console (its pages are in the router).
+    pub console: server_kit::console::Console,
     pub db: Db,
     pub metrics: Metrics,
 }
@@ -264,7 +267,15 @@ pub async fn open(config: &ProviderConfig) -> anyhow::Result<App> {
         }
     }
     crls.follow(config.crl_refresh_every);
+    server_kit::console::prepare(&db)
+        .await
+        .context("preparing the console's table")?;
+    let transport = match config.tls {
+        Some(_) => server_kit::console::Transport::Https,
+        None => server_kit::console::Transport::Http,
+    };
     Ok(App {
+        console: console::console(&provider, db.clone(), transport),
         provider,
         crls,
         db,
@@ -327,7 +338,8 @@ fn followed_issuers(
         .collect()
 }
 
-/// The provider's full router: its API (see [`routes`]) with server-kit's routes and layers.
+/// The provider's full router: its API (see [`routes`]) and its operators' console
+/// (`console.rs`) with server-kit's routes and layers.
 pub fn router(app: &App) -> Router {
     let state = AppState::new(
         app.provider.clone(),
@@ -335,8 +347,9 @@ pub fn router(app: &App) -> Router {
         app.db.clone(),
         &app.metrics,
     );
-    server_kit::api_router(
+    server_kit::console::api_router(
         http::routes(),
+        console::router(&app.console),
         state,
         &Kit {
             db: app.db.clone(),

@@ -11,6 +11,7 @@ mod client;
 mod concurrency;
 mod conformance;
 mod conformance_download;
+mod console;
 mod downloading;
 mod downloads;
 mod forwarding;

@@ -8,6 +8,7 @@ mod api;
 mod client;
 mod concurrency;
 mod conformance;
+mod console;
 mod delegations;
 mod downloads;
 mod forwarding;
