@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use maud::{html, Markup};
-use pki::{CardId, Certificate, PartyId};
+use pki::{CardId, Certificate, PartyId, UnixTime};
 use protocol::{
     ItemId, LedgerEntry, ListedItem, Operation, OperationId, Receipt, ReceiptResult, SignedObject,
 };
@@ -138,10 +138,26 @@ fn aid_text(aid: &ItemId) -> String {
     hex::encode(aid.as_bytes())
 }
 
+/// `n` things, grouped: "1 card", "12 480 cards".
+fn count(n: usize, one: &str, many: &str) -> String {
+    let n = n as u64;
+    format!("{} {}", group_digits(n), if n == 1 { one } else { many })
+}
+
+/// A time that stays on one line (in tables).
+fn at(t: UnixTime) -> Markup {
+    html! { span.num { (utc(t)) } }
+}
+
+/// A party ID that stays on one line (they hold hyphens).
+fn party(id: &PartyId) -> Markup {
+    html! { span.num { (id.as_str()) } }
+}
+
 /// A time, or a dash when there is none.
-fn when(t: Option<pki::UnixTime>) -> Markup {
+fn when(t: Option<UnixTime>) -> Markup {
     match t {
-        Some(t) => html! { (utc(t)) },
+        Some(t) => at(t),
         None => html! { span.muted { "—" } },
     }
 }
@@ -211,7 +227,7 @@ async fn cards(State(state): State<AppState>, op: ConsoleOperator) -> Response {
     let revoked = summaries.iter().filter(|c| c.revoked_at.is_some()).count();
     let content = html! {
         p.muted {
-            (group_digits(summaries.len() as u64)) " cards · "
+            (count(summaries.len(), "card", "cards")) " · "
             (group_digits(registered as u64)) " registered · "
             (group_digits(revoked as u64)) " revoked"
         }
@@ -268,7 +284,7 @@ struct EntryRow {
     operation: &'static str,
     item: String,
     result: &'static str,
-    recorded_at: pki::UnixTime,
+    recorded_at: UnixTime,
 }
 
 fn entry_row(object: &SignedObject) -> Option<EntryRow> {
@@ -341,7 +357,7 @@ fn ledger_section(issuer: &Issuer, rc: &Certificate, entries: &[Vec<u8>]) -> Mar
                                 td { (row.operation) }
                                 td { code { (row.item) } }
                                 td { (row.result) }
-                                td { (utc(row.recorded_at)) }
+                                td { (at(row.recorded_at)) }
                             },
                             None => tr { td colspan="6" { "An entry that cannot be read." } },
                         }
@@ -359,7 +375,7 @@ fn downloads_table(rows: &[DownloadStatus], with_card: bool) -> Markup {
                 th { "Operation" }
                 @if with_card { th { "Card" } }
                 th { "Provider" } th { "Service" } th { "Application" } th { "State" }
-                th.num { "Attempts" } th { "Opened" } th { "Installed" } th { "Notification" }
+                th.num { "Attempts" } th { "Notification" }
             } }
             tbody {
                 @for s in rows {
@@ -367,19 +383,25 @@ fn downloads_table(rows: &[DownloadStatus], with_card: bool) -> Markup {
                     tr {
                         td { (short(&d.operation_id.to_hex())) }
                         @if with_card { td { (card_link_short(&d.card_id)) } }
-                        td { (d.provider.as_str()) }
-                        td { (d.service_id.as_str()) }
-                        td { code { (aid_text(&d.aid)) } " v" (d.version) }
-                        td { (download_badge(d.state)) }
+                        td { (party(&d.provider)) }
+                        td { code { (d.service_id.as_str()) } }
+                        td { span.num { code { (aid_text(&d.aid)) } " v" (d.version) } }
+                        td {
+                            (download_badge(d.state)) br;
+                            span.muted {
+                                @match d.installed_at {
+                                    Some(t) => { "installed " (at(t)) }
+                                    None => { "opened " (at(d.opened_at)) }
+                                }
+                            }
+                        }
                         td.num { (s.attempts.len()) }
-                        td { (utc(d.opened_at)) }
-                        td { (when(d.installed_at)) }
                         td {
                             @match &s.notification {
                                 Some(n) => {
-                                    (notification_badge(n.state))
-                                    @if n.attempts > 0 {
-                                        " " span.muted { "(" (n.attempts) " sent)" }
+                                    (notification_badge(n.state)) br;
+                                    span.muted {
+                                        (count(n.attempts as usize, "attempt", "attempts"))
                                     }
                                 }
                                 None => span.muted { "—" },
@@ -415,7 +437,7 @@ fn items_table(items: &[ListedItem]) -> Markup {
                     tr {
                         td { code { (aid_text(&i.item_id)) } }
                         td.num { (i.version) }
-                        td { (i.owner.as_str()) }
+                        td { (party(&i.owner)) }
                         td.num { (bytes(u64::from(i.size))) }
                         td { (short(&hex::encode(i.data_digest.0))) }
                     }
@@ -515,7 +537,7 @@ async fn card(
                             td { (application.name) }
                             td { code { (aid_text(&item.item_id)) } }
                             td.num { (item.version) }
-                            td { (application.provider.as_str()) }
+                            td { (party(&application.provider)) }
                             td.num { (bytes(u64::from(item.size))) }
                         }
                     }
@@ -528,7 +550,7 @@ async fn card(
         } @else {
             (items_table(&items))
         }
-        h2 { "Downloads" }
+        h2 #downloads-heading { "Downloads" }
         @if downloads.is_empty() {
             (empty("No downloads for this card yet."))
         } @else {
@@ -661,10 +683,10 @@ fn applications_table(list: &[Application]) -> Markup {
                         }
                         td { code { (aid_text(&a.aid)) } }
                         td.num { (a.version) }
-                        td { (a.provider.as_str()) }
+                        td { (party(&a.provider)) }
                         td.num { (bytes(u64::from(a.size))) }
                         td { (short(&hex::encode(a.digest.0))) }
-                        td { (utc(a.added_at)) br; span.muted { "by " (a.added_by) } }
+                        td { (at(a.added_at)) br; span.muted { "by " (a.added_by) } }
                     }
                 }
             }
@@ -1064,10 +1086,10 @@ async fn notifications(
                         @let op_hex = n.operation_id.to_hex();
                         tr {
                             td { (short(&op_hex)) }
-                            td { (n.provider.as_str()) }
+                            td { (party(&n.provider)) }
                             td { (notification_badge(n.state)) }
                             td.num { (n.attempts) }
-                            td { (utc(n.next_attempt_at)) }
+                            td { (at(n.next_attempt_at)) }
                             td {
                                 @match &n.last_error {
                                     Some(e) => (e),
@@ -1101,10 +1123,10 @@ async fn notifications(
                     @for n in &delivered {
                         tr {
                             td { (short(&n.operation_id.to_hex())) }
-                            td { (n.provider.as_str()) }
+                            td { (party(&n.provider)) }
                             td { (notification_badge(n.state)) }
                             td.num { (n.attempts) }
-                            td { (utc(n.created_at)) }
+                            td { (at(n.created_at)) }
                             td { (when(n.delivered_at)) }
                         }
                     }
@@ -1182,7 +1204,7 @@ fn providers_table(policies: &[ProviderPolicy], counts: &BTreeMap<&str, u64>) ->
             tbody {
                 @for p in policies {
                     tr {
-                        td { (p.provider.as_str()) }
+                        td { (party(&p.provider)) }
                         td { @match p.status {
                             ProviderStatus::Allowed => (badge(Tone::Good, "allowed")),
                             ProviderStatus::Blocked => (badge(Tone::Bad, "blocked")),
@@ -1194,7 +1216,7 @@ fn providers_table(policies: &[ProviderPolicy], counts: &BTreeMap<&str, u64>) ->
                         } }
                         @let count = counts.get(p.provider.as_str()).copied().unwrap_or(0);
                         td.num { (group_digits(count)) }
-                        td { (utc(p.updated_at)) }
+                        td { (at(p.updated_at)) }
                     }
                 }
             }

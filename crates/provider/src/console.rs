@@ -130,10 +130,26 @@ fn aid_text(aid: &ItemId) -> String {
     hex::encode(aid.as_bytes())
 }
 
+/// `n` things, grouped: "1 member", "12 480 members".
+fn count(n: usize, one: &str, many: &str) -> String {
+    let n = n as u64;
+    format!("{} {}", group_digits(n), if n == 1 { one } else { many })
+}
+
+/// A time that stays on one line (in tables).
+fn at(t: UnixTime) -> Markup {
+    html! { span.num { (utc(t)) } }
+}
+
+/// A party ID that stays on one line (they hold hyphens).
+fn party(id: &PartyId) -> Markup {
+    html! { span.num { (id.as_str()) } }
+}
+
 /// A time, or a dash when there is none.
 fn when(t: Option<UnixTime>) -> Markup {
     match t {
-        Some(t) => html! { (utc(t)) },
+        Some(t) => at(t),
         None => html! { span.muted { "—" } },
     }
 }
@@ -289,13 +305,13 @@ fn catalog_table(catalog: &[ServiceRecord], counts: &[u64]) -> Markup {
                         td { code { (aid_text(&s.aid)) } }
                         td.num { (s.version) }
                         td.num { (bytes(u64::from(s.size))) }
-                        td { (s.issuer.as_str()) }
+                        td { (party(&s.issuer)) }
                         td.num {
                             a href={ (MEMBERS_PATH) "/" (s.service_id.as_str()) } {
                                 (group_digits(*count))
                             }
                         }
-                        td { (utc(s.created_at)) }
+                        td { (at(s.created_at)) }
                     }
                 }
             }
@@ -429,7 +445,7 @@ async fn terms_page(
                     dt { "Digest" } dd { code #terms-digest { (hex::encode(t.digest.0)) } }
                 }
                 h3 { "Text" }
-                pre #terms-text { (t.text) }
+                div #terms-text { @for line in t.text.lines() { (line) br; } }
             },
             None => (empty("No terms published yet: users cannot start a download until \
                             there are.")),
@@ -536,7 +552,7 @@ fn members_table(members: &[MemberRecord]) -> Markup {
                         td { (ledger_link(&m.card_id, true)) }
                         td { (m.user.name) br; span.muted { (m.user.user_id) } }
                         td { (m.user.email) }
-                        td { (utc(m.member_since)) }
+                        td { (at(m.member_since)) }
                         td { (short(&m.operation_id.to_hex())) }
                         @let tone = if m.state == "active" { Tone::Good } else { Tone::Neutral };
                         td { (badge(tone, &m.state)) }
@@ -579,7 +595,7 @@ async fn members(
             (empty("No members yet. A card becomes a member when its issuer tells us it \
                     installed the application."))
         } @else {
-            p.muted { (group_digits(list.len() as u64)) " members" }
+            p.muted { (count(list.len(), "member", "members")) }
             (members_table(&list))
         }
         p { a href=(MEMBERS_PATH) { "All services" } }
@@ -623,10 +639,10 @@ async fn downloads(State(state): State<AppState>, op: ConsoleOperator) -> Respon
                             td { (short(&d.operation_id.to_hex())) }
                             td { (ledger_link(&d.card_id, false)) }
                             td { code { (d.service_id.as_str()) } }
-                            td { (d.issuer.as_str()) }
+                            td { (party(&d.issuer)) }
                             td { (stage_badge(d.stage)) }
-                            td { (utc(d.created_at)) }
-                            td { (utc(d.not_after)) }
+                            td { (at(d.created_at)) }
+                            td { (at(d.not_after)) }
                             td { (when(s.member_since)) }
                         }
                     }
@@ -830,7 +846,7 @@ fn ledger_content(
                                 td { (row.operation) }
                                 td { code { (row.item) } }
                                 td { (row.result) }
-                                td { (utc(row.recorded_at)) }
+                                td { (at(row.recorded_at)) }
                             },
                             None => tr { td colspan="6" { "An entry that cannot be read." } },
                         }
