@@ -41,6 +41,12 @@ fn the_demo_runs_every_flow_against_real_servers() {
         "STO-6",
         "refused: a replayed",
         "both ledgers verify",
+        "S1-S3 card proves itself",
+        "S8-S16 issuer verifies",
+        "issuer registry of card",
+        "application   Transit Wallet v1",
+        "provider members of transit",
+        "Carol Example <carol@example.org>  since",
         "all checks passed",
     ] {
         assert!(

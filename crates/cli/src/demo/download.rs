@@ -105,8 +105,14 @@ pub async fn walk(d: &mut Demo, dep: &Deployment, parties: &Parties) -> anyhow::
     .await;
     d.report(
         "S8-S16 issuer verifies; both consent; card installs; member",
-        r.map(|f| format!("{} (member since {})", steps.join(" > "), f.member_since))
-            .map_err(anyhow::Error::from),
+        r.map(|f| {
+            format!(
+                "{} (member since {})",
+                steps.join(" > "),
+                server_kit::console::utc(pki::UnixTime(f.member_since))
+            )
+        })
+        .map_err(anyhow::Error::from),
     );
 
     // The records afterwards.
@@ -144,7 +150,10 @@ pub async fn walk(d: &mut Demo, dep: &Deployment, parties: &Parties) -> anyhow::
         for m in &members.members {
             println!(
                 "       {}  {} <{}>  since {}",
-                m.card_id, m.user.name, m.user.email, m.member_since
+                m.card_id,
+                m.user.name,
+                m.user.email,
+                server_kit::console::utc(pki::UnixTime(m.member_since))
             );
         }
         println!();
