@@ -374,6 +374,22 @@ async fn operators_see_the_download_in_both_consoles() {
     .await;
     assert_shows(&text, &["member", TRANSIT.service_id, "issuer-1"]);
 
+    // Both consoles stay signed in side by side: browsers keep cookies per host, not per
+    // port, so each party's session cookie has its own name.
+    browser
+        .goto(&format!("{issuer}/console/cards"))
+        .await
+        .unwrap();
+    let text = browser.wait_for_text("In sync", WAIT).await.unwrap();
+    assert!(
+        browser
+            .current_url()
+            .await
+            .unwrap()
+            .ends_with("/console/cards"),
+        "signed out of the issuer's console: {text}"
+    );
+
     browser.quit().await.unwrap();
     dep.stop().await.unwrap();
 }

@@ -55,10 +55,23 @@ use crate::{on_pool, Clock, Db, DbError, Kit, Migration, MigrationSet, OperatorT
 
 /// How long a console session lasts from sign-in.
 pub const SESSION_LIFETIME_SECS: u64 = 8 * 60 * 60;
-/// The session cookie: 32 random bytes in hex.
+/// The session cookie's name before the party's (`cw_console-issuer-1`): 32 random bytes in
+/// hex. Browsers keep cookies per host, not per port, so two parties on one host need two names.
 pub const SESSION_COOKIE: &str = "cw_console";
-/// The cookie binding the sign-in form to the browser that loaded it.
+/// The name before the party's of the cookie binding the sign-in form to the browser that
+/// loaded it (`cw_console_signin-issuer-1`).
 pub const SIGN_IN_COOKIE: &str = "cw_console_signin";
+
+/// `prefix-party-name`: the party's name in lowercase letters and digits, runs of anything else
+/// as one `-`.
+fn cookie_name(prefix: &str, party_name: &str) -> String {
+    let slug: Vec<String> = party_name
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|part| !part.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    format!("{prefix}-{}", slug.join("-"))
+}
 /// The form field every POST carries its CSRF token in.
 pub const CSRF_FIELD: &str = "_csrf";
 /// The prefix of every console path; the session cookie is sent only below it.
@@ -156,6 +169,16 @@ impl Console {
                 nav: Vec::new(),
             }),
         }
+    }
+
+    /// The session cookie's name for this party (two parties on one host keep apart).
+    pub fn session_cookie_name(&self) -> String {
+        cookie_name(SESSION_COOKIE, &self.inner.party_name)
+    }
+
+    /// The sign-in form's cookie name for this party.
+    pub fn sign_in_cookie_name(&self) -> String {
+        cookie_name(SIGN_IN_COOKIE, &self.inner.party_name)
     }
 
     /// The same console reading time from `clock` (tests move a manual clock past expiry).
@@ -343,7 +366,7 @@ async fn guard(State(console): State<Console>, request: Request, next: Next) -> 
         // The one page every visitor may load: no session to look up.
         return with_security_headers(next.run(request).await);
     }
-    let session = match session_cookie(request.headers()) {
+    let session = match session_cookie(request.headers(), &console.session_cookie_name()) {
         Some(id) => match console.session(&id).await {
             Ok(session) => session,
             Err(e) => return internal(&console, "reading a console session", &e),
@@ -430,8 +453,8 @@ fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// The session cookie's value, when it has the form of one (64 lowercase hex digits).
-fn session_cookie(headers: &HeaderMap) -> Option<String> {
-    cookie_value(headers, SESSION_COOKIE).filter(|value| is_hex_of_len(value, SESSION_ID_LEN))
+fn session_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    cookie_value(headers, name).filter(|value| is_hex_of_len(value, SESSION_ID_LEN))
 }
 
 fn is_hex_of_len(value: &str, bytes: usize) -> bool {
@@ -706,7 +729,7 @@ fn sign_in_page(console: &Console, status: StatusCode, error: Option<&str>) -> R
     let mut response = (status, page).into_response();
     response.headers_mut().append(
         SET_COOKIE,
-        console.cookie(SIGN_IN_COOKIE, &binding, LOGIN_PATH, 3600),
+        console.cookie(&console.sign_in_cookie_name(), &binding, LOGIN_PATH, 3600),
     );
     response
 }
@@ -777,7 +800,7 @@ async fn sign_in(State(console): State<Console>, headers: HeaderMap, body: Bytes
             Some(&refusal.words(console.party_name())),
         )
     };
-    let binding = cookie_value(&headers, SIGN_IN_COOKIE);
+    let binding = cookie_value(&headers, &console.sign_in_cookie_name());
     let submitted = form_field(&body, CSRF_FIELD);
     let bound = match (&binding, &submitted) {
         (Some(cookie), Some(form)) => {
@@ -811,7 +834,7 @@ async fn sign_in(State(console): State<Console>, headers: HeaderMap, body: Bytes
     headers.append(
         SET_COOKIE,
         console.cookie(
-            SESSION_COOKIE,
+            &console.session_cookie_name(),
             &session_id,
             CONSOLE_PATH,
             SESSION_LIFETIME_SECS,
@@ -819,7 +842,7 @@ async fn sign_in(State(console): State<Console>, headers: HeaderMap, body: Bytes
     );
     headers.append(
         SET_COOKIE,
-        console.cookie(SIGN_IN_COOKIE, "", LOGIN_PATH, 0),
+        console.cookie(&console.sign_in_cookie_name(), "", LOGIN_PATH, 0),
     );
     response
 }
@@ -833,7 +856,7 @@ async fn sign_out(operator: ConsoleOperator) -> Response {
     let mut response = to_sign_in();
     response.headers_mut().append(
         SET_COOKIE,
-        console.cookie(SESSION_COOKIE, "", CONSOLE_PATH, 0),
+        console.cookie(&console.session_cookie_name(), "", CONSOLE_PATH, 0),
     );
     response
 }
@@ -1148,7 +1171,19 @@ Content-Disposition: form-data; name=\"_csrf\"\r\n\r\nabc123\r\n--XyZ--\r\n";
         headers.append(COOKIE, HeaderValue::from_static("b=2"));
         assert_eq!(cookie_value(&headers, "cw_console").as_deref(), Some("x"));
         assert_eq!(cookie_value(&headers, "b").as_deref(), Some("2"));
-        assert_eq!(session_cookie(&headers), None, "not 64 hex digits");
+        assert_eq!(
+            session_cookie(&headers, "cw_console"),
+            None,
+            "not 64 hex digits"
+        );
+        assert_eq!(
+            cookie_name(SESSION_COOKIE, "Issuer <One>"),
+            "cw_console-issuer-one"
+        );
+        assert_eq!(
+            cookie_name(SIGN_IN_COOKIE, "issuer-1"),
+            "cw_console_signin-issuer-1"
+        );
     }
 
     #[test]

@@ -260,7 +260,7 @@ async fn good_token_signs_in(backend: Backend) {
     let binding = form
         .headers
         .iter()
-        .find(|(n, v)| n == "set-cookie" && v.starts_with("cw_console_signin="))
+        .find(|(n, v)| n == "set-cookie" && v.starts_with("cw_console_signin-issuer-one="))
         .map(|(_, v)| v.clone())
         .expect("a sign-in cookie");
     assert!(binding.contains("HttpOnly") && binding.contains("SameSite=Strict"));
@@ -272,7 +272,7 @@ async fn good_token_signs_in(backend: Backend) {
     let cookie = signed_in
         .headers
         .iter()
-        .find(|(n, v)| n == "set-cookie" && v.starts_with("cw_console="))
+        .find(|(n, v)| n == "set-cookie" && v.starts_with("cw_console-issuer-one="))
         .map(|(_, v)| v.clone())
         .expect("a session cookie");
     for attribute in [
@@ -284,7 +284,7 @@ async fn good_token_signs_in(backend: Backend) {
         assert!(cookie.contains(attribute), "{attribute} in {cookie}");
     }
     assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
-    let session_id = jar.get("cw_console").unwrap().to_string();
+    let session_id = jar.get("cw_console-issuer-one").unwrap().to_string();
     assert_eq!(session_id.len(), 64);
 
     // The database keeps the SHA-256 of the session id only.
@@ -444,7 +444,11 @@ async fn bad_tokens_are_refused(backend: Backend) {
         assert!(refused.text().contains(words), "{}", refused.text());
         assert!(refused.text().contains("id=\"token\""), "the form again");
         assert_secure_headers(&refused);
-        assert_eq!(jar.get("cw_console"), None, "no session for {token}");
+        assert_eq!(
+            jar.get("cw_console-issuer-one"),
+            None,
+            "no session for {token}"
+        );
         assert_to_sign_in(&get_page(addr, "/console/things", &mut jar).await);
     }
     // The sign-in form's own token: missing, or not the cookie's.
@@ -453,11 +457,11 @@ async fn bad_tokens_are_refused(backend: Backend) {
     let body = format!("token={}", s.alice.expose());
     let refused = post_form(addr, "/console/login", &mut jar, FORM, &body).await;
     assert_eq!(refused.status, 403, "{}", refused.text());
-    assert_eq!(jar.get("cw_console"), None);
+    assert_eq!(jar.get("cw_console-issuer-one"), None);
     let body = format!("_csrf={}&token={}", "ab".repeat(32), s.alice.expose());
     let refused = post_form(addr, "/console/login", &mut jar, FORM, &body).await;
     assert_eq!(refused.status, 403, "{}", refused.text());
-    assert_eq!(jar.get("cw_console"), None);
+    assert_eq!(jar.get("cw_console-issuer-one"), None);
     let mut cookieless = Jar::default();
     let refused = post_form(addr, "/console/login", &mut cookieless, FORM, &body).await;
     assert_eq!(refused.status, 403, "{}", refused.text());
@@ -497,7 +501,7 @@ async fn without_a_session_pages_lead_to_sign_in(backend: Backend) {
     assert_to_sign_in(&post_form(addr, "/console/logout", &mut jar, FORM, "").await);
     // A made-up session id, well-formed or not.
     for forged in ["ab".repeat(32), "nothex".to_string()] {
-        let mut jar = Jar(vec![("cw_console".to_string(), forged)]);
+        let mut jar = Jar(vec![("cw_console-issuer-one".to_string(), forged)]);
         assert_to_sign_in(&get_page(addr, "/console/things", &mut jar).await);
     }
     s.finish().await;
@@ -540,14 +544,14 @@ async fn sign_out_ends_the_session(backend: Backend) {
     let cleared = out
         .headers
         .iter()
-        .find(|(n, v)| n == "set-cookie" && v.starts_with("cw_console="))
+        .find(|(n, v)| n == "set-cookie" && v.starts_with("cw_console-issuer-one="))
         .map(|(_, v)| v.clone())
         .expect("the cookie cleared");
     assert!(
-        cleared.starts_with("cw_console=;") && cleared.contains("Max-Age=0"),
+        cleared.starts_with("cw_console-issuer-one=;") && cleared.contains("Max-Age=0"),
         "{cleared}"
     );
-    assert_eq!(jar.get("cw_console"), None);
+    assert_eq!(jar.get("cw_console-issuer-one"), None);
     assert_to_sign_in(&get_page(addr, "/console/things", &mut jar).await);
     // The row is gone: the old cookie, kept by someone, opens nothing either.
     let mut stolen = stolen;
@@ -690,7 +694,7 @@ async fn any_instance_serves_a_session(backend: Backend) {
     let cookie = signed_in
         .headers
         .iter()
-        .find(|(n, v)| n == "set-cookie" && v.starts_with("cw_console="))
+        .find(|(n, v)| n == "set-cookie" && v.starts_with("cw_console-issuer-one="))
         .map(|(_, v)| v.clone())
         .unwrap();
     assert!(cookie.ends_with("; Secure"), "HTTPS: {cookie}");
