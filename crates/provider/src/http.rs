@@ -261,6 +261,7 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::AlreadyMember { .. } => ApiError::conflict("already_member", message),
             ServiceError::TermsOutdated { .. } => unprocessable("terms_outdated", message),
+            ServiceError::IssuerMismatch { .. } => unprocessable("issuer_mismatch", message),
             ServiceError::CallerNotCardIssuer { .. } => {
                 ApiError::new(StatusCode::FORBIDDEN, "caller_not_card_issuer", message)
             }

@@ -203,6 +203,15 @@ pub enum ServiceError {
         issuer: PartyId,
     },
 
+    /// A service installs an application of one issuer's application DB: only that issuer's
+    /// cards may download it.
+    #[error("service {service_id} installs an application of {service_issuer}; this card's issuer is {card_issuer}")]
+    IssuerMismatch {
+        service_id: String,
+        service_issuer: PartyId,
+        card_issuer: PartyId,
+    },
+
     #[error("download operation {operation_id} is closed: {reason}")]
     OperationClosed {
         operation_id: OperationId,

@@ -119,7 +119,7 @@ pub(super) fn paths() -> Value {
         "/v1/downloads/{op}": {
             "put": {
                 "operationId": "openDownload",
-                "summary": "S5–S6: the user's service choice for a card under the terms accepted; answers the DownloadRequest (DER) for the card to sign, valid 30 minutes. The same body again returns 200 with the operation as it is.",
+                "summary": "S5–S6: the user's service choice for a card of the service's issuer under the terms accepted; answers the DownloadRequest (DER) for the card to sign, valid 30 minutes. The same body again returns 200 with the operation as it is.",
                 "parameters": [operation.clone()],
                 "requestBody": json_body("OpenDownloadRequest"),
                 "responses": {
@@ -129,7 +129,7 @@ pub(super) fn paths() -> Value {
                     "404": error_response("No such service.", &["unknown_service"]),
                     "409": error_response("The operation exists with another body, or the card is a member of the service already.", &["operation_conflict", "already_member"]),
                     "415": media(),
-                    "422": error_response("The issuer is not one this provider works with, or the terms accepted are not the latest.", &["unknown_issuer", "terms_outdated"]),
+                    "422": error_response("The issuer is not one this provider works with, the service installs another issuer's application, or the terms accepted are not the latest.", &["unknown_issuer", "issuer_mismatch", "terms_outdated"]),
                     "500": internal()
                 }
             },
@@ -147,7 +147,7 @@ pub(super) fn paths() -> Value {
         },
         "/v1/downloads/{op}/grant": {"post": {
             "operationId": "grantDownload",
-            "summary": "S11, a party request of the card's issuer: this provider's SA over the issuer's SAR. The card-signed download application must verify under the RC sent (which chains through the SAR signer's IRC to the Issuer Registrar root with the CRLs held, and is the RC the SAR names) and hold exactly this operation's request; the SAR's SDI must be the service's pinned application for the card, owned by this provider. The same SAR again returns 200 with the SA recorded for it.",
+            "summary": "S11, a party request of the card's issuer: this provider's SA over the issuer's SAR. The card-signed download application must verify under the RC sent (which chains through the SAR signer's IRC to the Issuer Registrar root with the CRLs held, and is the RC the SAR names) and hold exactly this operation's request; the SAR's SDI must be the service's pinned application for the card, owned by this provider, and the operation's issuer the one the service's application was pinned from. The same SAR again returns 200 with the SA recorded for it.",
             "security": [{"partyRequest": []}],
             "parameters": [operation],
             "requestBody": json_body("DownloadGrantRequest"),
@@ -160,7 +160,7 @@ pub(super) fn paths() -> Value {
                 "404": error_response("No such operation.", &["unknown_operation"]),
                 "409": error_response("The operation expired or its member is recorded; or the SAR was granted on STO-1.", &["operation_closed", "authorization_replayed"]),
                 "413": party413.clone(),
-                "422": error_response("Refused: the code says why.", &["untrusted_signer", "wrong_purpose", "authorization_expired", "invalid_sar", "invalid_download_application", "operation_mismatch", "sdi_mismatch", "rc_mismatch"]),
+                "422": error_response("Refused: the code says why (issuer_mismatch: the service installs another issuer's application).", &["untrusted_signer", "wrong_purpose", "authorization_expired", "invalid_sar", "invalid_download_application", "operation_mismatch", "sdi_mismatch", "issuer_mismatch", "rc_mismatch"]),
                 "500": internal()
             }
         }},

@@ -281,6 +281,7 @@ impl Provider {
                 issuer: choice.issuer.clone(),
             });
         }
+        Self::require_service_issuer(&service, &choice.issuer)?;
         match self.store.terms(None).await? {
             None => {
                 return Err(ServiceError::TermsOutdated {
@@ -392,6 +393,22 @@ impl Provider {
         })
     }
 
+    /// The service's application was pinned from `service.issuer`'s application DB: only a
+    /// card of that issuer may download it (the issuer installs and accounts for it).
+    fn require_service_issuer(
+        service: &ServiceRecord,
+        card_issuer: &PartyId,
+    ) -> Result<(), ServiceError> {
+        if &service.issuer != card_issuer {
+            return Err(ServiceError::IssuerMismatch {
+                service_id: service.service_id.to_string(),
+                service_issuer: service.issuer.clone(),
+                card_issuer: card_issuer.clone(),
+            });
+        }
+        Ok(())
+    }
+
     /// Only the card's issuer named in the operation speaks for it.
     fn require_card_issuer(caller: &Caller, download: &DownloadRecord) -> Result<(), ServiceError> {
         if caller.role != PartyRole::Issuer || caller.party != download.issuer {
@@ -430,13 +447,15 @@ impl Provider {
     }
 
     /// The SDI of the issuer's SAR must be the service's pinned application for the
-    /// operation's card, owned by this provider.
+    /// operation's card, owned by this provider; and the operation's issuer (the caller, who
+    /// signed the SAR) must be the issuer the service's application was pinned from.
     fn check_download_sdi(
         &self,
         sdi: &Sdi,
         download: &DownloadRecord,
         service: &ServiceRecord,
     ) -> Result<(), ServiceError> {
+        Self::require_service_issuer(service, &download.issuer)?;
         let mismatch = |detail: String| Err(ServiceError::SdiMismatch { detail });
         if sdi.card_id != download.card_id {
             return mismatch(format!(

@@ -1361,6 +1361,189 @@ async fn real_card_postgres() {
     real_card(Backend::Postgres).await;
 }
 
+// ---- the service's issuer -------------------------------------------------------------------
+
+/// A service installs an application of one issuer's application DB: a card of another issuer
+/// (both known to this provider) is refused on `PUT /v1/downloads/{op}`, and an operation that
+/// names another issuer than its service's (one opened before the check) is refused its grant.
+async fn issuer_mismatch(backend: Backend) {
+    let Some(place) = Place::new(backend, "provider_download_issuer").await else {
+        return;
+    };
+    let w = World::new(66);
+    let issuer_2 = second_issuer(&w.pki);
+    let clock = server_kit::ManualClock::new(NOW);
+    let stub_1 = StubIssuer::start(&w.pki.issuer, &w.pki, &clock, place.dir.path()).await;
+    let stub_2 = StubIssuer::start(&issuer_2, &w.pki, &clock, place.dir.path()).await;
+    let me = w.pki.provider.id.clone();
+    stub_1.add_application(&AID, 1, CODE, me.as_str(), 0);
+    stub_2.add_application(&AID, 1, CODE, me.as_str(), 0);
+    let server = Server::start_with_issuers(
+        &place,
+        &w,
+        "alice",
+        vec![
+            (w.pki.issuer.id.clone(), stub_1.url.clone()),
+            (issuer_2.id.clone(), stub_2.url.clone()),
+        ],
+    )
+    .await;
+    let c = client(&server);
+    let token = server.token.expose();
+    c.publish_terms(token, TERMS_1).await.unwrap();
+    c.add_service(token, &add_service_request(SERVICE, &AID, &w.pki.issuer.id))
+        .await
+        .unwrap();
+    c.add_service(
+        token,
+        &add_service_request("transit.two", &AID, &issuer_2.id),
+    )
+    .await
+    .unwrap();
+    let digest = terms_digest(&server).await;
+    let card = PaperCard::new(&w, 0x71);
+
+    // issuer-2's card on issuer-1's service: refused, naming both, nothing opened.
+    match c
+        .open_download(&op(1), &card.card_id, &issuer_2.id, &service_id(), &digest)
+        .await
+    {
+        Err(ClientError::Refused {
+            status,
+            code,
+            message,
+            ..
+        }) => {
+            assert_eq!(
+                (status, code.as_str()),
+                (422, "issuer_mismatch"),
+                "{message}"
+            );
+            assert!(
+                message.contains(&format!(
+                    "service {SERVICE} installs an application of {}",
+                    w.pki.issuer.id
+                )) && message.contains(&format!("this card's issuer is {}", issuer_2.id)),
+                "{message}"
+            );
+        }
+        other => panic!("expected 422 issuer_mismatch, got {other:?}"),
+    }
+    assert_refused(c.download(&op(1)).await, 404, "unknown_operation");
+    // Each issuer's card on its own issuer's service: requested.
+    let two = ServiceId::new("transit.two").unwrap();
+    let opened = c
+        .open_download(&op(2), &card.card_id, &issuer_2.id, &two, &digest)
+        .await
+        .unwrap();
+    assert_eq!(opened.state, "requested");
+    c.open_download(
+        &op(3),
+        &card.card_id,
+        &w.pki.issuer.id,
+        &service_id(),
+        &digest,
+    )
+    .await
+    .unwrap();
+
+    // An operation naming issuer-2 on issuer-1's service (recorded before the check existed):
+    // issuer-2, its own SAR, its own RC of the card and the card's signature over the request
+    // given out all verify, and still the grant is refused.
+    let request = DownloadRequest {
+        operation_id: op(4),
+        card_id: card.card_id,
+        issuer: issuer_2.id.clone(),
+        provider: me.clone(),
+        service_id: service_id(),
+        item_id: ItemId::new(&AID).unwrap(),
+        version: 1,
+        size: CODE.len() as u32,
+        data_digest: crypto::sha256(CODE),
+        terms_digest: digest,
+        not_after: UnixTime(NOW.0 + 1800),
+    };
+    let outcome = server
+        .app
+        .provider
+        .store()
+        .open_download(&provider::store::DownloadRecord {
+            operation_id: op(4),
+            card_id: card.card_id,
+            issuer: issuer_2.id.clone(),
+            service_id: service_id(),
+            terms_digest: digest,
+            request_der: request.to_der(),
+            not_after: request.not_after,
+            stage: provider::store::DownloadStage::Requested,
+            created_at: NOW,
+        })
+        .await
+        .unwrap();
+    assert_eq!(outcome, provider::store::OpenOutcome::Opened);
+    let rc_2 = card.rc_by(&issuer_2);
+    let application = card.sign_application(&request.to_der());
+    let sdi = card.sdi(&me);
+    let sar_2 = sar(&issuer_2, &sdi, &rc_2, 4);
+    assert_refused(
+        c.download_grant(
+            &crate::support::issuer_signer(&issuer_2),
+            server.clock.now(),
+            &op(4),
+            &sar_2,
+            &application,
+            &rc_2,
+        )
+        .await,
+        422,
+        "issuer_mismatch",
+    );
+    assert_eq!(c.download(&op(4)).await.unwrap().state, "requested");
+    // The same issuer-2 material on its own service's operation is granted.
+    let request_2 = opened.request_der().unwrap();
+    let sar_2 = sar(&issuer_2, &sdi, &rc_2, 2);
+    c.download_grant(
+        &crate::support::issuer_signer(&issuer_2),
+        server.clock.now(),
+        &op(2),
+        &sar_2,
+        &card.sign_application(&request_2),
+        &rc_2,
+    )
+    .await
+    .unwrap();
+    assert_eq!(c.download(&op(2)).await.unwrap().state, "granted");
+    // Both routes list the code.
+    let doc = provider::openapi_document();
+    for (path, method) in [
+        ("/v1/downloads/{op}", "put"),
+        ("/v1/downloads/{op}/grant", "post"),
+    ] {
+        let codes = &doc["paths"][path][method]["responses"]["422"]["x-error-codes"];
+        assert!(
+            codes
+                .as_array()
+                .is_some_and(|codes| codes.contains(&json!("issuer_mismatch"))),
+            "{method} {path}: {codes}"
+        );
+    }
+
+    server.stop().await;
+    stub_1.stop().await;
+    stub_2.stop().await;
+    place.finish().await;
+}
+
+#[tokio::test]
+async fn issuer_mismatch_sqlite() {
+    issuer_mismatch(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn issuer_mismatch_postgres() {
+    issuer_mismatch(Backend::Postgres).await;
+}
+
 // ---- two instances on one database -----------------------------------------------------------
 
 async fn two_instances(backend: Backend) {
