@@ -1,7 +1,10 @@
 //! The member notifier (docs/app-download.md §4, S15): one task per issuer instance sends the
 //! outbox's due member notifications to their providers, woken when a receipt queues one and
 //! every second. A row is claimed by a conditional update of its lease (30 s), so of several
-//! instances on one database one sends it at a time; the body was fixed when the row was
+//! instances on one database one sends it at a time. One card's notifications to one provider
+//! go in receipt-counter order (the provider refuses a counter that does not increase): a row
+//! is not due while an earlier one of the same card and provider is undelivered, whether it
+//! is backing off, stuck or being sent. The body was fixed when the row was
 //! queued and each send is a fresh party request (new nonce). A 2xx is the acknowledgment
 //! (`delivered`); no answer or a 5xx is retried after 2^attempts s (at most 300, plus a jitter
 //! seeded by the operation); a 4xx makes the row `stuck`, still retried every 300 s and shown

@@ -723,7 +723,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         state: Option<NotificationState>,
     ) -> Result<Vec<NotificationRecord>, StoreError>;
 
-    /// Up to `limit` undelivered rows due at `now` and not leased at `now`, earliest first.
+    /// Up to `limit` undelivered rows due at `now` and not leased at `now`, earliest first;
+    /// a row is not due while an undelivered row to the same provider for the same card has a
+    /// lower receipt counter (`downloads.receipt_counter`): each card's notifications reach a
+    /// provider in counter order.
     async fn due_notifications(
         &self,
         now: UnixTime,
@@ -731,8 +734,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<OperationId>, StoreError>;
 
     /// Takes the lease of a row for `holder` until `lease_until`, only if it is undelivered,
-    /// due and not leased at `now` (a conditional update: of two notifiers, one wins). Returns
-    /// the row if taken.
+    /// due (in counter order, as [`Store::due_notifications`]) and not leased at `now` (a
+    /// conditional update: of two notifiers, one wins). Returns the row if taken.
     async fn claim_notification(
         &self,
         operation_id: &OperationId,

@@ -347,6 +347,16 @@ fn attempt_from_row(row: AttemptRow) -> Result<AttemptRecord, StoreError> {
     })
 }
 
+/// The member notification `n` is next in its card's order at its provider: no undelivered
+/// notification to the same provider for the same card has a lower receipt counter (the
+/// provider refuses a card's counter that does not increase, so an earlier one delivered later
+/// would be refused for good).
+const IN_COUNTER_ORDER: &str = "NOT EXISTS (SELECT 1 FROM member_notifications e \
+     JOIN downloads f ON f.operation_id = e.operation_id \
+     JOIN downloads d ON d.operation_id = n.operation_id \
+     WHERE e.provider = n.provider AND f.card_id = d.card_id AND e.state <> 'delivered' \
+     AND f.receipt_counter < d.receipt_counter)";
+
 const NOTIFICATION_COLUMNS: &str = "operation_id, provider, body, state, attempts, \
      next_attempt_at, lease_holder, lease_until, last_error, created_at, delivered_at";
 
@@ -1545,17 +1555,18 @@ impl Store for SqlStore {
         limit: u32,
     ) -> Result<Vec<OperationId>, StoreError> {
         let now = to_db("now", now.0)?;
+        let sql = format!(
+            "SELECT n.operation_id FROM member_notifications n \
+             WHERE n.state <> 'delivered' AND n.next_attempt_at <= $1 \
+             AND (n.lease_until IS NULL OR n.lease_until < $1) AND {IN_COUNTER_ORDER} \
+             ORDER BY n.next_attempt_at, n.operation_id LIMIT $2"
+        );
         let rows: Vec<String> = on_pool!(&self.db, |pool| {
-            sqlx::query_scalar(
-                "SELECT operation_id FROM member_notifications \
-                 WHERE state <> 'delivered' AND next_attempt_at <= $1 \
-                 AND (lease_until IS NULL OR lease_until < $1) \
-                 ORDER BY next_attempt_at, operation_id LIMIT $2",
-            )
-            .bind(now)
-            .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await?
+            sqlx::query_scalar(&sql)
+                .bind(now)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?
         });
         rows.iter().map(|op| operation_from_db(op)).collect()
     }
@@ -1571,9 +1582,10 @@ impl Store for SqlStore {
         // for the first's row lock and then finds the lease taken; on SQLite the write lock
         // orders them.
         let sql = format!(
-            "UPDATE member_notifications SET lease_holder = $1, lease_until = $2 \
-             WHERE operation_id = $3 AND state <> 'delivered' AND next_attempt_at <= $4 \
-             AND (lease_until IS NULL OR lease_until < $4) RETURNING {NOTIFICATION_COLUMNS}"
+            "UPDATE member_notifications AS n SET lease_holder = $1, lease_until = $2 \
+             WHERE n.operation_id = $3 AND n.state <> 'delivered' AND n.next_attempt_at <= $4 \
+             AND (n.lease_until IS NULL OR n.lease_until < $4) AND {IN_COUNTER_ORDER} \
+             RETURNING {NOTIFICATION_COLUMNS}"
         );
         let lease_until = to_db("lease_until", lease_until.0)?;
         let now = to_db("now", now.0)?;

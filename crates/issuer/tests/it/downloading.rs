@@ -178,3 +178,59 @@ pub async fn installed_soft(
         &[listed(&sdi)],
     )
 }
+
+/// A second application of provider-1 (another AID), 600 bytes.
+pub const AID_2: &[u8] = b"\xA0\x00\x00\x02\x47\x10\x02";
+
+pub fn code_2() -> Vec<u8> {
+    (0..600u32).map(|i| (i % 241) as u8 ^ 0x5A).collect()
+}
+
+/// Adds [`AID_2`] version 1 ([`code_2`]) to the application DB.
+pub async fn add_second_application(server: &Server, w: &World) {
+    let mut second = application(w, 1, &code_2());
+    second.aid = hex::encode(AID_2);
+    second.name = "Library card".into();
+    server
+        .client
+        .add_application(server.token.expose(), &second)
+        .await
+        .unwrap();
+}
+
+/// provider-1's download request for [`AID_2`] on `card_id`, operation `op`.
+pub fn download_request_2(w: &World, card_id: CardId, op: OperationId) -> DownloadRequest {
+    let code = code_2();
+    DownloadRequest {
+        item_id: ItemId::new(AID_2).unwrap(),
+        size: code.len() as u32,
+        data_digest: crypto::sha256(&code),
+        service_id: ServiceId::new("library").unwrap(),
+        ..download_request(w, card_id, op)
+    }
+}
+
+/// A software card's `request` opened (its application at `counter`, 4096 free) and
+/// authorized at `server` with challenge `[op's byte; 16]`: the SDI and the provider's SA.
+pub async fn opened_and_authorized(
+    server: &Server,
+    card: &SoftCard,
+    request: &DownloadRequest,
+    counter: u64,
+) -> (protocol::Sdi, SignedObject) {
+    let opened = server
+        .client
+        .open_download(&card.sign(request, counter, 4096), &card.rc)
+        .await
+        .unwrap();
+    let op = request.operation_id;
+    let authorization = server
+        .client
+        .authorize_download(&op, &Challenge([op.0[0]; 16]))
+        .await
+        .unwrap();
+    (
+        opened.sdi_value().unwrap(),
+        authorization.sa_object().unwrap(),
+    )
+}

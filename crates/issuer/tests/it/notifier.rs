@@ -364,3 +364,120 @@ async fn running_notifiers_sqlite() {
 async fn running_notifiers_postgres() {
     running_notifiers(Backend::Postgres).await;
 }
+
+/// The provider refuses a card's receipt counter that does not increase, so one card's
+/// notifications to one provider go in receipt-counter order: a later one waits while an
+/// earlier one is undelivered (backing off after a 503 here). Another card's is not held up.
+async fn counter_order(backend: Backend) {
+    let Some(place) = Place::new(backend, "issuer_notifier_order").await else {
+        return;
+    };
+    let w = World::new(94);
+    let server = Server::start(&place, &w.pki).await;
+    server.app.notifier.stop();
+    let stub = StubProvider::start(&w.pki.provider, &w.pki, &server.clock, place.dir.path()).await;
+    open_shop(&server, &w, &stub.url, 4096).await;
+    add_second_application(&server, &w).await;
+    let client = &server.client;
+    let notifier = &server.app.notifier;
+    let card = SoftCard::new(&server, &w, 41).await;
+    let other = SoftCard::new(&server, &w, 42).await;
+
+    // Two operations of one card and provider, installed at counters 1 and 2.
+    let (sdi_a, sa_a) = opened_and_authorized(
+        &server,
+        &card,
+        &download_request(&w, card.card_id, op(1)),
+        0,
+    )
+    .await;
+    let (sdi_b, sa_b) = opened_and_authorized(
+        &server,
+        &card,
+        &download_request_2(&w, card.card_id, op(2)),
+        0,
+    )
+    .await;
+    let receipt_a = card.receipt(&sdi_a, &sa_a, 1, &[listed(&sdi_a)]);
+    let receipt_b = card.receipt(&sdi_b, &sa_b, 2, &[listed(&sdi_a), listed(&sdi_b)]);
+    client.download_receipt(&op(1), &receipt_a).await.unwrap();
+    let recorded = client.download_receipt(&op(2), &receipt_b).await.unwrap();
+    assert_eq!(recorded.receipt.counter, 2);
+    let other_receipt = installed_soft(&server, &w, &other, op(3)).await;
+    client
+        .download_receipt(&op(3), &other_receipt)
+        .await
+        .unwrap();
+
+    // The first is not acknowledged: it backs off, the second waits for it; the other
+    // card's goes.
+    stub.answer_members_for(&op(1).to_hex(), MemberAnswer::Unavailable);
+    let round = notifier.run_once().await.unwrap();
+    assert_eq!(
+        round,
+        Round {
+            delivered: 1,
+            retried: 1,
+            ..Round::default()
+        }
+    );
+    let sent = |stub: &StubProvider| -> Vec<String> {
+        stub.notifications()
+            .iter()
+            .map(|n| n["operation_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(sent(&stub), vec![op(1).to_hex(), op(3).to_hex()]);
+    let waiting = client.download(&op(2)).await.unwrap().notification.unwrap();
+    assert_eq!((waiting.state.as_str(), waiting.attempts), ("pending", 0));
+    let backing_off = client.download(&op(1)).await.unwrap().notification.unwrap();
+    assert_eq!(backing_off.attempts, 1);
+    // Due but held: still nothing for the second, however often the notifier looks.
+    let store = issuer::SqlStore::open(server.app.db.clone()).await.unwrap();
+    let now = server.clock.now();
+    assert!(store.due_notifications(now, 10).await.unwrap().is_empty());
+    assert!(store
+        .claim_notification(&op(2), "elsewhere", now, UnixTime(now.0 + 30))
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(notifier.run_once().await.unwrap(), Round::default());
+
+    // The first goes through after its backoff; then the second.
+    stub.answer_members_for(&op(1).to_hex(), MemberAnswer::Ack);
+    server.clock.advance(notify_backoff(&op(1), 1));
+    assert_eq!(notifier.run_once().await.unwrap().delivered, 1);
+    assert_eq!(notifier.run_once().await.unwrap().delivered, 1);
+    assert_eq!(notifier.run_once().await.unwrap(), Round::default());
+    for n in [1, 2, 3] {
+        let status = client.download(&op(n)).await.unwrap();
+        assert_eq!(status.notification.unwrap().state, "delivered", "op {n}");
+    }
+    assert_eq!(
+        sent(&stub),
+        vec![
+            op(1).to_hex(),
+            op(3).to_hex(),
+            op(1).to_hex(),
+            op(2).to_hex()
+        ]
+    );
+
+    stub.stop().await;
+    server.stop().await;
+    place.finish().await;
+}
+
+fn notify_backoff(operation_id: &protocol::OperationId, attempts: u32) -> u64 {
+    issuer::notify::backoff_s(operation_id, attempts)
+}
+
+#[tokio::test]
+async fn counter_order_sqlite() {
+    counter_order(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn counter_order_postgres() {
+    counter_order(Backend::Postgres).await;
+}

@@ -66,6 +66,8 @@ struct Stub {
     clock: ManualClock,
     answer: Arc<Mutex<Answer>>,
     member_answer: Arc<Mutex<MemberAnswer>>,
+    /// Answers for one operation's notifications (hex ID), over `member_answer`.
+    member_answers: Arc<Mutex<BTreeMap<String, MemberAnswer>>>,
     seen: Arc<Mutex<Seen>>,
 }
 
@@ -86,6 +88,7 @@ pub struct StubProvider {
     pub url: String,
     answer: Arc<Mutex<Answer>>,
     member_answer: Arc<Mutex<MemberAnswer>>,
+    member_answers: Arc<Mutex<BTreeMap<String, MemberAnswer>>>,
     seen: Arc<Mutex<Seen>>,
     db: Db,
     running: ServerForTests,
@@ -108,6 +111,7 @@ impl StubProvider {
         db.migrate(&NO_MIGRATIONS).await.unwrap();
         let answer = Arc::new(Mutex::new(Answer::Grant));
         let member_answer = Arc::new(Mutex::new(MemberAnswer::Ack));
+        let member_answers = Arc::new(Mutex::new(BTreeMap::new()));
         let seen = Arc::new(Mutex::new(Seen::default()));
         let stub = Stub {
             me: me.clone(),
@@ -121,6 +125,7 @@ impl StubProvider {
             clock: clock.clone(),
             answer: answer.clone(),
             member_answer: member_answer.clone(),
+            member_answers: member_answers.clone(),
             seen: seen.clone(),
         };
         let router = Router::new()
@@ -133,6 +138,7 @@ impl StubProvider {
             url: format!("http://{}", running.addr),
             answer,
             member_answer,
+            member_answers,
             seen,
             db,
             running,
@@ -145,6 +151,15 @@ impl StubProvider {
 
     pub fn answer_members(&self, answer: MemberAnswer) {
         *self.member_answer.lock().unwrap() = answer;
+    }
+
+    /// Answers the notifications of operation `operation_id` (hex) with `answer`, whatever
+    /// [`StubProvider::answer_members`] says for the others.
+    pub fn answer_members_for(&self, operation_id: &str, answer: MemberAnswer) {
+        self.member_answers
+            .lock()
+            .unwrap()
+            .insert(operation_id.to_string(), answer);
     }
 
     /// How many download grants were asked for operation `operation_id` (hex).
@@ -262,7 +277,11 @@ async fn member(
         seen.notifications.push(body);
         acknowledged_before
     };
-    match *stub.member_answer.lock().unwrap() {
+    let answer = operation_id
+        .as_str()
+        .and_then(|op| stub.member_answers.lock().unwrap().get(op).copied())
+        .unwrap_or_else(|| *stub.member_answer.lock().unwrap());
+    match answer {
         MemberAnswer::Ack => {}
         MemberAnswer::Unavailable => {
             return Err(ApiError::new(
