@@ -30,6 +30,13 @@ use crate::flows::{identity, CardIdentity, FlowError, Parties};
 use crate::journal::{Journal, JournalEntry};
 use crate::{CardChannel, CardClient};
 
+/// The step [`sign`] reports the card's refusals under (the portal words them by step: a
+/// refused signature means the request is dead, not that a package was damaged).
+pub const SIGN_STEP: &str = "the card signs the download application";
+
+/// The step [`finish`] reports the card's INSTALL and LOAD refusals under.
+pub const INSTALL_STEP: &str = "the card installs the application";
+
 fn card_step(step: &'static str) -> impl Fn(crate::ClientError) -> FlowError {
     move |source| FlowError::Card { step, source }
 }
@@ -297,7 +304,7 @@ pub fn sign<C: CardChannel>(
     pin: &str,
     download: &mut Download,
 ) -> Result<SignedObject, FlowError> {
-    const STEP: &str = "the card signs the download application";
+    const STEP: &str = SIGN_STEP;
     let request = download
         .request()
         .ok_or_else(|| invalid(STEP, "no download request yet"))?;
@@ -602,7 +609,7 @@ async fn install<C: CardChannel>(
 ) -> Result<SignedObject, FlowError> {
     const AUTHORIZE: &str = "the issuer and the provider authorize the installation";
     const PACKAGE: &str = "fetching the application";
-    const INSTALL: &str = "the card installs the application";
+    const INSTALL: &str = INSTALL_STEP;
     let op = download.operation_id;
     card.select_card_manager().map_err(card_step(INSTALL))?;
     card.verify_pin(pin)

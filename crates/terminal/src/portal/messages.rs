@@ -5,6 +5,7 @@
 
 use apdu::chaining::TransceiveError;
 
+use crate::download;
 use crate::flows::FlowError;
 use crate::ClientError;
 
@@ -43,6 +44,10 @@ pub enum Action {
     Register { issuer: String },
     /// Begin again at (a): the old operation cannot go on.
     StartOver,
+    /// Begin again at (a) with a new operation: the journalled one can never complete (its
+    /// request expired, or it is not this card's), so "Start over" removes it from the
+    /// journal first instead of offering to continue it.
+    StartAfresh,
 }
 
 /// Whether the card already holds the application when the failure happens (after T8 the
@@ -106,8 +111,8 @@ fn problem(
 /// The words for a flow's failure.
 pub fn explain(error: &FlowError, s: &Situation<'_>) -> Problem {
     let detail = error.to_string();
-    if let Some(status) = error.card_status() {
-        return card_refusal(status.0, s, detail);
+    if let (Some(status), FlowError::Card { step, .. }) = (error.card_status(), error) {
+        return card_refusal(status.0, step, s, detail);
     }
     match error {
         FlowError::Card {
@@ -179,7 +184,10 @@ pub fn already_on_card(s: &Situation<'_>, detail: String) -> Problem {
     )
 }
 
-fn card_refusal(status: u16, s: &Situation<'_>, detail: String) -> Problem {
+/// The card's refusal `status` at `step`: the same status word means different things for
+/// different commands (SIGN DOWNLOAD APPLICATION's `6984` is an expired request, INSTALL's a
+/// refused authorization).
+fn card_refusal(status: u16, step: &str, s: &Situation<'_>, detail: String) -> Problem {
     match status {
         0x6A84 => not_enough_room(s, detail),
         0x63C1..=0x63CF => problem(
@@ -208,9 +216,42 @@ fn card_refusal(status: u16, s: &Situation<'_>, detail: String) -> Problem {
             Action::EnterPinAgain,
             detail,
         ),
-        0x6A80 | 0x6984 => damaged(s, detail),
+        0x6984 if step == download::SIGN_STEP => form_expired(s, detail),
+        0x6A80 if step == download::SIGN_STEP => form_not_for_this_card(s, detail),
+        0x6A80 | 0x6984 if step == download::INSTALL_STEP => damaged(s, detail),
         _ => something_went_wrong(s, detail),
     }
+}
+
+/// SIGN DOWNLOAD APPLICATION `6984`: the provider's request ended before the card's time
+/// floor (the PIN screen was left open too long). That request can never be signed: a new
+/// operation is needed, not the journalled one again.
+fn form_expired(s: &Situation<'_>, detail: String) -> Problem {
+    problem(
+        "The application form has expired",
+        format!(
+            "The application form from {} expired before your card signed it. Nothing was changed on your card.",
+            s.provider
+        ),
+        "Start over to get a new application form, then sign it with your PIN straight away.",
+        Action::StartAfresh,
+        detail,
+    )
+}
+
+/// SIGN DOWNLOAD APPLICATION `6A80`: the request names another card or another issuer than the
+/// card's (or cannot be read). This card will never sign it.
+fn form_not_for_this_card(s: &Situation<'_>, detail: String) -> Problem {
+    problem(
+        "This application form is not for your card",
+        format!(
+            "Your card refused to sign the application form from {}: it is made out for another card, or for a card of another issuer than {}. Nothing was changed on your card.",
+            s.provider, s.issuer
+        ),
+        "Start over with the card you want the service on in the reader: you will get a new application form.",
+        Action::StartAfresh,
+        detail,
+    )
 }
 
 fn damaged(_s: &Situation<'_>, detail: String) -> Problem {
@@ -333,8 +374,16 @@ fn party_problem(
                     },
                     detail,
                 ),
-                "application_expired" | "authorization_expired" | "nonce_expired"
-                | "nonce_spent" => problem(
+                // The card-signed application the journal holds is past its end: only a new
+                // operation can go on.
+                "application_expired" => problem(
+                    "Took too long",
+                    "The application expired before it was sent. Nothing was changed on your card.",
+                    "Start again: it takes a minute.",
+                    Action::StartAfresh,
+                    detail,
+                ),
+                "authorization_expired" | "nonce_expired" | "nonce_spent" => problem(
                     "Took too long",
                     "The application expired before it was sent. Nothing was changed on your card.",
                     "Start again: it takes a minute.",
@@ -402,8 +451,12 @@ mod tests {
     }
 
     fn card(sw: u16) -> FlowError {
+        card_at(crate::download::SIGN_STEP, sw)
+    }
+
+    fn card_at(step: &'static str, sw: u16) -> FlowError {
         FlowError::Card {
-            step: "signing",
+            step,
             source: ClientError::Refused {
                 command: "SIGN DOWNLOAD APPLICATION",
                 status: Status(sw),
@@ -547,12 +600,74 @@ mod tests {
     #[test]
     fn damaged_packages_and_refused_authorizations_offer_a_new_attempt() {
         for sw in [0x6A80, 0x6984] {
-            let p = explain(&card(sw), &situation());
+            let p = explain(&card_at(crate::download::INSTALL_STEP, sw), &situation());
             assert!(p
                 .message
                 .starts_with("The application arrived damaged and was not installed."));
             assert_eq!(p.action, Action::Continue);
         }
+    }
+
+    #[test]
+    fn an_expired_application_form_is_not_signed_again_but_started_afresh() {
+        // SIGN DOWNLOAD APPLICATION 6984: the provider's request is past the card's time floor
+        // (the PIN screen was left open too long). Signing the journalled request again can
+        // never succeed: a new operation, not Continue.
+        let p = explain(&card(0x6984), &situation());
+        assert_eq!(p.title, "The application form has expired");
+        assert_eq!(
+            p.message,
+            "The application form from Tram & Co expired before your card signed it. Nothing was changed on your card."
+        );
+        assert_eq!(
+            p.advice,
+            "Start over to get a new application form, then sign it with your PIN straight away."
+        );
+        assert_eq!(p.action, Action::StartAfresh);
+        assert!(p.detail.contains("6984"), "{}", p.detail);
+    }
+
+    #[test]
+    fn an_application_form_for_another_card_is_not_signed_again_but_started_afresh() {
+        // SIGN DOWNLOAD APPLICATION 6A80: the request names another card or issuer.
+        let p = explain(&card(0x6A80), &situation());
+        assert_eq!(p.title, "This application form is not for your card");
+        assert_eq!(
+            p.message,
+            "Your card refused to sign the application form from Tram & Co: it is made out for another card, or for a card of another issuer than Kanto Card Issuer. Nothing was changed on your card."
+        );
+        assert_eq!(
+            p.advice,
+            "Start over with the card you want the service on in the reader: you will get a new application form."
+        );
+        assert_eq!(p.action, Action::StartAfresh);
+    }
+
+    #[test]
+    fn the_same_status_words_at_other_steps_are_neither_damage_nor_an_expired_form() {
+        // VERIFY's bad PIN format, GET RECEIPT's bad digest length: a plain failure.
+        for (step, sw) in [
+            ("verifying the PIN", 0x6A80),
+            ("reading what the card holds", 0x6A80),
+            ("checking the card with its issuer", 0x6984),
+        ] {
+            let p = explain(&card_at(step, sw), &situation());
+            assert_eq!(p.title, "Something went wrong", "{step}");
+            assert_eq!(p.action, Action::Continue, "{step}");
+        }
+    }
+
+    #[test]
+    fn an_application_the_issuer_finds_expired_is_started_afresh_too() {
+        // The card signed in time, but the issuer got it after the request's end: resending the
+        // journalled application can never succeed either.
+        let s = situation();
+        let p = explain(&party(s.issuer_url, 422, "application_expired"), &s);
+        assert_eq!(p.title, "Took too long");
+        assert_eq!(p.action, Action::StartAfresh);
+        // A check's nonce is the check's alone: the download itself may go on.
+        let p = explain(&party(s.issuer_url, 409, "nonce_expired"), &s);
+        assert_eq!(p.action, Action::StartOver);
     }
 
     #[test]

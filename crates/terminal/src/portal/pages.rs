@@ -705,7 +705,10 @@ fn action_buttons(frame: &Frame<'_>, action: &Action) -> Markup {
                 Action::ReadTerms => {
                     a.button.primary href="/terms" id="next" { "Read the terms again" }
                 }
-                Action::Contact { .. } | Action::Register { .. } | Action::StartOver => {
+                Action::Contact { .. }
+                | Action::Register { .. }
+                | Action::StartOver
+                | Action::StartAfresh => {
                     (start_over("primary"))
                 }
             }

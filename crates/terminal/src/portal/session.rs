@@ -1170,12 +1170,167 @@ async fn resume(State(portal): State<Portal>) -> Response {
     see_other(portal.session().screen.path())
 }
 
-/// Start over: back to (a). The journal keeps an unfinished download for the card.
+/// Start over: back to (a). The journal keeps an unfinished download for the card, except one
+/// the problem shown says can never complete ([`Action::StartAfresh`](messages::Action): the
+/// card refused to sign its request, or the issuer found the signed application expired): that
+/// entry is removed first, so (a) does not offer to continue it and the choice at (d) begins a
+/// new operation ([`download::begin`]).
 async fn finish(State(portal): State<Portal>) -> Response {
     let mut session = portal.session();
     if session.busy {
         return see_other(session.screen.path());
     }
+    let dead = match (&session.screen, &session.problem, &session.download) {
+        (Screen::Problem, Some((_, problem)), Some(download))
+            if problem.action == messages::Action::StartAfresh =>
+        {
+            Some(download.clone())
+        }
+        _ => None,
+    };
+    if let Some(download) = dead {
+        if let Err(e) = forget(&portal.0.journal, &download) {
+            let stage = session.screen.stage();
+            let problem = messages::explain(&e, &portal.situation(&session));
+            portal.fail(&mut session, stage, problem);
+            return see_other(Screen::Problem.path());
+        }
+    }
     *session = Session::new();
     see_other(Screen::Insert.path())
+}
+
+/// Removes `download` from the journal, if the journal's entry for its card is still that
+/// operation (a newer one, begun elsewhere, is kept).
+fn forget(journal: &Journal, download: &Download) -> Result<(), crate::flows::FlowError> {
+    const STEP: &str = "forgetting the download that cannot complete";
+    let failed = |e: crate::journal::JournalError| crate::flows::FlowError::Invalid {
+        step: STEP,
+        detail: e.to_string(),
+    };
+    let journalled = journal.read(&download.card_id).map_err(failed)?;
+    if journalled.is_some_and(|e| e.operation_id == download.entry.operation_id) {
+        journal.remove(&download.card_id).map_err(failed)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use party_api::issuer::IssuerClient;
+    use party_api::provider::ProviderClient;
+    use party_api::HttpClient;
+
+    use super::*;
+    use crate::flows::FlowError;
+    use crate::journal::JournalEntry;
+    use crate::ChannelError;
+
+    const CARD: pki::CardId = pki::CardId([0x7A; 16]);
+
+    /// A portal whose journal is in `dir`, with an empty reader and parties nobody answers at:
+    /// these tests drive the session's handlers directly.
+    fn portal(dir: &std::path::Path) -> Portal {
+        let nowhere = "http://127.0.0.1:9";
+        let reader = super::super::OpenWith::new("Empty reader", || {
+            Err(ChannelError::Transport {
+                detail: "no card".into(),
+            })
+        });
+        let config = PortalConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            reader: Box::new(reader),
+            parties: Parties {
+                issuer: IssuerClient::new(HttpClient::new(nowhere).unwrap()),
+                provider: ProviderClient::new(HttpClient::new(nowhere).unwrap()),
+                provider_id: pki::PartyId::new("provider-1").unwrap(),
+            },
+            journal_dir: dir.to_path_buf(),
+            issuer_name: "Kanto Card Issuer".into(),
+            provider_name: "Tram & Co".into(),
+        };
+        Portal::new(config, "csrf".into(), Worker::start().unwrap())
+    }
+
+    /// The card refused to sign the journalled request with `sw`.
+    fn signing_refused(sw: u16) -> FlowError {
+        FlowError::Card {
+            step: download::SIGN_STEP,
+            source: crate::ClientError::Refused {
+                command: "SIGN DOWNLOAD APPLICATION",
+                status: apdu::Status(sw),
+                meaning: crate::meaning(apdu::Status(sw)),
+            },
+        }
+    }
+
+    /// A download journalled for the card with the provider's request, the session on
+    /// `/problem` with the words for `error`.
+    fn failed_download(portal: &Portal, error: &FlowError) -> Download {
+        let mut download =
+            download::begin(&portal.0.journal, CARD, [3; 32], "transit.pass").unwrap();
+        download.entry.request = Some("3000".into());
+        portal.0.journal.write(&download.entry).unwrap();
+        portal.session().download = Some(download.clone());
+        portal.fail_with(error);
+        assert_eq!(portal.session().screen, Screen::Problem);
+        download
+    }
+
+    async fn start_over(portal: &Portal) {
+        let answer = finish(State(portal.clone())).await;
+        assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+        assert_eq!(answer.headers()[LOCATION], "/");
+        let session = portal.session();
+        assert_eq!(session.screen, Screen::Insert);
+        assert!(session.download.is_none() && session.problem.is_none());
+    }
+
+    #[tokio::test]
+    async fn start_over_after_a_refused_signature_forgets_the_journalled_operation() {
+        for sw in [0x6984, 0x6A80] {
+            let dir = tempfile::tempdir().unwrap();
+            let portal = portal(dir.path());
+            failed_download(&portal, &signing_refused(sw));
+            let shown = portal.session().problem.clone().unwrap().1;
+            assert_eq!(shown.action, messages::Action::StartAfresh, "{sw:04X}");
+            start_over(&portal).await;
+            // Nothing left to continue: (a) offers "Continue" to (b), and the choice at (d)
+            // begins a new operation.
+            assert!(portal.0.journal.read(&CARD).unwrap().is_none(), "{sw:04X}");
+            assert!(download::resume(&portal.0.journal, CARD).unwrap().is_none());
+        }
+    }
+
+    #[tokio::test]
+    async fn start_over_keeps_a_download_that_can_still_finish() {
+        let dir = tempfile::tempdir().unwrap();
+        let portal = portal(dir.path());
+        // The card pulled out while installing: Continue picks it up; Start over keeps it too.
+        let pulled = FlowError::Card {
+            step: download::INSTALL_STEP,
+            source: crate::ClientError::Transport {
+                command: "LOAD",
+                source: apdu::chaining::TransceiveError::Transport(ChannelError::Transport {
+                    detail: "no card".into(),
+                }),
+            },
+        };
+        let download = failed_download(&portal, &pulled);
+        start_over(&portal).await;
+        let kept = portal.0.journal.read(&CARD).unwrap().unwrap();
+        assert_eq!(kept.operation_id, download.entry.operation_id);
+    }
+
+    #[tokio::test]
+    async fn start_over_leaves_a_newer_operation_of_the_card_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let portal = portal(dir.path());
+        failed_download(&portal, &signing_refused(0x6984));
+        // Meanwhile the card's journal moved on to another operation (another portal).
+        let newer = JournalEntry::new([9; 16], CARD, "transit.pass", [3; 32]);
+        portal.0.journal.write(&newer).unwrap();
+        start_over(&portal).await;
+        assert_eq!(portal.0.journal.read(&CARD).unwrap(), Some(newer));
+    }
 }
