@@ -350,6 +350,19 @@ fn party_problem(
                     Action::ReadTerms,
                     detail,
                 ),
+                // The provider's service installs another issuer's application.
+                "issuer_mismatch" => problem(
+                    "Not for cards of your issuer",
+                    format!(
+                        "{} from {} is for cards of another issuer; your card is from {}. Nothing was changed on your card.",
+                        s.application.unwrap_or("This service"),
+                        s.provider,
+                        s.issuer
+                    ),
+                    "Choose another service.",
+                    Action::ChooseAnother,
+                    detail,
+                ),
                 "already_installed" | "already_member" => already_on_card(s, detail),
                 "download_in_progress" => problem(
                     "A download is not finished",
@@ -685,6 +698,17 @@ mod tests {
             "Tram & Co has changed its membership terms since you accepted them."
         );
         assert_eq!(p.action, Action::ReadTerms);
+    }
+
+    #[test]
+    fn a_service_for_another_issuers_cards_sends_back_to_the_choice() {
+        let s = situation();
+        let p = explain(&party(s.provider_url, 422, "issuer_mismatch"), &s);
+        assert_eq!(
+            p.message,
+            "Ticket wallet from Tram & Co is for cards of another issuer; your card is from Kanto Card Issuer. Nothing was changed on your card."
+        );
+        assert_eq!(p.action, Action::ChooseAnother);
     }
 
     #[test]
