@@ -179,6 +179,7 @@ fn download_badge(state: DownloadState) -> Markup {
     match state {
         DownloadState::Opened => badge(Tone::Warning, "opened"),
         DownloadState::Installed => badge(Tone::Good, "installed"),
+        DownloadState::Expired => badge(Tone::Neutral, "expired"),
     }
 }
 
@@ -1001,7 +1002,7 @@ async fn downloads(
                     &op,
                     StatusCode::BAD_REQUEST,
                     "Downloads",
-                    &format!("{text:?} is not a download state: opened or installed."),
+                    &format!("{text:?} is not a download state: opened, installed or expired."),
                 )
             }
         },
@@ -1028,12 +1029,14 @@ async fn downloads(
         p.muted {
             "Show: " (filter("all", None)) " · " (filter("opened", Some(DownloadState::Opened)))
             " · " (filter("installed", Some(DownloadState::Installed)))
+            " · " (filter("expired", Some(DownloadState::Expired)))
         }
         @if rows.is_empty() {
             (empty(match wanted {
                 None => "No downloads yet.",
                 Some(DownloadState::Opened) => "No download is open.",
                 Some(DownloadState::Installed) => "No download has been installed yet.",
+                Some(DownloadState::Expired) => "No download has expired.",
             }))
         } @else {
             (downloads_table(&rows, true))

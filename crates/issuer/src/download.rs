@@ -119,6 +119,29 @@ fn check_text(field: &'static str, text: &str, min: usize, max: usize) -> Result
     }
 }
 
+/// When the operation's download application (the card-signed request) stops being valid.
+fn application_not_after(download: &DownloadRecord) -> Result<UnixTime, ServiceError> {
+    DownloadRequest::from_der(&download.request_der)
+        .map(|request| request.not_after)
+        .map_err(ServiceError::StoredObject)
+}
+
+/// Whether `download` is open with a download application that expired before `now` (valid
+/// through its `notAfter`, as `verify_download_application` counts it).
+fn open_but_expired(download: &DownloadRecord, now: UnixTime) -> Result<bool, ServiceError> {
+    Ok(download.state == DownloadState::Opened && application_not_after(download)? < now)
+}
+
+/// The operation as it stands at `now`: an open one whose download application expired is
+/// `expired` (it is marked so in the store when another opens for its card and application;
+/// until then it is reported so, and blocks nothing).
+fn as_of(mut download: DownloadRecord, now: UnixTime) -> Result<DownloadRecord, ServiceError> {
+    if open_but_expired(&download, now)? {
+        download.state = DownloadState::Expired;
+    }
+    Ok(download)
+}
+
 /// Free bytes of `items` on a card of `capacity` (as the card counts them).
 fn free_of(items: &[ListedItem], capacity: u32) -> u32 {
     let used: u64 = items.iter().map(|i| u64::from(i.size)).sum();
@@ -305,13 +328,17 @@ impl Issuer {
         let in_sync = listing.counter == view.last_counter
             && crate::service::view_digest(&view.items, capacity)? == listing.contents.digest();
         let applications = self.described(listing.contents.items()).await?;
-        let open_downloads = self
+        let mut open_downloads = Vec::new();
+        for download in self
             .store
             .downloads(Some(card_id), Some(DownloadState::Opened))
             .await?
-            .into_iter()
-            .map(|d| d.operation_id)
-            .collect();
+        {
+            // One whose application expired cannot be continued: the card signs a new one.
+            if !open_but_expired(&download, now)? {
+                open_downloads.push(download.operation_id);
+            }
+        }
         Ok(Standing {
             card_id: *card_id,
             registration,
@@ -422,22 +449,56 @@ impl Issuer {
             installed_at: None,
             receipt_counter: None,
         };
-        match self.store.open_download(&download).await? {
-            OpenOutcome::Opened => Ok(Opened {
-                download,
-                application: described,
-                free,
-                newly_opened: true,
-            }),
-            OpenOutcome::Exists(existing) => {
-                self.reopened(*existing, &request_der, &application).await
+        // An open operation of the card and application whose download application expired
+        // is replaced: marked expired in the transaction that opens this one.
+        let mut expiring: Option<OperationId> = None;
+        const TRIES: u32 = 3;
+        for _ in 0..TRIES {
+            let in_progress = match self
+                .store
+                .open_download(&download, expiring.as_ref())
+                .await?
+            {
+                OpenOutcome::Opened => {
+                    if let Some(expired) = expiring {
+                        tracing::info!(
+                            operation_id = %expired,
+                            replaced_by = %download.operation_id,
+                            card_id = %card_id,
+                            "open download expired and replaced"
+                        );
+                    }
+                    return Ok(Opened {
+                        download,
+                        application: described,
+                        free,
+                        newly_opened: true,
+                    });
+                }
+                OpenOutcome::Exists(existing) => {
+                    return self.reopened(*existing, &request_der, &application).await
+                }
+                OpenOutcome::InProgress(operation_id) => operation_id,
+            };
+            let replaceable = match self.store.download(&in_progress).await? {
+                Some(open) => open_but_expired(&open, now)?,
+                // Installed or replaced in between: try again.
+                None => true,
+            };
+            if !replaceable || expiring == Some(in_progress) {
+                return Err(ServiceError::DownloadInProgress {
+                    operation_id: in_progress,
+                    card_id,
+                    aid: aid_text(&described.aid),
+                });
             }
-            OpenOutcome::InProgress(operation_id) => Err(ServiceError::DownloadInProgress {
-                operation_id,
-                card_id,
-                aid: aid_text(&described.aid),
-            }),
+            expiring = Some(in_progress);
         }
+        Err(ServiceError::DownloadInProgress {
+            operation_id: expiring.unwrap_or(download.operation_id),
+            card_id,
+            aid: aid_text(&described.aid),
+        })
     }
 
     /// The answer to a download application whose operation ID is taken: the recorded
@@ -494,20 +555,48 @@ impl Issuer {
                 counter: download.receipt_counter,
             });
         }
+        // An expired download application authorizes nothing more (the provider would refuse
+        // it too): refused before any attempt is recorded or the provider asked.
+        let not_after = application_not_after(&download)?;
+        let now = self.clock.now();
+        let expired = download.state == DownloadState::Expired || not_after < now;
+        let application_expired = || ServiceError::DownloadApplicationExpired {
+            operation_id: *operation_id,
+            not_after,
+            now,
+        };
         let sdi = Sdi::from_der(&download.sdi_der).map_err(ServiceError::StoredObject)?;
         const RACES: u32 = 5;
         for _ in 0..RACES {
             let recorded = self.store.attempts(operation_id).await?;
-            let attempts = u32::try_from(recorded.len()).unwrap_or(u32::MAX);
+            let number = u32::try_from(recorded.len()).unwrap_or(u32::MAX);
+            // Only attempts the provider answered (with its SA) count toward the limit: an
+            // unreachable or refusing provider burns none.
+            let answered = recorded.iter().filter(|a| a.sa_der.is_some()).count();
+            let answered = u32::try_from(answered).unwrap_or(u32::MAX);
+            let unanswered = number.saturating_sub(answered);
             if let Some(existing) = recorded.into_iter().find(|a| a.challenge == challenge) {
+                // This challenge's SA again (an answer lost) changes nothing, expired or not.
+                if expired && existing.sa_der.is_none() {
+                    return Err(application_expired());
+                }
                 return self
                     .complete_attempt(&download, &sdi, existing, false)
                     .await;
             }
-            if attempts >= self.settings.max_download_attempts {
+            if expired {
+                return Err(application_expired());
+            }
+            if answered >= self.settings.max_download_attempts {
                 return Err(ServiceError::TooManyAttempts {
                     operation_id: *operation_id,
-                    attempts,
+                    attempts: answered,
+                });
+            }
+            if unanswered >= self.settings.max_unanswered_attempts {
+                return Err(ServiceError::TooManyUnansweredAttempts {
+                    operation_id: *operation_id,
+                    attempts: unanswered,
                 });
             }
             self.ensure_may_sign()?;
@@ -527,7 +616,7 @@ impl Issuer {
             .sign(&self.identity.key, self.chain());
             let attempt = AttemptRecord {
                 operation_id: *operation_id,
-                attempt: attempts + 1,
+                attempt: number.saturating_add(1),
                 challenge,
                 sar_digest: sar.digest(),
                 sar_der: sar.to_der(),
@@ -751,7 +840,7 @@ impl Issuer {
         &self,
         operation_id: &OperationId,
     ) -> Result<DownloadStatus, ServiceError> {
-        let download = self.known_download(operation_id).await?;
+        let download = as_of(self.known_download(operation_id).await?, self.clock.now())?;
         let attempts = self.store.attempts(operation_id).await?;
         let notification = self.store.notification(operation_id).await?;
         Ok(DownloadStatus {
@@ -761,12 +850,42 @@ impl Issuer {
         })
     }
 
-    /// Operations in one state or all (operators).
+    /// Operations in one state or all (operators), as they stand now: an open operation whose
+    /// download application expired is listed as expired.
     pub async fn downloads(
         &self,
         state: Option<DownloadState>,
     ) -> Result<Vec<DownloadRecord>, ServiceError> {
-        Ok(self.store.downloads(None, state).await?)
+        let now = self.clock.now();
+        let stored = match state {
+            None | Some(DownloadState::Installed) => self.store.downloads(None, state).await?,
+            // Open ones may be expired now, expired ones are expired.
+            Some(DownloadState::Opened | DownloadState::Expired) => {
+                let mut both = self
+                    .store
+                    .downloads(None, Some(DownloadState::Opened))
+                    .await?;
+                if state == Some(DownloadState::Expired) {
+                    both.extend(
+                        self.store
+                            .downloads(None, Some(DownloadState::Expired))
+                            .await?,
+                    );
+                    both.sort_by(|a, b| {
+                        (a.opened_at, a.operation_id.0).cmp(&(b.opened_at, b.operation_id.0))
+                    });
+                }
+                both
+            }
+        };
+        let mut listed = Vec::with_capacity(stored.len());
+        for download in stored {
+            let download = as_of(download, now)?;
+            if !matches!(state, Some(wanted) if wanted != download.state) {
+                listed.push(download);
+            }
+        }
+        Ok(listed)
     }
 
     /// The outbox in one state or all (operators).
@@ -815,7 +934,14 @@ impl Issuer {
             Some(view) => self.described(&view.items).await?,
             None => Vec::new(),
         };
-        let downloads = self.store.downloads(Some(card_id), None).await?;
+        let now = self.clock.now();
+        let downloads = self
+            .store
+            .downloads(Some(card_id), None)
+            .await?
+            .into_iter()
+            .map(|d| as_of(d, now))
+            .collect::<Result<_, _>>()?;
         Ok(Registry {
             card,
             view,

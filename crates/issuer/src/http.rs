@@ -394,7 +394,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::UnknownOperation { .. } => {
                 ApiError::not_found("unknown_operation", message)
             }
-            ServiceError::TooManyAttempts { .. } => conflict("too_many_attempts"),
+            ServiceError::TooManyAttempts { .. }
+            | ServiceError::TooManyUnansweredAttempts { .. } => conflict("too_many_attempts"),
+            ServiceError::DownloadApplicationExpired { .. } => conflict("application_expired"),
             ServiceError::ReceiptNotForOperation { .. } => refused("receipt_not_for_operation"),
             ServiceError::UnknownNotification { .. } => {
                 ApiError::not_found("unknown_notification", message)

@@ -43,8 +43,13 @@ pub struct Settings {
     pub crl_validity_s: u64,
     /// How long a standing-check nonce may be answered (S1).
     pub check_ttl_s: u64,
-    /// The most authorization attempts one download may have (S11).
+    /// The most authorization attempts the provider answered (with its SA) one download may
+    /// have (S11).
     pub max_download_attempts: u32,
+    /// The most attempts the provider did not answer (unreachable, refused) one download may
+    /// have: they burn none of `max_download_attempts`, and this bounds the rows a caller can
+    /// add while the provider is down.
+    pub max_unanswered_attempts: u32,
 }
 
 impl Default for Settings {
@@ -57,6 +62,7 @@ impl Default for Settings {
             crl_validity_s: 7 * 24 * 60 * 60,
             check_ttl_s: 300,
             max_download_attempts: 8,
+            max_unanswered_attempts: 32,
         }
     }
 }
@@ -514,10 +520,23 @@ pub enum ServiceError {
         counter: Option<u64>,
     },
 
-    #[error("operation {operation_id} had {attempts} authorization attempts, the most allowed")]
+    #[error("operation {operation_id} had {attempts} authorization attempts with the provider's SA, the most allowed: the card signs a new download application for a new operation")]
     TooManyAttempts {
         operation_id: OperationId,
         attempts: u32,
+    },
+
+    #[error("operation {operation_id} had {attempts} authorization attempts the provider did not answer, the most allowed: try again with a new operation once the provider answers")]
+    TooManyUnansweredAttempts {
+        operation_id: OperationId,
+        attempts: u32,
+    },
+
+    #[error("operation {operation_id}'s download application expired at {not_after} (now {now}): it authorizes nothing more; the card signs a new one for a new operation")]
+    DownloadApplicationExpired {
+        operation_id: OperationId,
+        not_after: UnixTime,
+        now: UnixTime,
     },
 
     #[error("the receipt's authorization {authorization_digest:?} is none of operation {operation_id}'s SAs")]

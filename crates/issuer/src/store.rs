@@ -272,8 +272,9 @@ pub struct ReceiptAppend {
     pub entry_der: Vec<u8>,
     pub recorded_at: UnixTime,
     pub change: ItemChange,
-    /// Set when the receipt's SA is a download attempt's (S14): the operation becomes
-    /// installed and its member notification is queued, in the same transaction.
+    /// Set when the receipt's SA is a download attempt's (S14): the operation (open or
+    /// expired) becomes installed and its member notification is queued, in the same
+    /// transaction.
     pub completes: Option<DownloadCompletion>,
 }
 
@@ -366,6 +367,10 @@ pub enum DownloadState {
     Opened,
     /// The card's receipt for one of its attempts was recorded.
     Installed,
+    /// Its download application expired while it was open, and another operation was opened
+    /// for the card and application in its place. A receipt for one of its attempts still
+    /// installs it (the card may have installed under an SA it had).
+    Expired,
 }
 
 impl DownloadState {
@@ -373,6 +378,7 @@ impl DownloadState {
         match self {
             DownloadState::Opened => "opened",
             DownloadState::Installed => "installed",
+            DownloadState::Expired => "expired",
         }
     }
 
@@ -380,6 +386,7 @@ impl DownloadState {
         match text {
             "opened" => Some(DownloadState::Opened),
             "installed" => Some(DownloadState::Installed),
+            "expired" => Some(DownloadState::Expired),
             _ => None,
         }
     }
@@ -673,8 +680,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<bool, StoreError>;
 
     /// Records a new open operation unless its ID is taken or another operation is open for
-    /// the card and application.
-    async fn open_download(&self, download: &DownloadRecord) -> Result<OpenOutcome, StoreError>;
+    /// the card and application. `expiring` is an open operation of the same card and
+    /// application whose download application expired: in the same transaction, it is marked
+    /// expired first if it is still open (a conditional update: of two instances replacing it,
+    /// one opens its operation and the other finds that one open).
+    async fn open_download(
+        &self,
+        download: &DownloadRecord,
+        expiring: Option<&OperationId>,
+    ) -> Result<OpenOutcome, StoreError>;
 
     async fn download(
         &self,

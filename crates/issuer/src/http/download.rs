@@ -432,7 +432,7 @@ pub(super) async fn downloads(
             DownloadState::parse(s).ok_or_else(|| {
                 ApiError::bad_request(
                     "invalid_state",
-                    format!("state {s:?} is not opened or installed"),
+                    format!("state {s:?} is not opened, installed or expired"),
                 )
             })
         })

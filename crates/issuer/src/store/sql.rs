@@ -979,7 +979,8 @@ impl Store for SqlStore {
             if let Some((operation, n)) = &completion {
                 sqlx::query(
                     "UPDATE downloads SET state = 'installed', installed_at = $1, \
-                     receipt_counter = $2 WHERE operation_id = $3 AND state = 'opened'",
+                     receipt_counter = $2 \
+                     WHERE operation_id = $3 AND state IN ('opened', 'expired')",
                 )
                 .bind(recorded_at)
                 .bind(counter)
@@ -1303,42 +1304,73 @@ impl Store for SqlStore {
         Ok(spent == 1)
     }
 
-    async fn open_download(&self, d: &DownloadRecord) -> Result<OpenOutcome, StoreError> {
+    async fn open_download(
+        &self,
+        d: &DownloadRecord,
+        expiring: Option<&OperationId>,
+    ) -> Result<OpenOutcome, StoreError> {
         const ATTEMPTS: u32 = 3;
+        let operation = d.operation_id.to_hex();
+        let card = card_key(&d.card_id);
+        let aid = item_key(&d.aid);
+        let expiring = expiring.map(OperationId::to_hex);
+        let opened_at = to_db("opened_at", d.opened_at.0)?;
+        let installed_at = d
+            .installed_at
+            .map(|t| to_db("installed_at", t.0))
+            .transpose()?;
+        let receipt_counter = d
+            .receipt_counter
+            .map(|c| to_db("receipt counter", c))
+            .transpose()?;
         for _ in 0..ATTEMPTS {
-            let inserted = on_pool!(&self.db, |pool| {
-                sqlx::query(
+            let inserted: u64 = on_pool!(&self.db, |pool| {
+                let mut tx = pool.begin().await?;
+                if let Some(expiring) = &expiring {
+                    // Only an operation of this card and application still open; on PostgreSQL
+                    // a concurrent replacer waits for this row's lock and then matches nothing.
+                    sqlx::query(
+                        "UPDATE downloads SET state = 'expired' \
+                         WHERE operation_id = $1 AND card_id = $2 AND aid = $3 \
+                         AND state = 'opened'",
+                    )
+                    .bind(expiring)
+                    .bind(&card)
+                    .bind(&aid)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                let inserted = sqlx::query(
                     "INSERT INTO downloads (operation_id, card_id, provider, service_id, aid, \
                      version, request_der, application_der, sdi_der, sdi_digest, state, \
                      opened_at, installed_at, receipt_counter) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
                      ON CONFLICT DO NOTHING",
                 )
-                .bind(d.operation_id.to_hex())
-                .bind(card_key(&d.card_id))
+                .bind(&operation)
+                .bind(&card)
                 .bind(d.provider.as_str())
                 .bind(d.service_id.as_str())
-                .bind(item_key(&d.aid))
+                .bind(&aid)
                 .bind(i64::from(d.version))
                 .bind(&d.request_der)
                 .bind(&d.application_der)
                 .bind(&d.sdi_der)
                 .bind(digest_key(&d.sdi_digest))
                 .bind(d.state.as_str())
-                .bind(to_db("opened_at", d.opened_at.0)?)
-                .bind(
-                    d.installed_at
-                        .map(|t| to_db("installed_at", t.0))
-                        .transpose()?,
-                )
-                .bind(
-                    d.receipt_counter
-                        .map(|c| to_db("receipt counter", c))
-                        .transpose()?,
-                )
-                .execute(pool)
+                .bind(opened_at)
+                .bind(installed_at)
+                .bind(receipt_counter)
+                .execute(&mut *tx)
                 .await?
-                .rows_affected()
+                .rows_affected();
+                if inserted == 1 {
+                    tx.commit().await?;
+                } else {
+                    // The expiring operation stays open when this one does not open.
+                    tx.rollback().await?;
+                }
+                inserted
             });
             if inserted == 1 {
                 return Ok(OpenOutcome::Opened);

@@ -234,20 +234,26 @@ async fn checks(store: &dyn Store, card_id: CardId) {
 async fn downloads_and_attempts(store: &dyn Store, card_id: CardId) {
     let first = download(card_id, 1, 1);
     assert_eq!(
-        store.open_download(&first).await.unwrap(),
+        store.open_download(&first, None).await.unwrap(),
         OpenOutcome::Opened
     );
     assert_eq!(
-        store.open_download(&first).await.unwrap(),
+        store.open_download(&first, None).await.unwrap(),
         OpenOutcome::Exists(Box::new(first.clone()))
     );
     // One open operation per card and application.
     assert_eq!(
-        store.open_download(&download(card_id, 2, 1)).await.unwrap(),
+        store
+            .open_download(&download(card_id, 2, 1), None)
+            .await
+            .unwrap(),
         OpenOutcome::InProgress(first.operation_id)
     );
     assert_eq!(
-        store.open_download(&download(card_id, 3, 2)).await.unwrap(),
+        store
+            .open_download(&download(card_id, 3, 2), None)
+            .await
+            .unwrap(),
         OpenOutcome::Opened
     );
     assert_eq!(
@@ -424,7 +430,10 @@ async fn receipt_installs(store: &dyn Store, card_id: CardId) {
     );
     // Installed, the card and application may open another operation.
     assert_eq!(
-        store.open_download(&download(card_id, 4, 1)).await.unwrap(),
+        store
+            .open_download(&download(card_id, 4, 1), None)
+            .await
+            .unwrap(),
         OpenOutcome::Opened
     );
 }
@@ -532,6 +541,94 @@ async fn outbox_leases(store: &dyn Store) {
         .is_empty());
 }
 
+/// An open operation whose download application expired is marked expired in the
+/// transaction that opens its replacement (once: a second replacer finds the first's open),
+/// and a receipt for it still installs it and queues its notification.
+async fn expired_replaced(store: &dyn Store, card_id: CardId) {
+    // Operation 3 is open for application 2.
+    let expired = OperationId([3; 16]);
+    let replacement = download(card_id, 10, 2);
+    assert_eq!(
+        store
+            .open_download(&replacement, Some(&expired))
+            .await
+            .unwrap(),
+        OpenOutcome::Opened
+    );
+    assert_eq!(
+        store.download(&expired).await.unwrap().unwrap().state,
+        DownloadState::Expired
+    );
+    // A second replacer of the same operation: the replacement is open, nothing changes.
+    assert_eq!(
+        store
+            .open_download(&download(card_id, 11, 2), Some(&expired))
+            .await
+            .unwrap(),
+        OpenOutcome::InProgress(replacement.operation_id)
+    );
+    assert_eq!(store.download(&OperationId([11; 16])).await.unwrap(), None);
+    // Naming an operation of another application expires nothing; refused, nothing changes.
+    let of_application_1 = OperationId([4; 16]);
+    let before = store.download(&of_application_1).await.unwrap();
+    assert_eq!(
+        before.as_ref().map(|d| d.state),
+        Some(DownloadState::Opened)
+    );
+    assert_eq!(
+        store
+            .open_download(&download(card_id, 12, 2), Some(&of_application_1))
+            .await
+            .unwrap(),
+        OpenOutcome::InProgress(replacement.operation_id)
+    );
+    assert_eq!(store.download(&of_application_1).await.unwrap(), before);
+    assert_eq!(
+        store
+            .downloads(Some(&card_id), Some(DownloadState::Expired))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // The card installed under one of its attempts after all: installed, notification queued.
+    let view = store.card_view(&card_id).await.unwrap().unwrap();
+    let counter = view.last_counter + 1;
+    let appended = store
+        .append_receipt(&ReceiptAppend {
+            card_id,
+            expected_len: view.ledger_len,
+            counter,
+            receipt_digest: sha256(b"receipt of the expired operation"),
+            entry_der: vec![0x30, 0x33],
+            recorded_at: UnixTime(NOW.0 + 60),
+            change: ItemChange::Put(ListedItem {
+                item_id: aid(2),
+                version: 1,
+                size: 3,
+                data_digest: sha256(b"two"),
+                owner: provider(),
+                policy: Policy::NONE,
+            }),
+            completes: Some(DownloadCompletion {
+                operation_id: expired,
+                notification: notification(3),
+            }),
+        })
+        .await
+        .unwrap();
+    assert_eq!(appended, AppendOutcome::Appended);
+    let installed = store.download(&expired).await.unwrap().unwrap();
+    assert_eq!(
+        (installed.state, installed.receipt_counter),
+        (DownloadState::Installed, Some(counter))
+    );
+    assert_eq!(
+        store.notification(&expired).await.unwrap(),
+        Some(notification(3))
+    );
+}
+
 async fn suite(backend: Backend) {
     let Some(place) = Place::new(backend, "issuer_conformance_download").await else {
         return;
@@ -554,6 +651,7 @@ async fn suite(backend: Backend) {
     downloads_and_attempts(store, card_id).await;
     receipt_installs(store, card_id).await;
     outbox_leases(store).await;
+    expired_replaced(store, card_id).await;
     db.close().await;
     place.finish().await;
 }

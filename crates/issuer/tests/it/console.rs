@@ -363,9 +363,13 @@ async fn console_pages(backend: Backend) {
         &browser.page("/console/downloads?state=installed").await,
         &["installed"],
     );
+    assert_has(
+        &browser.page("/console/downloads?state=expired").await,
+        &["No download has expired"],
+    );
     let bogus = browser.get("/console/downloads?state=lost").await;
     assert_eq!(bogus.status, 400);
-    assert!(bogus.text().contains("opened or installed"));
+    assert!(bogus.text().contains("opened, installed or expired"));
     let providers = browser.page("/console/providers").await;
     assert_has(
         &providers,

@@ -777,19 +777,31 @@ async fn authorization_refusals(backend: Backend) {
         .allow_at(w.pki.provider.id.as_str(), 4096, Some(&stub.url))
         .await;
 
-    // Eight attempts at most (challenges 1, 2 and 3 have theirs).
-    for n in 4..=8 {
+    // Eight attempts with the provider's SA at most. Challenges 2 (an SA not passed on) and 3
+    // (nobody listening) have attempts without one: they count nothing, so 1 and 4..=10 are
+    // the eight.
+    for n in 4..=10 {
         let a = client
             .authorize_download(&op(1), &challenge(n))
             .await
             .unwrap();
         assert_eq!(a.attempt, u32::from(n));
     }
-    assert_refused(
-        client.authorize_download(&op(1), &challenge(9)).await,
-        409,
-        "too_many_attempts",
+    let refusal = client
+        .authorize_download(&op(1), &challenge(11))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (refusal.status(), refusal.code()),
+        (Some(409), Some("too_many_attempts"))
     );
+    assert!(
+        refusal
+            .to_string()
+            .contains("8 authorization attempts with the provider's SA"),
+        "{refusal}"
+    );
+    assert_eq!(client.download(&op(1)).await.unwrap().attempts.len(), 10);
     // An earlier challenge still answers its attempt.
     assert_eq!(
         client
@@ -820,6 +832,42 @@ async fn authorization_refusals(backend: Backend) {
         409,
         "registration_revoked",
     );
+
+    // Attempts the provider never answers are bounded too (32), in their own words.
+    let third = SoftCard::new(&server, &w, 5).await;
+    client
+        .open_download(
+            &third.sign(&download_request(&w, third.card_id, op(3)), 0, 4096),
+            &third.rc,
+        )
+        .await
+        .unwrap();
+    server
+        .allow_at(w.pki.provider.id.as_str(), 4096, Some(&closed))
+        .await;
+    for n in 1..=32 {
+        assert_refused(
+            client.authorize_download(&op(3), &challenge(n)).await,
+            502,
+            "provider_unreachable",
+        );
+    }
+    let refusal = client
+        .authorize_download(&op(3), &challenge(33))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (refusal.status(), refusal.code()),
+        (Some(409), Some("too_many_attempts"))
+    );
+    assert!(
+        refusal.to_string().contains("the provider did not answer"),
+        "{refusal}"
+    );
+    assert_eq!(client.download(&op(3)).await.unwrap().attempts.len(), 32);
+    server
+        .allow_at(w.pki.provider.id.as_str(), 4096, Some(&stub.url))
+        .await;
 
     // The package and the operation: unknown operations.
     assert_refused(client.package(&op(9)).await, 404, "unknown_operation");
@@ -906,4 +954,206 @@ async fn authorization_refusals_sqlite() {
 #[tokio::test]
 async fn authorization_refusals_postgres() {
     authorization_refusals(Backend::Postgres).await;
+}
+
+/// A download application expires (30 min after the provider's request): its operation
+/// authorizes nothing more (no attempt recorded, the provider not asked), is reported expired
+/// and no longer listed open, and a new operation for the card and application opens in its
+/// place. The card's receipt under the expired operation's SA (it installed after all) still
+/// installs it and queues its member notification.
+async fn expired_application(backend: Backend) {
+    let Some(place) = Place::new(backend, "issuer_download_expired").await else {
+        return;
+    };
+    let w = World::new(74);
+    let server = Server::start(&place, &w.pki).await;
+    server.app.notifier.stop();
+    let stub = StubProvider::start(&w.pki.provider, &w.pki, &server.clock, place.dir.path()).await;
+    open_shop(&server, &w, &stub.url, 4096).await;
+    let client = &server.client;
+    let token = server.token.expose();
+    let (mut c, card_id, rc) = registered_card(&server, &w).await;
+    let request = download_request(&w, card_id, op(1));
+    assert_eq!(request.not_after, UnixTime(NOW.0 + 1800));
+    client
+        .open_download(&c.sign_download_application(&request).unwrap(), &rc)
+        .await
+        .unwrap();
+    let challenge = Challenge(c.get_challenge().unwrap());
+    let first = client.authorize_download(&op(1), &challenge).await.unwrap();
+    // Valid through its notAfter.
+    server.clock.set(UnixTime(NOW.0 + 1800));
+    assert_eq!(client.download(&op(1)).await.unwrap().state, "opened");
+
+    // Expired: refused up front, nothing recorded, the provider not asked.
+    server.clock.set(UnixTime(NOW.0 + 1801));
+    let refusal = client
+        .authorize_download(&op(1), &Challenge([7; 16]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (refusal.status(), refusal.code()),
+        (Some(409), Some("application_expired"))
+    );
+    assert!(refusal.to_string().contains("expired"), "{refusal}");
+    let status = client.download(&op(1)).await.unwrap();
+    assert_eq!(
+        (status.state.as_str(), status.attempts.len()),
+        ("expired", 1)
+    );
+    assert_eq!(stub.grants(&op(1).to_hex()), 1);
+    // The recorded attempt's SA again (an answer lost) changes nothing.
+    assert_eq!(
+        client.authorize_download(&op(1), &challenge).await.unwrap(),
+        first
+    );
+    // Not offered to continue, listed as expired to operators.
+    let nonce = client.check(&card_id).await.unwrap().nonce_value().unwrap();
+    let listing = c.listing(nonce.as_bytes()).unwrap();
+    let standing = client.standing(&card_id, &nonce, &listing).await.unwrap();
+    assert!(standing.open_downloads.is_empty(), "{standing:?}");
+    let listed = |state: &'static str| async move {
+        client
+            .downloads(token, Some(state))
+            .await
+            .unwrap()
+            .downloads
+            .into_iter()
+            .map(|d| (d.operation_id, d.state))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(listed("opened").await, vec![]);
+    assert_eq!(
+        listed("expired").await,
+        vec![(op(1).to_hex(), "expired".to_string())]
+    );
+    let registry = client.registry(token, &card_id).await.unwrap();
+    assert_eq!(registry.downloads[0].state, "expired");
+
+    // A new operation for the card and application opens in its place.
+    let mut renewed = download_request(&w, card_id, op(2));
+    renewed.not_after = UnixTime(NOW.0 + 1801 + 1800);
+    let opened = client
+        .open_download(&c.sign_download_application(&renewed).unwrap(), &rc)
+        .await
+        .unwrap();
+    assert_eq!(
+        (opened.operation_id.as_str(), opened.state.as_str()),
+        (op(2).to_hex().as_str(), "opened")
+    );
+    assert_eq!(
+        listed("expired").await,
+        vec![(op(1).to_hex(), "expired".to_string())]
+    );
+    assert_eq!(
+        listed("opened").await,
+        vec![(op(2).to_hex(), "opened".to_string())]
+    );
+
+    // The card had the first operation's SA and installs under it after all: its receipt
+    // installs that operation and queues its notification.
+    let receipt = c.store(&first.sa_object().unwrap(), None, &code()).unwrap();
+    let recorded = client.download_receipt(&op(1), &receipt).await.unwrap();
+    assert!(recorded.receipt.newly_recorded);
+    assert_eq!(recorded.operation.state, "installed");
+    assert_eq!(recorded.operation.notification.unwrap().state, "pending");
+    assert_eq!(server.app.notifier.run_once().await.unwrap().delivered, 1);
+    assert_eq!(stub.notifications()[0]["operation_id"], op(1).to_hex());
+    assert_eq!(listed("expired").await, vec![]);
+
+    stub.stop().await;
+    server.stop().await;
+    place.finish().await;
+}
+
+#[tokio::test]
+async fn expired_application_sqlite() {
+    expired_application(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn expired_application_postgres() {
+    expired_application(Backend::Postgres).await;
+}
+
+/// Two instances replacing one expired operation at once with two new ones: one opens, the
+/// other is told that one is in progress.
+async fn expired_replaced_once(backend: Backend) {
+    let Some(place) = Place::new(backend, "issuer_download_replaced").await else {
+        return;
+    };
+    let w = World::new(75);
+    let a = Server::start_as(&place, &w.pki, "olga").await;
+    let b = Server::start_as(&place, &w.pki, "oskar").await;
+    a.app.notifier.stop();
+    b.app.notifier.stop();
+    let stub = StubProvider::start(&w.pki.provider, &w.pki, &a.clock, place.dir.path()).await;
+    open_shop(&a, &w, &stub.url, 4096).await;
+    let card = SoftCard::new(&a, &w, 6).await;
+    a.client
+        .open_download(
+            &card.sign(&download_request(&w, card.card_id, op(1)), 0, 4096),
+            &card.rc,
+        )
+        .await
+        .unwrap();
+    // Still valid: in progress.
+    let renewed = |n: u8| {
+        let mut request = download_request(&w, card.card_id, op(n));
+        request.not_after = UnixTime(NOW.0 + 3600);
+        card.sign(&request, 0, 4096)
+    };
+    assert_refused(
+        b.client.open_download(&renewed(2), &card.rc).await,
+        409,
+        "download_in_progress",
+    );
+    for server in [&a, &b] {
+        server.clock.set(UnixTime(NOW.0 + 1801));
+    }
+    let (second, third) = (renewed(2), renewed(3));
+    let (ra, rb) = tokio::join!(
+        a.client.open_download(&second, &card.rc),
+        b.client.open_download(&third, &card.rc)
+    );
+    let (winner, loser) = match (ra, rb) {
+        (Ok(winner), Err(loser)) | (Err(loser), Ok(winner)) => (winner, loser),
+        other => panic!("one should open: {other:?}"),
+    };
+    assert_eq!(
+        (loser.status(), loser.code()),
+        (Some(409), Some("download_in_progress"))
+    );
+    assert!(loser.to_string().contains(&winner.operation_id), "{loser}");
+    let token = a.token.expose();
+    let states = |state: &'static str| {
+        let client = &a.client;
+        async move {
+            client
+                .downloads(token, Some(state))
+                .await
+                .unwrap()
+                .downloads
+                .into_iter()
+                .map(|d| d.operation_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(states("opened").await, vec![winner.operation_id.clone()]);
+    assert_eq!(states("expired").await, vec![op(1).to_hex()]);
+
+    stub.stop().await;
+    a.stop().await;
+    b.stop().await;
+    place.finish().await;
+}
+
+#[tokio::test]
+async fn expired_replaced_once_sqlite() {
+    expired_replaced_once(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn expired_replaced_once_postgres() {
+    expired_replaced_once(Backend::Postgres).await;
 }
