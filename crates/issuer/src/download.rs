@@ -405,9 +405,12 @@ impl Issuer {
             owner: described.provider.clone(),
             policy: described.policy,
         };
-        // Allowed and within quota (the view's items of the provider, this one replacing an
-        // older version of itself).
-        self.check_policy(&sdi).await?;
+        // Allowed and within quota: the view's items of the provider (this one replacing an
+        // older version of itself) and its other downloads in progress on the card.
+        let pending = self
+            .pending_bytes(&card_id, &sdi.owner, &sdi.item_id, None, false, now)
+            .await?;
+        self.check_policy_with(&sdi, pending).await?;
         let (view, capacity) = self.contents(&card_id).await?;
         if let Some(on_card) = view.items.iter().find(|i| i.item_id == described.aid) {
             if on_card.version >= described.version {
@@ -602,6 +605,19 @@ impl Issuer {
             self.ensure_may_sign()?;
             let registration = self.registration_in_force(&download.card_id).await?;
             self.allowed_with_url(&download.provider).await?;
+            // The policy again, as it is now (it may have changed since the operation opened),
+            // counting what the provider's other operations on the card were authorized for.
+            let pending = self
+                .pending_bytes(
+                    &download.card_id,
+                    &download.provider,
+                    &download.aid,
+                    Some(operation_id),
+                    true,
+                    now,
+                )
+                .await?;
+            self.check_policy_with(&sdi, pending).await?;
             let now = self.clock.now();
             let not_after = UnixTime(now.0.saturating_add(self.settings.authorization_validity_s));
             let sar = Sar {
@@ -652,6 +668,55 @@ impl Issuer {
             card_id: download.card_id,
             attempts: RACES,
         })
+    }
+
+    /// The bytes `provider`'s other operations on the card may still install (each its
+    /// application's size): open ones whose download application is valid, and any with an
+    /// SA still valid (the card may install under it, even after its application expired).
+    /// With `authorized_only`, only operations with an attempt (a SAR signed) count. `except_aid`
+    /// (the application being checked, which replaces itself) and `except_operation` are left
+    /// out.
+    async fn pending_bytes(
+        &self,
+        card_id: &CardId,
+        provider: &PartyId,
+        except_aid: &ItemId,
+        except_operation: Option<&OperationId>,
+        authorized_only: bool,
+        now: UnixTime,
+    ) -> Result<u64, ServiceError> {
+        let mut pending = 0u64;
+        for state in [DownloadState::Opened, DownloadState::Expired] {
+            for download in self.store.downloads(Some(card_id), Some(state)).await? {
+                if download.provider != *provider
+                    || download.aid == *except_aid
+                    || Some(&download.operation_id) == except_operation
+                {
+                    continue;
+                }
+                let application_valid = download.state == DownloadState::Opened
+                    && application_not_after(&download)? >= now;
+                let attempts = if authorized_only || !application_valid {
+                    self.store.attempts(&download.operation_id).await?
+                } else {
+                    Vec::new()
+                };
+                let sa_valid = attempts
+                    .iter()
+                    .any(|a| a.not_after.is_some_and(|not_after| not_after >= now));
+                let counts = if authorized_only {
+                    !attempts.is_empty() && (application_valid || sa_valid)
+                } else {
+                    application_valid || sa_valid
+                };
+                if counts {
+                    let sdi =
+                        Sdi::from_der(&download.sdi_der).map_err(ServiceError::StoredObject)?;
+                    pending = pending.saturating_add(u64::from(sdi.size));
+                }
+            }
+        }
+        Ok(pending)
     }
 
     /// The provider `provider`'s URL if its policy allows it and names one.

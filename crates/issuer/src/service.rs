@@ -360,12 +360,15 @@ pub enum ServiceError {
     ProviderNotAllowed { provider: PartyId },
 
     #[error(
-        "provider {provider} would hold {would_use} bytes on card {card_id}, its quota is {quota}"
+        "provider {provider} would hold {would_use} bytes on card {card_id}{}, its quota is {quota}",
+        in_progress(*.pending)
     )]
     QuotaExceeded {
         provider: PartyId,
         card_id: CardId,
         would_use: u64,
+        /// Of `would_use`, the bytes of the provider's downloads in progress on the card.
+        pending: u64,
         quota: u32,
     },
 
@@ -565,6 +568,15 @@ pub enum ServiceError {
 
     #[error("stored object is unreadable: {0}")]
     StoredObject(ProtocolError),
+}
+
+/// " (N of them by its downloads in progress)" when there are some.
+fn in_progress(pending: u64) -> String {
+    if pending == 0 {
+        String::new()
+    } else {
+        format!(" ({pending} of them by its downloads in progress)")
+    }
 }
 
 /// What revoking a card's RC did (REG-3).
@@ -1170,6 +1182,16 @@ impl Issuer {
     /// The issuer's policy on `sdi` for its owner: allowed, and (for a store) within quota in
     /// the issuer's view of the card. Returns the owner's policy.
     pub(crate) async fn check_policy(&self, sdi: &Sdi) -> Result<ProviderPolicy, ServiceError> {
+        self.check_policy_with(sdi, 0).await
+    }
+
+    /// [`Issuer::check_policy`], counting `pending` bytes more of the owner's on the card
+    /// (its downloads in progress there).
+    pub(crate) async fn check_policy_with(
+        &self,
+        sdi: &Sdi,
+        pending: u64,
+    ) -> Result<ProviderPolicy, ServiceError> {
         let policy = self.provider(&sdi.owner).await?;
         if policy.status != ProviderStatus::Allowed {
             return Err(ServiceError::ProviderNotAllowed {
@@ -1188,12 +1210,15 @@ impl Issuer {
                 .filter(|i| i.owner == sdi.owner && i.item_id != sdi.item_id)
                 .map(|i| u64::from(i.size))
                 .sum();
-            let would_use = held + u64::from(sdi.size);
+            let would_use = held
+                .saturating_add(pending)
+                .saturating_add(u64::from(sdi.size));
             if would_use > u64::from(policy.quota_bytes) {
                 return Err(ServiceError::QuotaExceeded {
                     provider: sdi.owner.clone(),
                     card_id: sdi.card_id,
                     would_use,
+                    pending,
                     quota: policy.quota_bytes,
                 });
             }

@@ -132,7 +132,7 @@ pub(super) fn download_paths() -> Value {
         "/v1/downloads": {
             "post": {
                 "operationId": "openDownload",
-                "summary": "S8–S10: the card-signed DownloadApplication with the card's RC (the registry's): verified (purpose, signature, card, this issuer, unexpired), the application picked from the application DB (size, digest, provider as signed), provider allowed, within quota, not installed, no other open operation for the card and AID (one whose download application expired is marked expired, in the transaction that opens this one), the card's counter the registry's, the size within the smaller of the registry's and the card's free bytes; the operation is opened with its SDI (owner = the provider). The same request again (counter and free may differ) answers 200.",
+                "summary": "S8–S10: the card-signed DownloadApplication with the card's RC (the registry's): verified (purpose, signature, card, this issuer, unexpired), the application picked from the application DB (size, digest, provider as signed), provider allowed, within quota (its items on the card and its other downloads in progress there: open, or with an SA still valid), not installed, no other open operation for the card and AID (one whose download application expired is marked expired, in the transaction that opens this one), the card's counter the registry's, the size within the smaller of the registry's and the card's free bytes; the operation is opened with its SDI (owner = the provider). The same request again (counter and free may differ) answers 200.",
                 "requestBody": json_body("OpenDownloadRequest"),
                 "responses": {
                     "201": json_response("Opened.", "DownloadOpened"),
@@ -173,7 +173,7 @@ pub(super) fn download_paths() -> Value {
         }},
         "/v1/downloads/{operation_id}/authorizations": {"post": {
             "operationId": "authorizeDownload",
-            "summary": "S11: for the card's challenge, the issuer signs its SAR over the operation's SDI (recorded first), asks the provider's download grant (POST {url}/v1/downloads/{op}/grant as a party request, with the card's application and RC), verifies the SA as the card will and answers both. The same challenge again answers 200 with the same attempt (the recorded SAR is sent again if its SA is missing). At most 8 attempts the provider answered with its SA (and 32 it did not answer: those burn none of the 8). Refused without an attempt once the operation's download application expired (its notAfter passed).",
+            "summary": "S11: for the card's challenge, the issuer signs its SAR over the operation's SDI (recorded first), asks the provider's download grant (POST {url}/v1/downloads/{op}/grant as a party request, with the card's application and RC), verifies the SA as the card will and answers both. The same challenge again answers 200 with the same attempt (the recorded SAR is sent again if its SA is missing). At most 8 attempts the provider answered with its SA (and 32 it did not answer: those burn none of the 8). Refused without an attempt once the operation's download application expired (its notAfter passed). The provider's policy is read again before each new SAR: allowed, and within quota counting its other operations on the card that have an attempt.",
             "parameters": operation_param(),
             "requestBody": json_body("DownloadAuthorizationRequest"),
             "responses": {
@@ -182,7 +182,7 @@ pub(super) fn download_paths() -> Value {
                 "400": error_response("Unreadable input; the code names it.", &with_body_codes(&["invalid_operation_id", "invalid_path", "invalid_challenge"])),
                 "403": error_response("The issuer's policy no longer allows the provider.", &["provider_not_allowed"]),
                 "404": unknown_operation(),
-                "409": error_response("Installed already, too many attempts, the download application expired (the card signs a new one for a new operation), the card's RC revoked or expired, or no url set for the provider.", &["already_installed", "too_many_attempts", "application_expired", "card_not_registered", "registration_revoked", "registration_expired", "provider_unreachable"]),
+                "409": error_response("Installed already, too many attempts, the download application expired (the card signs a new one for a new operation), the provider's quota on the card exceeded (with its other authorized downloads), the card's RC revoked or expired, or no url set for the provider.", &["already_installed", "too_many_attempts", "application_expired", "quota_exceeded", "card_not_registered", "registration_revoked", "registration_expired", "provider_unreachable"]),
                 "415": media(),
                 "500": internal(),
                 "502": error_response("The provider could not be reached, refused (the message names it, its status, code and message), or answered with an SA the issuer does not accept.", &["provider_unreachable", "provider_refused"]),

@@ -1157,3 +1157,100 @@ async fn expired_replaced_once_sqlite() {
 async fn expired_replaced_once_postgres() {
     expired_replaced_once(Backend::Postgres).await;
 }
+
+/// The provider's quota counts its downloads in progress on the card: at open, the other open
+/// operations of the provider there; at each authorization (the policy read again), those with
+/// an attempt. Two applications each within the quota alone are not both authorized beyond
+/// it; an operation whose application expired (and with no SA still valid) counts no more.
+async fn quota_in_progress(backend: Backend) {
+    let Some(place) = Place::new(backend, "issuer_download_quota").await else {
+        return;
+    };
+    let w = World::new(76);
+    let server = Server::start(&place, &w.pki).await;
+    server.app.notifier.stop();
+    let stub = StubProvider::start(&w.pki.provider, &w.pki, &server.clock, place.dir.path()).await;
+    // Applications of 1000 and 600 bytes; room for both.
+    open_shop(&server, &w, &stub.url, 1600).await;
+    add_second_application(&server, &w).await;
+    let client = &server.client;
+    let provider = w.pki.provider.id.as_str();
+
+    // Both opened within the quota; then the quota is lowered to one of them: the first
+    // authorization goes, the second would exceed it.
+    let card = SoftCard::new(&server, &w, 7).await;
+    let first = download_request(&w, card.card_id, op(1));
+    let second = download_request_2(&w, card.card_id, op(2));
+    for request in [&first, &second] {
+        client
+            .open_download(&card.sign(request, 0, 4096), &card.rc)
+            .await
+            .unwrap();
+    }
+    server.allow_at(provider, 1000, Some(&stub.url)).await;
+    client
+        .authorize_download(&op(1), &Challenge([1; 16]))
+        .await
+        .unwrap();
+    let refusal = client
+        .authorize_download(&op(2), &Challenge([2; 16]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (refusal.status(), refusal.code()),
+        (Some(409), Some("quota_exceeded"))
+    );
+    assert!(
+        refusal.to_string().contains("would hold 1600 bytes")
+            && refusal
+                .to_string()
+                .contains("1000 of them by its downloads in progress")
+            && refusal.to_string().contains("its quota is 1000"),
+        "{refusal}"
+    );
+    assert!(client.download(&op(2)).await.unwrap().attempts.is_empty());
+    assert_eq!(stub.grants(&op(2).to_hex()), 0);
+
+    // At open: the other open operation of the provider counts.
+    let other = SoftCard::new(&server, &w, 8).await;
+    client
+        .open_download(
+            &other.sign(&download_request(&w, other.card_id, op(3)), 0, 4096),
+            &other.rc,
+        )
+        .await
+        .unwrap();
+    let late = other.sign(&download_request_2(&w, other.card_id, op(4)), 0, 4096);
+    let refusal = client.open_download(&late, &other.rc).await.unwrap_err();
+    assert_eq!(
+        (refusal.status(), refusal.code()),
+        (Some(409), Some("quota_exceeded"))
+    );
+    assert!(
+        refusal.to_string().contains("would hold 1600 bytes"),
+        "{refusal}"
+    );
+    // Its application expired (no SA was given for it): it counts no more.
+    server.clock.set(UnixTime(NOW.0 + 1801));
+    let mut renewed = download_request_2(&w, other.card_id, op(5));
+    renewed.not_after = UnixTime(NOW.0 + 3600);
+    let opened = client
+        .open_download(&other.sign(&renewed, 0, 4096), &other.rc)
+        .await
+        .unwrap();
+    assert_eq!(opened.state, "opened");
+
+    stub.stop().await;
+    server.stop().await;
+    place.finish().await;
+}
+
+#[tokio::test]
+async fn quota_in_progress_sqlite() {
+    quota_in_progress(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn quota_in_progress_postgres() {
+    quota_in_progress(Backend::Postgres).await;
+}
