@@ -4,11 +4,13 @@
 //! instances on one database one sends it at a time. One card's notifications to one provider
 //! go in receipt-counter order (the provider refuses a counter that does not increase): a row
 //! is not due while an earlier one of the same card and provider is undelivered, whether it
-//! is backing off, stuck or being sent. The body was fixed when the row was
-//! queued and each send is a fresh party request (new nonce). A 2xx is the acknowledgment
-//! (`delivered`); no answer or a 5xx is retried after 2^attempts s (at most 300, plus a jitter
-//! seeded by the operation); a 4xx makes the row `stuck`, still retried every 300 s and shown
-//! to operators (`POST /v1/notifications/{op}/retry` makes it due at once). "Now" is the
+//! is backing off, stuck or being sent. The body was fixed when the row was queued and each
+//! send is a fresh party request (new nonce). A 2xx is the acknowledgment (`delivered`); no
+//! answer or a 5xx is retried after 2^attempts s (at most 300, plus a jitter seeded by the
+//! operation); a 4xx makes the row `stuck`, still retried every 300 s and shown to operators
+//! (`POST /v1/notifications/{op}/retry` makes it due at once). A provider the issuer's policy
+//! does not allow when the row is due is sent nothing (the body is personal information): the
+//! row is stuck as after a 4xx, and delivered once the provider is allowed again. "Now" is the
 //! issuer's clock (`server_kit::Clock`), so tests move time with a manual clock; the task's
 //! own waiting is real time.
 
@@ -24,7 +26,7 @@ use tokio::task::JoinHandle;
 
 use crate::provider_link::LinkError;
 use crate::service::{Issuer, ServiceError};
-use crate::store::{NotificationRecord, NotificationState, SendOutcome};
+use crate::store::{NotificationRecord, NotificationState, ProviderStatus, SendOutcome};
 
 /// How long a claimed row is held before another notifier may take it.
 pub const LEASE_S: u64 = 30;
@@ -32,6 +34,8 @@ pub const LEASE_S: u64 = 30;
 pub const MAX_BACKOFF_S: u64 = 300;
 /// How often the task looks for due rows without being woken.
 pub const TICK: Duration = Duration::from_secs(1);
+/// The error a row keeps while its provider's policy is not `allowed` (nothing is sent).
+pub const NOT_ALLOWED: &str = "provider not allowed by the issuer's policy";
 /// Rows claimed per round at most.
 const BATCH: u32 = 32;
 
@@ -41,7 +45,7 @@ pub struct Round {
     pub delivered: u32,
     /// Not acknowledged (no answer, 5xx): due again after the backoff.
     pub retried: u32,
-    /// Refused (4xx) or not sendable (no URL): retried every 300 s.
+    /// Refused (4xx) or not sendable (no URL, provider not allowed): retried every 300 s.
     pub stuck: u32,
     /// Due rows another notifier claimed first.
     pub skipped: u32,
@@ -125,7 +129,7 @@ impl Notifier {
     pub fn new(issuer: Arc<Issuer>, metrics: &Metrics) -> Arc<Notifier> {
         const NAME: &str = "issuer_member_notifications_total";
         const HELP: &str =
-            "Member notification attempts by outcome (delivered, retried: no answer or 5xx, stuck: 4xx).";
+            "Member notification attempts by outcome (delivered, retried: no answer or 5xx, stuck: 4xx, no url or provider not allowed).";
         let holder = hex::encode(issuer.random::<8>());
         Arc::new(Notifier {
             issuer,
@@ -246,7 +250,9 @@ impl Notifier {
         Ok(round)
     }
 
-    /// One attempt at sending `row` to its provider, at the URL its policy names now.
+    /// One attempt at sending `row` to its provider, at the URL its policy names now, if its
+    /// policy allows it now: the body is personal information, and a provider the issuer no
+    /// longer allows gets none (the row is stuck until it is allowed again).
     async fn send(&self, row: &NotificationRecord) -> SendOutcome {
         let attempts = row.attempts.saturating_add(1);
         let now = self.issuer.clock.now();
@@ -256,6 +262,15 @@ impl Notifier {
                 return stuck_or_pending(false, error.to_string(), &row.operation_id, attempts, now)
             }
         };
+        if policy.status != ProviderStatus::Allowed {
+            return stuck_or_pending(
+                true,
+                NOT_ALLOWED.to_string(),
+                &row.operation_id,
+                attempts,
+                now,
+            );
+        }
         let Some(url) = policy.url else {
             let error = format!(
                 "provider {} has no url in this issuer's policy: set it (PUT /v1/providers/{})",

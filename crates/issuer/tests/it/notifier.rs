@@ -481,3 +481,78 @@ async fn counter_order_sqlite() {
 async fn counter_order_postgres() {
     counter_order(Backend::Postgres).await;
 }
+
+/// Personal information goes only to a provider the issuer's policy allows when it is sent: a
+/// blocked provider's notification is not sent but stuck (retried as stuck rows are), and
+/// delivered once the provider is allowed again.
+async fn blocked_provider(backend: Backend) {
+    let Some(place) = Place::new(backend, "issuer_notifier_blocked").await else {
+        return;
+    };
+    let w = World::new(95);
+    let server = Server::start(&place, &w.pki).await;
+    server.app.notifier.stop();
+    let stub = StubProvider::start(&w.pki.provider, &w.pki, &server.clock, place.dir.path()).await;
+    open_shop(&server, &w, &stub.url, 4096).await;
+    let client = &server.client;
+    let token = server.token.expose();
+    let notifier = &server.app.notifier;
+    let card = SoftCard::new(&server, &w, 51).await;
+    let receipt = installed_soft(&server, &w, &card, op(1)).await;
+    client.download_receipt(&op(1), &receipt).await.unwrap();
+
+    let provider = w.pki.provider.id.as_str();
+    let blocked = json!({"status": "blocked", "quota_bytes": 4096, "url": stub.url});
+    let r = server
+        .operate("PUT", &format!("/v1/providers/{provider}"), &blocked)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        notifier.run_once().await.unwrap(),
+        Round {
+            stuck: 1,
+            ..Round::default()
+        }
+    );
+    assert!(stub.notifications().is_empty());
+    let stuck = |attempts: u32| async move {
+        let rows = client.notifications(token, Some("stuck")).await.unwrap();
+        assert_eq!(rows.notifications.len(), 1, "{rows:?}");
+        let row = rows.notifications[0].clone();
+        assert_eq!(row.attempts, attempts);
+        assert_eq!(
+            row.last_error.as_deref(),
+            Some("provider not allowed by the issuer's policy")
+        );
+        row
+    };
+    let row = stuck(1).await;
+    assert_eq!(row.next_attempt_at, NOW.0 + 300);
+    // Tried again as stuck rows are: still not sent.
+    server.clock.advance(300);
+    assert_eq!(notifier.run_once().await.unwrap().stuck, 1);
+    stuck(2).await;
+    assert!(stub.notifications().is_empty());
+
+    // Allowed again: the operator's retry (or the next 300 s) delivers it.
+    server.allow_at(provider, 4096, Some(&stub.url)).await;
+    client.retry_notification(token, &op(1)).await.unwrap();
+    assert_eq!(notifier.run_once().await.unwrap().delivered, 1);
+    assert_eq!(stub.notifications().len(), 1);
+    let status = client.download(&op(1)).await.unwrap();
+    assert_eq!(status.notification.unwrap().state, "delivered");
+
+    stub.stop().await;
+    server.stop().await;
+    place.finish().await;
+}
+
+#[tokio::test]
+async fn blocked_provider_sqlite() {
+    blocked_provider(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn blocked_provider_postgres() {
+    blocked_provider(Backend::Postgres).await;
+}
