@@ -2,6 +2,7 @@
 //! measured in the same run on the same machine (SPEC PERF).
 
 mod authorize;
+mod download;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -24,6 +25,9 @@ pub enum BenchCommand {
     /// Storing authorizations per second end to end over HTTP (SQLite, and PostgreSQL when
     /// given a cluster), next to the bound their signature operations set.
     Authorize(authorize::AuthorizeBenchArgs),
+    /// Applications added to cards per second end to end (APP-3), next to the bound their
+    /// signature operations set.
+    Download(download::DownloadBenchArgs),
 }
 
 #[derive(Args)]
@@ -41,6 +45,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Card(args) => card(args),
         BenchCommand::Authorize(args) => authorize::run(args),
+        BenchCommand::Download(args) => download::run(args),
     }
 }
 

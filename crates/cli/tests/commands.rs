@@ -424,3 +424,32 @@ fn terminal_download_survives_a_killed_terminal() {
     drop(child);
     drop(up);
 }
+
+#[test]
+fn bench_download_prints_the_rate_next_to_its_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_arg = dir.path().to_str().unwrap();
+    let out = cardwright(
+        &[
+            "bench",
+            "download",
+            "--downloads",
+            "3",
+            "--concurrency",
+            "2",
+            "--dir",
+            dir_arg,
+        ],
+        dir.path(),
+    );
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("SQLite") && said.contains("downloads/s"),
+        "{said}"
+    );
+    assert!(
+        said.contains("bound") && said.contains("verifies each, counted"),
+        "{said}"
+    );
+}

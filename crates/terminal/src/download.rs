@@ -151,7 +151,8 @@ pub struct Offer {
     pub fit: Fit,
 }
 
-/// S4: the provider's catalog, each service marked against the card's standing.
+/// S4: the provider's catalog for this card's issuer, each service marked against the card's
+/// standing.
 pub async fn offers(parties: &Parties, standing: &Standing) -> Result<Vec<Offer>, FlowError> {
     const STEP: &str = "reading the provider's services";
     let list = parties
@@ -162,6 +163,8 @@ pub async fn offers(parties: &Parties, standing: &Standing) -> Result<Vec<Offer>
     Ok(list
         .services
         .into_iter()
+        // A service installs one issuer's application: other issuers' cards cannot have it.
+        .filter(|service| service.issuer == standing.issuer.as_str())
         .map(|service| {
             let app = &service.application;
             let installed = standing

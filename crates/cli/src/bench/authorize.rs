@@ -42,7 +42,7 @@ pub fn run(args: AuthorizeBenchArgs) -> anyhow::Result<()> {
     runtime.block_on(run_async(args))
 }
 
-fn fresh_dir(arg: &Option<PathBuf>, label: &str) -> PathBuf {
+pub(super) fn fresh_dir(arg: &Option<PathBuf>, label: &str) -> PathBuf {
     let base = arg.clone().unwrap_or_else(std::env::temp_dir);
     let mut tag = [0u8; 4];
     crypto::Rng::fill(&mut crypto::OsRng, &mut tag);
@@ -121,7 +121,7 @@ async fn run_async(args: AuthorizeBenchArgs) -> anyhow::Result<()> {
 }
 
 /// One core's raw P-256 sign and verify rates, on a key of the kind every party uses.
-fn raw_rates(budget: Duration) -> (f64, f64) {
+pub(super) fn raw_rates(budget: Duration) -> (f64, f64) {
     let key = crypto::SigningKey::generate(&mut crypto::OsRng);
     let public = key.verifying_key();
     let message = [0x5Au8; 200];
