@@ -17,9 +17,9 @@ use protocol::{
 use crate::provider_link::DownloadGrant;
 use crate::service::{Issuer, ServiceError};
 use crate::store::{
-    Application, AttemptOutcome, AttemptRecord, AuthorizationRecord, CheckRecord, Direction,
-    DownloadCompletion, DownloadRecord, DownloadState, NotificationRecord, NotificationState,
-    OpenOutcome, ProviderStatus, RegistrationRecord, StoreError,
+    Application, AttemptOutcome, AttemptRecord, AuthorizationRecord, CheckInsert, CheckRecord,
+    Direction, DownloadCompletion, DownloadRecord, DownloadState, NotificationRecord,
+    NotificationState, OpenOutcome, ProviderStatus, RegistrationRecord, StoreError,
 };
 
 /// The largest code an application may have (docs/app-download.md §3).
@@ -257,10 +257,14 @@ impl Issuer {
 
     // ---- the standing check (S1–S3) ---------------------------------------------------------
 
-    /// S1: a fresh single-use nonce for the card's signed listing.
+    /// S1: a fresh single-use nonce for the card's signed listing. The route needs no
+    /// authentication, so the nonces stay bounded: at most `max_open_checks` unanswered and
+    /// unexpired per card, and each insert deletes nonces (of any card) expired for a lifetime
+    /// (kept that long so that a listing answering one just late is told `nonce_expired`).
     pub async fn check_nonce(&self, card_id: &CardId) -> Result<CheckRecord, ServiceError> {
         self.known_card(card_id).await?;
         let now = self.clock.now();
+        let purge_before = UnixTime(now.0.saturating_sub(self.settings.check_ttl_s));
         loop {
             let record = CheckRecord {
                 // Invariant: 16 bytes is within a listing nonce's 0..=32.
@@ -270,14 +274,25 @@ impl Issuer {
                 expires_at: UnixTime(now.0.saturating_add(self.settings.check_ttl_s)),
                 spent_at: None,
             };
-            match self.store.insert_check(&record).await {
+            match self
+                .store
+                .insert_check(&record, self.settings.max_open_checks, purge_before)
+                .await
+            {
+                Ok(CheckInsert::Inserted) => return Ok(record),
+                Ok(CheckInsert::TooMany { open, next_expiry }) => {
+                    return Err(ServiceError::TooManyChecks {
+                        card_id: *card_id,
+                        open,
+                        next_expiry,
+                    })
+                }
                 Err(StoreError::DuplicateNonce { .. }) => continue,
                 Err(StoreError::UnknownCard { card_id }) => {
                     return Err(ServiceError::UnknownCard { card_id })
                 }
-                other => other?,
+                Err(other) => return Err(other.into()),
             }
-            return Ok(record);
         }
     }
 

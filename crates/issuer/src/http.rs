@@ -378,6 +378,9 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::UnknownNonce { .. } => ApiError::not_found("unknown_nonce", message),
             ServiceError::NonceSpent { .. } => conflict("nonce_spent"),
+            ServiceError::TooManyChecks { .. } => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_checks", message)
+            }
             ServiceError::NonceExpired { .. } => conflict("nonce_expired"),
             ServiceError::InvalidDownloadApplication(e) => {
                 download_application_refused(&e, message)

@@ -43,6 +43,9 @@ pub struct Settings {
     pub crl_validity_s: u64,
     /// How long a standing-check nonce may be answered (S1).
     pub check_ttl_s: u64,
+    /// The most standing-check nonces one card may have unanswered and unexpired (S1 needs
+    /// no authentication: this bounds what a caller can make the issuer keep).
+    pub max_open_checks: u32,
     /// The most authorization attempts the provider answered (with its SA) one download may
     /// have (S11).
     pub max_download_attempts: u32,
@@ -61,6 +64,7 @@ impl Default for Settings {
             delegation_validity_s: 30 * 24 * 60 * 60,
             crl_validity_s: 7 * 24 * 60 * 60,
             check_ttl_s: 300,
+            max_open_checks: 16,
             max_download_attempts: 8,
             max_unanswered_attempts: 32,
         }
@@ -456,6 +460,13 @@ pub enum ServiceError {
 
     #[error("nonce {nonce} was not issued by this issuer for card {card_id}")]
     UnknownNonce { nonce: String, card_id: CardId },
+
+    #[error("card {card_id} has {open} standing-check nonces not answered yet, the most allowed: answer one with the card's signed listing, or ask again after {next_expiry}, when the first of them expires")]
+    TooManyChecks {
+        card_id: CardId,
+        open: u32,
+        next_expiry: UnixTime,
+    },
 
     #[error("nonce {nonce} was used at {spent_at:?}; ask for a new one")]
     NonceSpent {

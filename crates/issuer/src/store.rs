@@ -360,6 +360,18 @@ pub struct CheckRecord {
     pub spent_at: Option<UnixTime>,
 }
 
+/// What [`Store::insert_check`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckInsert {
+    Inserted,
+    /// The card has `open` nonces unspent and unexpired already, the most allowed: nothing
+    /// was inserted. The first of them expires at `next_expiry`.
+    TooMany {
+        open: u32,
+        next_expiry: UnixTime,
+    },
+}
+
 /// Where a download operation stands at the issuer (REC-2, T5 and T9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DownloadState {
@@ -666,8 +678,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         version: u32,
     ) -> Result<Option<Vec<u8>>, StoreError>;
 
-    /// Records a fresh standing-check nonce for a card in the registry.
-    async fn insert_check(&self, check: &CheckRecord) -> Result<(), StoreError>;
+    /// In one transaction, one at a time per card: deletes nonces (of any card, a bounded
+    /// number per call) that expired before `purge_before`, then records a fresh
+    /// standing-check nonce for a card in the registry unless the card has `max_open` nonces
+    /// unspent and unexpired at `check.issued_at` already.
+    async fn insert_check(
+        &self,
+        check: &CheckRecord,
+        max_open: u32,
+        purge_before: UnixTime,
+    ) -> Result<CheckInsert, StoreError>;
 
     async fn check(&self, nonce: &Nonce) -> Result<Option<CheckRecord>, StoreError>;
 

@@ -86,12 +86,13 @@ pub(super) fn download_paths() -> Value {
         }},
         "/v1/cards/{card_id}/checks": {"post": {
             "operationId": "checkCard",
-            "summary": "S1: a single-use nonce (16 bytes, 300 s) for the card's signed listing (GET STATUS). No body.",
+            "summary": "S1: a single-use nonce (16 bytes, 300 s) for the card's signed listing (GET STATUS). No body. At most 16 per card unanswered and unexpired; nonces expired for 300 s more are deleted.",
             "parameters": card_param(),
             "responses": {
                 "201": json_response("The nonce.", "Check"),
                 "400": error_response("Bad card ID.", &["invalid_card_id", "invalid_path"]),
                 "404": error_response("The card is not in this issuer's registry.", &["unknown_card"]),
+                "429": error_response("The card has 16 nonces not answered yet and unexpired: answer one, or ask again when the first expires (the message says when).", &["too_many_checks"]),
                 "500": internal()
             }
         }},

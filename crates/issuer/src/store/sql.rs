@@ -10,7 +10,9 @@
 //! way the loser changes nothing and is told so. RC revocations and CRLs (REG-3) follow the
 //! registrar's pattern: the first statement bumps the single-row `rc_crl_head`, so writers
 //! queue there, CRL numbers are never reused (they are also the primary key of `rc_crls`) and
-//! each CRL lists every revocation committed before it.
+//! each CRL lists every revocation committed before it. A standing-check nonce's insert first
+//! writes its card's row (a no-op update), so inserts for one card queue there and each counts
+//! the card's open nonces with the others committed.
 
 use async_trait::async_trait;
 use crypto::Digest;
@@ -20,11 +22,11 @@ use server_kit::{on_pool, Db, MigrationSet};
 
 use super::{
     AppendOutcome, Application, AttemptOutcome, AttemptRecord, AuthorizationRecord, CardRecord,
-    CardSummary, CardView, ChallengeRecord, CheckRecord, CrlRecord, CrlSigner, DelegationRecord,
-    DownloadRecord, DownloadState, ItemChange, LedgerRecord, NotificationRecord, NotificationState,
-    OpenOutcome, ProviderPolicy, ProviderStatus, ProviderUrl, RcRevocation, ReceiptAppend,
-    RegisterOutcome, RegistrationRecord, RevocationReason, RevokeOutcome, SendOutcome, Store,
-    StoreError,
+    CardSummary, CardView, ChallengeRecord, CheckInsert, CheckRecord, CrlRecord, CrlSigner,
+    DelegationRecord, DownloadRecord, DownloadState, ItemChange, LedgerRecord, NotificationRecord,
+    NotificationState, OpenOutcome, ProviderPolicy, ProviderStatus, ProviderUrl, RcRevocation,
+    ReceiptAppend, RegisterOutcome, RegistrationRecord, RevocationReason, RevokeOutcome,
+    SendOutcome, Store, StoreError,
 };
 
 /// The issuer's migrations, applied by [`Db::migrate`].
@@ -51,6 +53,11 @@ pub const MIGRATIONS: MigrationSet = MigrationSet {
             description: "applications and downloads",
             sql: include_str!("../../migrations/sqlite/0004_applications_downloads.sql"),
         },
+        server_kit::Migration {
+            version: 5,
+            description: "card checks bounded",
+            sql: include_str!("../../migrations/sqlite/0005_card_checks_bounded.sql"),
+        },
     ],
     postgres: &[
         server_kit::Migration {
@@ -72,6 +79,11 @@ pub const MIGRATIONS: MigrationSet = MigrationSet {
             version: 4,
             description: "applications and downloads",
             sql: include_str!("../../migrations/postgres/0004_applications_downloads.sql"),
+        },
+        server_kit::Migration {
+            version: 5,
+            description: "card checks bounded",
+            sql: include_str!("../../migrations/postgres/0005_card_checks_bounded.sql"),
         },
     ],
 };
@@ -346,6 +358,10 @@ fn attempt_from_row(row: AttemptRow) -> Result<AttemptRecord, StoreError> {
         issued_at: time_from_db("attempt issued_at", at)?,
     })
 }
+
+/// Expired standing-check nonces deleted per insert at most (so one call's cost is bounded;
+/// each insert adds one row, so the purge keeps up).
+const CHECK_PURGE_BATCH: i64 = 256;
 
 /// The member notification `n` is next in its card's order at its provider: no undelivered
 /// notification to the same provider for the same card has a lower receipt counter (the
@@ -1236,28 +1252,80 @@ impl Store for SqlStore {
         }))
     }
 
-    async fn insert_check(&self, c: &CheckRecord) -> Result<(), StoreError> {
-        let result = on_pool!(&self.db, |pool| {
-            sqlx::query(
-                "INSERT INTO card_checks (nonce, card_id, issued_at, expires_at) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(nonce_key(&c.nonce))
-            .bind(card_key(&c.card_id))
-            .bind(to_db("issued_at", c.issued_at.0)?)
-            .bind(to_db("expires_at", c.expires_at.0)?)
-            .execute(pool)
-            .await
-            .map(drop)
-        });
+    async fn insert_check(
+        &self,
+        c: &CheckRecord,
+        max_open: u32,
+        purge_before: UnixTime,
+    ) -> Result<CheckInsert, StoreError> {
+        let card = card_key(&c.card_id);
+        let issued_at = to_db("issued_at", c.issued_at.0)?;
+        let expires_at = to_db("expires_at", c.expires_at.0)?;
+        let purge_before = to_db("purge_before", purge_before.0)?;
+        // An async block so that `?` on a unique violation lands in `result` (and the
+        // transaction, dropped, rolls back) instead of leaving the function.
+        let result: Result<Option<(i64, Option<i64>)>, sqlx::Error> =
+            on_pool!(&self.db, |pool| async {
+                let mut tx = pool.begin().await?;
+                // First statement: the card's row, held until the end, so that one insert at a
+                // time counts the card's open nonces (PostgreSQL: a row lock other writers of
+                // the card's nonces queue on; SQLite: the write lock). Zero rows: no such card.
+                let known = sqlx::query("UPDATE cards SET capacity = capacity WHERE card_id = $1")
+                    .bind(&card)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if known != 1 {
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
+                sqlx::query(
+                    "DELETE FROM card_checks WHERE nonce IN \
+                     (SELECT nonce FROM card_checks WHERE expires_at < $1 LIMIT $2)",
+                )
+                .bind(purge_before)
+                .bind(CHECK_PURGE_BATCH)
+                .execute(&mut *tx)
+                .await?;
+                let (open, first_expiry): (i64, Option<i64>) = sqlx::query_as(
+                    "SELECT COUNT(*), MIN(expires_at) FROM card_checks \
+                     WHERE card_id = $1 AND spent_at IS NULL AND expires_at >= $2",
+                )
+                .bind(&card)
+                .bind(issued_at)
+                .fetch_one(&mut *tx)
+                .await?;
+                if open < i64::from(max_open) {
+                    sqlx::query(
+                        "INSERT INTO card_checks (nonce, card_id, issued_at, expires_at) \
+                         VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(nonce_key(&c.nonce))
+                    .bind(&card)
+                    .bind(issued_at)
+                    .bind(expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                // Refused or not, the purge stands.
+                tx.commit().await?;
+                Ok(Some((open, first_expiry)))
+            }
+            .await);
         match result {
+            Ok(None) => Err(StoreError::UnknownCard { card_id: c.card_id }),
+            Ok(Some((open, _))) if open < i64::from(max_open) => Ok(CheckInsert::Inserted),
+            Ok(Some((open, first_expiry))) => Ok(CheckInsert::TooMany {
+                open: small_from_db("open check count", open)?,
+                next_expiry: match first_expiry {
+                    Some(t) => time_from_db("expires_at", t)?,
+                    None => c.expires_at,
+                },
+            }),
             Err(e) if is_unique_violation(&e) => Err(StoreError::DuplicateNonce {
                 nonce: c.nonce.clone(),
             }),
-            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
-                Err(StoreError::UnknownCard { card_id: c.card_id })
-            }
-            other => Ok(other?),
+            Err(e) => Err(e.into()),
         }
     }
 

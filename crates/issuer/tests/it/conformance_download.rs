@@ -7,9 +7,9 @@
 use crypto::sha256;
 use issuer::store::{
     AppendOutcome, Application, AttemptOutcome, AttemptRecord, AuthorizationRecord, CardRecord,
-    ChallengeRecord, CheckRecord, Direction, DownloadCompletion, DownloadRecord, DownloadState,
-    ItemChange, NotificationRecord, NotificationState, OpenOutcome, ReceiptAppend, RegisterOutcome,
-    RegistrationRecord, SendOutcome,
+    ChallengeRecord, CheckInsert, CheckRecord, Direction, DownloadCompletion, DownloadRecord,
+    DownloadState, ItemChange, NotificationRecord, NotificationState, OpenOutcome, ReceiptAppend,
+    RegisterOutcome, RegistrationRecord, SendOutcome,
 };
 use issuer::{SqlStore, Store, StoreError};
 use pki::{CardId, PartyId, UnixTime};
@@ -198,15 +198,22 @@ async fn checks(store: &dyn Store, card_id: CardId) {
         expires_at: UnixTime(NOW.0 + 300),
         spent_at: None,
     };
-    store.insert_check(&check).await.unwrap();
-    let err = store.insert_check(&check).await.unwrap_err();
+    assert_eq!(
+        store.insert_check(&check, 16, NOW).await.unwrap(),
+        CheckInsert::Inserted
+    );
+    let err = store.insert_check(&check, 16, NOW).await.unwrap_err();
     assert!(matches!(err, StoreError::DuplicateNonce { .. }), "{err}");
     let err = store
-        .insert_check(&CheckRecord {
-            nonce: Nonce::new(&[6; 16]).unwrap(),
-            card_id: CardId([0xEE; 16]),
-            ..check.clone()
-        })
+        .insert_check(
+            &CheckRecord {
+                nonce: Nonce::new(&[6; 16]).unwrap(),
+                card_id: CardId([0xEE; 16]),
+                ..check.clone()
+            },
+            16,
+            NOW,
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::UnknownCard { .. }), "{err}");
@@ -629,6 +636,78 @@ async fn expired_replaced(store: &dyn Store, card_id: CardId) {
     );
 }
 
+/// At most `max_open` nonces unspent and unexpired per card (spent and expired ones do not
+/// count); each insert deletes nonces of any card expired before `purge_before`.
+async fn checks_bounded(store: &dyn Store) {
+    let card_id = registered_card(store, 7).await;
+    let check = |n: u8, at: u64| CheckRecord {
+        nonce: Nonce::new(&[0x70 + n; 16]).unwrap(),
+        card_id,
+        issued_at: UnixTime(NOW.0 + at),
+        expires_at: UnixTime(NOW.0 + at + 300),
+        spent_at: None,
+    };
+    let long_ago = UnixTime(0);
+    for n in 0..3 {
+        assert_eq!(
+            store
+                .insert_check(&check(n, u64::from(n)), 3, long_ago)
+                .await
+                .unwrap(),
+            CheckInsert::Inserted
+        );
+    }
+    assert_eq!(
+        store.insert_check(&check(3, 3), 3, long_ago).await.unwrap(),
+        CheckInsert::TooMany {
+            open: 3,
+            next_expiry: UnixTime(NOW.0 + 300)
+        }
+    );
+    assert_eq!(store.check(&check(3, 3).nonce).await.unwrap(), None);
+    // A spent nonce is not open.
+    assert!(store
+        .spend_check(&check(0, 0).nonce, &card_id, NOW)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.insert_check(&check(3, 3), 3, long_ago).await.unwrap(),
+        CheckInsert::Inserted
+    );
+    // Nor is an expired one: at NOW + 302, nonce 1 (until NOW + 301) is expired.
+    assert_eq!(
+        store
+            .insert_check(&check(4, 302), 3, long_ago)
+            .await
+            .unwrap(),
+        CheckInsert::Inserted
+    );
+    // The purge: every card's nonces expired before the bound go (card 1's [5; 16] too, spent
+    // or not); the others stay.
+    assert!(store
+        .check(&Nonce::new(&[5; 16]).unwrap())
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        store
+            .insert_check(&check(5, 700), 3, UnixTime(NOW.0 + 302))
+            .await
+            .unwrap(),
+        CheckInsert::Inserted
+    );
+    for gone in [
+        check(0, 0).nonce,
+        check(1, 1).nonce,
+        Nonce::new(&[5; 16]).unwrap(),
+    ] {
+        assert_eq!(store.check(&gone).await.unwrap(), None, "{gone:?}");
+    }
+    for kept in [check(2, 2), check(3, 3), check(4, 302), check(5, 700)] {
+        assert_eq!(store.check(&kept.nonce).await.unwrap(), Some(kept));
+    }
+}
+
 async fn suite(backend: Backend) {
     let Some(place) = Place::new(backend, "issuer_conformance_download").await else {
         return;
@@ -652,6 +731,7 @@ async fn suite(backend: Backend) {
     receipt_installs(store, card_id).await;
     outbox_leases(store).await;
     expired_replaced(store, card_id).await;
+    checks_bounded(store).await;
     db.close().await;
     place.finish().await;
 }

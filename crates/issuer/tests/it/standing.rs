@@ -205,3 +205,96 @@ async fn standing_sqlite() {
 async fn standing_postgres() {
     standing(Backend::Postgres).await;
 }
+
+/// `POST /v1/cards/{id}/checks` needs no authentication, so what it keeps is bounded: at most
+/// 16 nonces per card not answered and unexpired (the 17th is 429 `too_many_checks`, saying
+/// when one expires; other cards are not affected), and nonces expired for a lifetime are
+/// deleted (answering one is then `unknown_nonce`; just expired, still `nonce_expired`).
+async fn checks_bounded(backend: Backend) {
+    let Some(place) = Place::new(backend, "issuer_checks_bounded").await else {
+        return;
+    };
+    let w = World::new(82);
+    let server = Server::start(&place, &w.pki).await;
+    server.app.notifier.stop();
+    let client = &server.client;
+    let (mut c, card_id, _rc) = registered_card(&server, &w).await;
+    let mut nonces = Vec::new();
+    for _ in 0..16 {
+        nonces.push(client.check(&card_id).await.unwrap().nonce_value().unwrap());
+    }
+    let refusal = client.check(&card_id).await.unwrap_err();
+    assert_eq!(
+        (refusal.status(), refusal.code()),
+        (Some(429), Some("too_many_checks"))
+    );
+    assert!(
+        refusal
+            .to_string()
+            .contains("16 standing-check nonces not answered yet")
+            && refusal.to_string().contains(&(NOW.0 + 300).to_string()),
+        "{refusal}"
+    );
+    assert_error(
+        &server
+            .post(
+                &format!("/v1/cards/{}/checks", card_id.to_hex()),
+                &json!({}),
+            )
+            .await,
+        429,
+        "too_many_checks",
+    );
+    // Per card: another card still gets one.
+    let (_, other) = personalised_card(&server, &w).await;
+    client.check(&other).await.unwrap();
+    // An answered nonce is no longer open: one more.
+    let listing = c.listing(nonces[0].as_bytes()).unwrap();
+    client
+        .standing(&card_id, &nonces[0], &listing)
+        .await
+        .unwrap();
+    let last = client.check(&card_id).await.unwrap().nonce_value().unwrap();
+    assert_refused(client.check(&card_id).await, 429, "too_many_checks");
+
+    // Expired, they are not open either; kept one more lifetime (a late answer is told
+    // nonce_expired)...
+    server.clock.set(pki::UnixTime(NOW.0 + 301));
+    let fresh = client.check(&card_id).await.unwrap().nonce_value().unwrap();
+    let listing = c.listing(nonces[1].as_bytes()).unwrap();
+    assert_refused(
+        client.standing(&card_id, &nonces[1], &listing).await,
+        409,
+        "nonce_expired",
+    );
+    // ...then deleted by the next insert, whichever card's (spent ones too).
+    server.clock.set(pki::UnixTime(NOW.0 + 601));
+    client.check(&other).await.unwrap();
+    let listing = c.listing(nonces[1].as_bytes()).unwrap();
+    assert_refused(
+        client.standing(&card_id, &nonces[1], &listing).await,
+        404,
+        "unknown_nonce",
+    );
+    let store = issuer::SqlStore::open(server.app.db.clone()).await.unwrap();
+    use issuer::Store as _;
+    for gone in nonces.iter().chain([&last]) {
+        assert_eq!(store.check(gone).await.unwrap(), None);
+    }
+    // The one issued at NOW + 301 is still valid and answers.
+    let listing = c.listing(fresh.as_bytes()).unwrap();
+    client.standing(&card_id, &fresh, &listing).await.unwrap();
+
+    server.stop().await;
+    place.finish().await;
+}
+
+#[tokio::test]
+async fn checks_bounded_sqlite() {
+    checks_bounded(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn checks_bounded_postgres() {
+    checks_bounded(Backend::Postgres).await;
+}
