@@ -63,17 +63,46 @@ async fn run_async(args: AuthorizeBenchArgs) -> anyhow::Result<()> {
         "  raw P-256 on this machine, one core: {sign_rate:.0} signs/s, {verify_rate:.0} verifies/s"
     );
 
+    let backends = backends(args.postgres.clone(), "cwbench").await?;
+    for (label, databases) in backends {
+        let mut config = DeploymentConfig::new(fresh_dir(&args.dir, label));
+        config.databases = databases;
+        let deployment = Deployment::start(config)
+            .await
+            .with_context(|| format!("starting the parties on {label}"))?;
+        let result = measure(&deployment, budget, concurrency).await;
+        let dir = deployment.dir.clone();
+        deployment.stop().await?;
+        let m = result?;
+        let line = against_bound(
+            m.rate,
+            "authorizations/s",
+            (m.signs, m.verifies),
+            (sign_rate, verify_rate),
+            cores,
+        );
+        println!("  {label:<11} {line}; p50 {:.1} ms", m.median_ms);
+        if args.dir.is_none() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+    Ok(())
+}
+
+/// The backends to measure on: SQLite, and PostgreSQL (one new database per party, named
+/// `{prefix}_{tag}_{party}`) given an administrative URL or TEST_POSTGRES_URL.
+pub(super) async fn backends(
+    postgres: Option<String>,
+    prefix: &str,
+) -> anyhow::Result<Vec<(&'static str, Databases)>> {
     let mut backends: Vec<(&str, Databases)> = vec![("SQLite", Databases::Sqlite)];
-    let postgres = args
-        .postgres
-        .clone()
-        .or_else(|| std::env::var(server_kit::testing::TEST_POSTGRES_URL).ok());
+    let postgres = postgres.or_else(|| std::env::var(server_kit::testing::TEST_POSTGRES_URL).ok());
     if let Some(admin) = &postgres {
         let mut tag = [0u8; 4];
         crypto::Rng::fill(&mut crypto::OsRng, &mut tag);
         let tag = hex::encode(tag);
         let url = |party: &str| {
-            let name = format!("cwbench_{tag}_{party}");
+            let name = format!("{prefix}_{tag}_{party}");
             let admin = admin.clone();
             async move { server_kit::create_postgres_database(&admin, &name).await }
         };
@@ -89,35 +118,25 @@ async fn run_async(args: AuthorizeBenchArgs) -> anyhow::Result<()> {
     } else {
         println!("  (PostgreSQL not measured: pass --postgres URL or set TEST_POSTGRES_URL)");
     }
-    for (label, databases) in backends {
-        let mut config = DeploymentConfig::new(fresh_dir(&args.dir, label));
-        config.databases = databases;
-        let deployment = Deployment::start(config)
-            .await
-            .with_context(|| format!("starting the parties on {label}"))?;
-        let result = measure(&deployment, budget, concurrency).await;
-        let dir = deployment.dir.clone();
-        deployment.stop().await?;
-        let m = result?;
-        let per_auth = m.signs / sign_rate + m.verifies / verify_rate;
-        let bound_one_core = 1.0 / per_auth;
-        let bound = bound_one_core * cores as f64;
-        println!(
-            "  {label:<11} {:>8.0} authorizations/s   bound {:>6.0}/s ({cores} cores × {:.0}/s: \
-             {:.1} signs + {:.1} verifies each, counted) = {:>3.0}% of the bound; p50 {:.1} ms",
-            m.rate,
-            bound,
-            bound_one_core,
-            m.signs,
-            m.verifies,
-            100.0 * m.rate / bound,
-            m.median_ms
-        );
-        if args.dir.is_none() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-    Ok(())
+    Ok(backends)
+}
+
+/// `rate unit   bound …/s (cores × …/s: signs + verifies each, counted) = …% of the bound`: the
+/// bound one operation's counted signature work sets, priced at the raw rates of this run.
+pub(super) fn against_bound(
+    rate: f64,
+    unit: &str,
+    (signs, verifies): (f64, f64),
+    (sign_rate, verify_rate): (f64, f64),
+    cores: usize,
+) -> String {
+    let bound_one_core = 1.0 / (signs / sign_rate + verifies / verify_rate);
+    let bound = bound_one_core * cores as f64;
+    format!(
+        "{rate:>8.1} {unit}   bound {bound:>6.1}/s ({cores} cores × {bound_one_core:.1}/s: \
+         {signs:.1} signs + {verifies:.1} verifies each, counted) = {:>3.0}% of the bound",
+        100.0 * rate / bound
+    )
 }
 
 /// One core's raw P-256 sign and verify rates, on a key of the kind every party uses.

@@ -13,14 +13,14 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use clap::Args;
 use deployment::sample::TRANSIT;
-use deployment::{Databases, Deployment, DeploymentConfig};
+use deployment::{Deployment, DeploymentConfig};
 use protocol::UserInfo;
 use terminal::download::{self, Control};
 use terminal::flows::Parties;
 use terminal::journal::Journal;
 use terminal::{CardClient, InProcessCard};
 
-use super::authorize::{fresh_dir, raw_rates};
+use super::authorize::{against_bound, backends, fresh_dir, raw_rates};
 
 #[derive(Args)]
 pub struct DownloadBenchArgs {
@@ -61,32 +61,7 @@ async fn run_async(args: DownloadBenchArgs) -> anyhow::Result<()> {
     println!(
         "  raw P-256 on this machine, one core: {sign_rate:.0} signs/s, {verify_rate:.0} verifies/s"
     );
-    let mut backends: Vec<(&str, Databases)> = vec![("SQLite", Databases::Sqlite)];
-    let postgres = args
-        .postgres
-        .clone()
-        .or_else(|| std::env::var(server_kit::testing::TEST_POSTGRES_URL).ok());
-    if let Some(admin) = &postgres {
-        let mut tag = [0u8; 4];
-        crypto::Rng::fill(&mut crypto::OsRng, &mut tag);
-        let tag = hex::encode(tag);
-        let url = |party: &str| {
-            let name = format!("cwbenchdl_{tag}_{party}");
-            let admin = admin.clone();
-            async move { server_kit::create_postgres_database(&admin, &name).await }
-        };
-        backends.push((
-            "PostgreSQL",
-            Databases::Urls {
-                issuer_registrar: url("ir").await.context("creating the bench databases")?,
-                data_registrar: url("dr").await?,
-                issuer: url("issuer").await?,
-                provider: url("provider").await?,
-            },
-        ));
-    } else {
-        println!("  (PostgreSQL not measured: pass --postgres URL or set TEST_POSTGRES_URL)");
-    }
+    let backends = backends(args.postgres.clone(), "cwbenchdl").await?;
     for (label, databases) in backends {
         let mut config = DeploymentConfig::new(fresh_dir(&args.dir, label));
         config.databases = databases;
@@ -97,20 +72,14 @@ async fn run_async(args: DownloadBenchArgs) -> anyhow::Result<()> {
         let dir = deployment.dir.clone();
         deployment.stop().await?;
         let m = result?;
-        let per_download = m.signs / sign_rate + m.verifies / verify_rate;
-        let bound_one_core = 1.0 / per_download;
-        let bound = bound_one_core * cores as f64;
-        println!(
-            "  {label:<11} {:>7.1} downloads/s   bound {:>6.1}/s ({cores} cores × {:.1}/s: \
-             {:.1} signs + {:.1} verifies each, counted) = {:>3.0}% of the bound; p50 {:.0} ms",
+        let line = against_bound(
             m.rate,
-            bound,
-            bound_one_core,
-            m.signs,
-            m.verifies,
-            100.0 * m.rate / bound,
-            m.median_ms
+            "downloads/s",
+            (m.signs, m.verifies),
+            (sign_rate, verify_rate),
+            cores,
         );
+        println!("  {label:<11} {line}; p50 {:.0} ms", m.median_ms);
         if args.dir.is_none() {
             let _ = std::fs::remove_dir_all(dir);
         }
