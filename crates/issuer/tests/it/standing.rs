@@ -298,3 +298,49 @@ async fn checks_bounded_sqlite() {
 async fn checks_bounded_postgres() {
     checks_bounded(Backend::Postgres).await;
 }
+
+/// Two instances on one database asked for one card's nonces at once: 16 in all, whichever
+/// instance handed them out.
+async fn checks_bounded_two_instances(backend: Backend) {
+    let Some(place) = Place::new(backend, "issuer_checks_two").await else {
+        return;
+    };
+    let w = World::new(83);
+    let a = Server::start_as(&place, &w.pki, "olga").await;
+    let b = Server::start_as(&place, &w.pki, "oskar").await;
+    let (_, card_id) = personalised_card(&a, &w).await;
+    let mut asks = tokio::task::JoinSet::new();
+    for n in 0..24 {
+        let client = if n % 2 == 0 {
+            a.client.clone()
+        } else {
+            b.client.clone()
+        };
+        asks.spawn(async move { client.check(&card_id).await });
+    }
+    let (mut given, mut refused) = (0, 0);
+    while let Some(answer) = asks.join_next().await {
+        match answer.unwrap() {
+            Ok(_) => given += 1,
+            Err(e) => {
+                assert_eq!(e.code(), Some("too_many_checks"), "{e}");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((given, refused), (16, 8));
+
+    a.stop().await;
+    b.stop().await;
+    place.finish().await;
+}
+
+#[tokio::test]
+async fn checks_bounded_two_instances_sqlite() {
+    checks_bounded_two_instances(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn checks_bounded_two_instances_postgres() {
+    checks_bounded_two_instances(Backend::Postgres).await;
+}
