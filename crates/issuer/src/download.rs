@@ -679,9 +679,9 @@ impl Issuer {
                 AttemptOutcome::NumberTaken => continue,
             }
         }
-        Err(ServiceError::Contention {
-            card_id: download.card_id,
-            attempts: RACES,
+        Err(ServiceError::AttemptContention {
+            operation_id: *operation_id,
+            tries: RACES,
         })
     }
 

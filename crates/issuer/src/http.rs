@@ -407,6 +407,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotificationDelivered { .. } => conflict("already_delivered"),
             ServiceError::IdentityMismatch { .. }
             | ServiceError::Contention { .. }
+            | ServiceError::AttemptContention { .. }
             | ServiceError::Store(_)
             | ServiceError::Pki(_)
             | ServiceError::StoredObject(_) => ApiError::internal(error),

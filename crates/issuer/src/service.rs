@@ -571,6 +571,12 @@ pub enum ServiceError {
     #[error("the ledger of card {card_id} kept moving; gave up after {attempts} attempts")]
     Contention { card_id: CardId, attempts: u32 },
 
+    #[error("concurrent requests kept taking the next authorization attempt number of operation {operation_id}; gave up after {tries} tries: ask again with the card's challenge")]
+    AttemptContention {
+        operation_id: OperationId,
+        tries: u32,
+    },
+
     #[error(transparent)]
     Store(#[from] StoreError),
 

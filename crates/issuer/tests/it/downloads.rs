@@ -1254,3 +1254,94 @@ async fn quota_in_progress_sqlite() {
 async fn quota_in_progress_postgres() {
     quota_in_progress(Backend::Postgres).await;
 }
+
+/// An authorization whose attempt number keeps being taken (here: the operation's attempts
+/// numbered 1 and 3, so the next number counted, 3, is always taken) gives up with words about
+/// the attempts, not about a card's ledger; the route answers 500 `internal`.
+async fn attempt_number_contention(backend: Backend) {
+    let Some(place) = Place::new(backend, "issuer_download_contention").await else {
+        return;
+    };
+    let w = World::new(77);
+    let server = Server::start(&place, &w.pki).await;
+    server.app.notifier.stop();
+    let stub = StubProvider::start(&w.pki.provider, &w.pki, &server.clock, place.dir.path()).await;
+    open_shop(&server, &w, &stub.url, 4096).await;
+    let card = SoftCard::new(&server, &w, 9).await;
+    server
+        .client
+        .open_download(
+            &card.sign(&download_request(&w, card.card_id, op(1)), 0, 4096),
+            &card.rc,
+        )
+        .await
+        .unwrap();
+    use issuer::store::{AttemptRecord, AuthorizationRecord, Direction};
+    use issuer::Store as _;
+    let store = issuer::SqlStore::open(server.app.db.clone()).await.unwrap();
+    let download = store.download(&op(1)).await.unwrap().unwrap();
+    for n in [1u8, 3] {
+        let sar_der = vec![0x30, n];
+        let attempt = AttemptRecord {
+            operation_id: op(1),
+            attempt: u32::from(n),
+            challenge: Challenge([n; 16]),
+            sar_digest: crypto::sha256(&sar_der),
+            sar_der: sar_der.clone(),
+            sa_der: None,
+            sa_digest: None,
+            not_after: None,
+            issued_at: NOW,
+        };
+        let authorization = AuthorizationRecord {
+            sar_digest: attempt.sar_digest,
+            direction: Direction::Request,
+            card_id: card.card_id,
+            provider: w.pki.provider.id.clone(),
+            sdi_digest: download.sdi_digest,
+            sdi_der: download.sdi_der.clone(),
+            object_der: sar_der,
+            issued_at: NOW,
+            not_after: UnixTime(NOW.0 + 600),
+        };
+        store
+            .insert_attempt(&attempt, &authorization)
+            .await
+            .unwrap();
+    }
+    let error = server
+        .app
+        .issuer
+        .authorize_download(&op(1), Challenge([9; 16]))
+        .await
+        .unwrap_err();
+    let words = error.to_string();
+    assert!(
+        words.contains("authorization attempt number of operation")
+            && words.contains(&op(1).to_hex())
+            && !words.contains("ledger"),
+        "{words}"
+    );
+    assert_refused(
+        server
+            .client
+            .authorize_download(&op(1), &Challenge([9; 16]))
+            .await,
+        500,
+        "internal",
+    );
+
+    stub.stop().await;
+    server.stop().await;
+    place.finish().await;
+}
+
+#[tokio::test]
+async fn attempt_number_contention_sqlite() {
+    attempt_number_contention(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn attempt_number_contention_postgres() {
+    attempt_number_contention(Backend::Postgres).await;
+}
