@@ -146,9 +146,46 @@ pub async fn run(args: DownloadArgs) -> anyhow::Result<()> {
             request.size,
             request.not_after.0
         );
-        download::sign(&mut card, &journal, &args.pin, &mut d)?;
+        if let Err(e) = download::sign(&mut card, &journal, &args.pin, &mut d) {
+            return Err(forget_if_dead(&journal, d.card_id, d.operation_id, e));
+        }
     }
-    finish(&mut card, &parties, &journal, &args.pin, d, &who).await
+    let card_id = d.card_id;
+    let op = d.operation_id;
+    finish(&mut card, &parties, &journal, &args.pin, d, &who)
+        .await
+        .map_err(|e| match e.downcast::<terminal::flows::FlowError>() {
+            Ok(flow) => forget_if_dead(&journal, card_id, op, flow),
+            Err(other) => other,
+        })
+}
+
+/// A download that can never finish (its application expired, or the card will not sign the
+/// provider's request) is forgotten, so running the command again starts a new one.
+fn forget_if_dead(
+    journal: &Journal,
+    card_id: pki::CardId,
+    op: protocol::OperationId,
+    e: terminal::flows::FlowError,
+) -> anyhow::Error {
+    let expired = e.party_code() == Some("application_expired");
+    let unsignable = matches!(&e, terminal::flows::FlowError::Card { step, .. }
+        if *step == download::SIGN_STEP)
+        && matches!(
+            e.card_status(),
+            Some(apdu::Status::INCORRECT_DATA | apdu::Status::REFERENCE_DATA_NOT_USABLE)
+        );
+    if !(expired || unsignable) {
+        return e.into();
+    }
+    if let Ok(Some(entry)) = journal.read(&card_id) {
+        if entry.operation_id == op.to_hex() {
+            let _ = journal.remove(&card_id);
+        }
+    }
+    anyhow::Error::new(e).context(format!(
+        "download {op} cannot be finished and is forgotten: run the command again to start a new one"
+    ))
 }
 
 async fn finish(
