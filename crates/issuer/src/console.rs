@@ -26,13 +26,13 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use maud::{html, Markup};
-use pki::{CardId, Certificate, PartyId, UnixTime};
-use protocol::{
-    ItemId, LedgerEntry, ListedItem, Operation, OperationId, Receipt, ReceiptResult, SignedObject,
-};
+use pki::{CardId, Certificate, PartyId};
+use protocol::{ItemId, LedgerEntry, ListedItem, OperationId, Receipt, SignedObject};
 use serde::Deserialize;
 use server_kit::console::{
-    self, badge, capacity_bar, group_digits, notice, utc, Console, ConsoleOperator, Tone, Transport,
+    self, badge, byte_size, capacity_bar, counted, empty_panel, group_digits, ledger_table, notice,
+    party_id, query_pair, sentence, short_hex, timestamp, timestamp_or_dash, utc, Console,
+    ConsoleOperator, Tone, Transport,
 };
 use server_kit::ApiError;
 
@@ -85,43 +85,11 @@ pub fn router(console: &Console) -> Router<AppState> {
 
 // ---- small pieces -----------------------------------------------------------------------------
 
-/// A page saying what went wrong, with `status`.
-fn problem(op: &ConsoleOperator, status: StatusCode, title: &str, message: &str) -> Response {
-    let page = op.page(
-        title,
-        html! {
-            (notice(Tone::Bad, message))
-            p { a href=(CARDS_PATH) { "Back to the cards" } }
-        },
-    );
-    (status, page).into_response()
-}
-
 /// A service error as a page: its words for the operator's mistakes and the card's state
 /// (4xx), a plain apology for the server's own failures (5xx, logged with their cause).
 fn failure(op: &ConsoleOperator, title: &str, error: ServiceError) -> Response {
-    let api = ApiError::from(error);
-    if api.status == StatusCode::INTERNAL_SERVER_ERROR {
-        tracing::error!(operator = %op.name(), cause = %api.message, "console: {title} failed");
-        return problem(
-            op,
-            api.status,
-            title,
-            "The console could not do this just now. Try again in a moment; if it keeps \
-             happening, the server's log says why.",
-        );
-    }
-    problem(op, api.status, title, &api.message)
-}
-
-fn bytes(n: u64) -> String {
-    format!("{} bytes", group_digits(n))
-}
-
-/// A long hex identifier, shortened, the whole in its title.
-fn short(hex: &str) -> Markup {
-    let head: String = hex.chars().take(12).collect();
-    html! { code title=(hex) { (head) @if hex.len() > 12 { "…" } } }
+    let (status, words) = op.failure_words(title, &ApiError::from(error));
+    op.problem(status, title, &words)
 }
 
 fn card_link(card_id: &CardId) -> Markup {
@@ -131,35 +99,11 @@ fn card_link(card_id: &CardId) -> Markup {
 
 fn card_link_short(card_id: &CardId) -> Markup {
     let hex = card_id.to_hex();
-    html! { a href={ (CARDS_PATH) "/" (hex) } { (short(&hex)) } }
+    html! { a href={ (CARDS_PATH) "/" (hex) } { (short_hex(&hex)) } }
 }
 
 fn aid_text(aid: &ItemId) -> String {
     hex::encode(aid.as_bytes())
-}
-
-/// `n` things, grouped: "1 card", "12 480 cards".
-fn count(n: usize, one: &str, many: &str) -> String {
-    let n = n as u64;
-    format!("{} {}", group_digits(n), if n == 1 { one } else { many })
-}
-
-/// A time that stays on one line (in tables).
-fn at(t: UnixTime) -> Markup {
-    html! { span.num { (utc(t)) } }
-}
-
-/// A party ID that stays on one line (they hold hyphens).
-fn party(id: &PartyId) -> Markup {
-    html! { span.num { (id.as_str()) } }
-}
-
-/// A time, or a dash when there is none.
-fn when(t: Option<UnixTime>) -> Markup {
-    match t {
-        Some(t) => at(t),
-        None => html! { span.muted { "—" } },
-    }
 }
 
 /// A personal-information field, or "not given" (cards registered before it was kept).
@@ -169,10 +113,6 @@ fn given(text: &str) -> Markup {
     } else {
         html! { (text) }
     }
-}
-
-fn empty(text: &str) -> Markup {
-    html! { div.panel.empty { (text) } }
 }
 
 fn download_badge(state: DownloadState) -> Markup {
@@ -228,12 +168,12 @@ async fn cards(State(state): State<AppState>, op: ConsoleOperator) -> Response {
     let revoked = summaries.iter().filter(|c| c.revoked_at.is_some()).count();
     let content = html! {
         p.muted {
-            (count(summaries.len(), "card", "cards")) " · "
+            (counted(summaries.len() as u64, "card", "cards")) " · "
             (group_digits(registered as u64)) " registered · "
             (group_digits(revoked as u64)) " revoked"
         }
         @if summaries.is_empty() {
-            (empty("No cards yet. Cards appear here once they are personalised."))
+            (empty_panel("No cards yet. Cards appear here once they are personalised."))
         } @else {
             table #cards {
                 thead { tr {
@@ -278,97 +218,6 @@ async fn cards(State(state): State<AppState>, op: ConsoleOperator) -> Response {
     op.page("Cards", content).into_response()
 }
 
-/// One ledger entry as a row.
-struct EntryRow {
-    seq: u64,
-    counter: u64,
-    operation: &'static str,
-    item: String,
-    result: &'static str,
-    recorded_at: UnixTime,
-}
-
-fn entry_row(object: &SignedObject) -> Option<EntryRow> {
-    let entry: LedgerEntry = object.body_unverified().ok()?;
-    let receipt: Receipt = entry.receipt.body_unverified().ok()?;
-    Some(EntryRow {
-        seq: entry.seq,
-        counter: receipt.counter,
-        operation: match receipt.operation {
-            Operation::Store => "store",
-            Operation::Delete => "delete",
-        },
-        item: aid_text(&receipt.item_id),
-        result: match receipt.result {
-            ReceiptResult::Stored => "stored",
-            ReceiptResult::Deleted => "deleted",
-        },
-        recorded_at: entry.recorded_at,
-    })
-}
-
-/// The ledger's section: the verdict of `verify_ledger` and the entries.
-fn ledger_section(issuer: &Issuer, rc: &Certificate, entries: &[Vec<u8>]) -> Markup {
-    let mut objects = Vec::new();
-    let mut unreadable = None;
-    for (index, der) in entries.iter().enumerate() {
-        match SignedObject::from_der(der) {
-            Ok(object) => objects.push(object),
-            Err(e) => {
-                unreadable = Some(format!("Broken at entry {index}: it cannot be read ({e})."));
-                break;
-            }
-        }
-    }
-    let verdict =
-        match unreadable {
-            Some(words) => notice(Tone::Bad, &words),
-            None => {
-                match protocol::verify_ledger(&objects, &issuer.public_key(), rc) {
-                    Ok(summary) => notice(
-                        Tone::Good,
-                        &format!(
-                    "Verified, {} {}: every entry signed by the issuer, chained to the one \
-                     before, each receipt signed by the card; last counter {}.",
-                    group_digits(summary.entries as u64),
-                    if summary.entries == 1 { "entry" } else { "entries" },
-                    group_digits(summary.last_counter)
-                ),
-                    ),
-                    Err(e) => notice(Tone::Bad, &format!("Broken: {e}.")),
-                }
-            }
-        };
-    html! {
-        div #ledger-verdict { (verdict) }
-        @if objects.is_empty() {
-            (empty("No receipts recorded for this card yet."))
-        } @else {
-            table #ledger {
-                thead { tr {
-                    th.num { "Seq" } th.num { "Counter" } th { "Operation" } th { "Item" }
-                    th { "Result" } th { "Recorded" }
-                } }
-                tbody {
-                    @for object in &objects {
-                        @match entry_row(object) {
-                            Some(row) => tr {
-                                td.num { (row.seq) }
-                                td.num { (group_digits(row.counter)) }
-                                td { (row.operation) }
-                                td { code { (row.item) } }
-                                td { (row.result) }
-                                td { (at(row.recorded_at)) }
-                            },
-                            None => tr { td colspan="6" { "An entry that cannot be read." } },
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
 fn downloads_table(rows: &[DownloadStatus], with_card: bool) -> Markup {
     html! {
         table.downloads {
@@ -382,17 +231,17 @@ fn downloads_table(rows: &[DownloadStatus], with_card: bool) -> Markup {
                 @for s in rows {
                     @let d = &s.download;
                     tr {
-                        td { (short(&d.operation_id.to_hex())) }
+                        td { (short_hex(&d.operation_id.to_hex())) }
                         @if with_card { td { (card_link_short(&d.card_id)) } }
-                        td { (party(&d.provider)) }
+                        td { (party_id(&d.provider)) }
                         td { code { (d.service_id.as_str()) } }
                         td { span.num { code { (aid_text(&d.aid)) } " v" (d.version) } }
                         td {
                             (download_badge(d.state)) br;
                             span.muted {
                                 @match d.installed_at {
-                                    Some(t) => { "installed " (at(t)) }
-                                    None => { "opened " (at(d.opened_at)) }
+                                    Some(t) => { "installed " (timestamp(t)) }
+                                    None => { "opened " (timestamp(d.opened_at)) }
                                 }
                             }
                         }
@@ -402,7 +251,7 @@ fn downloads_table(rows: &[DownloadStatus], with_card: bool) -> Markup {
                                 Some(n) => {
                                     (notification_badge(n.state)) br;
                                     span.muted {
-                                        (count(n.attempts as usize, "attempt", "attempts"))
+                                        (counted(u64::from(n.attempts), "attempt", "attempts"))
                                     }
                                 }
                                 None => span.muted { "—" },
@@ -438,9 +287,9 @@ fn items_table(items: &[ListedItem]) -> Markup {
                     tr {
                         td { code { (aid_text(&i.item_id)) } }
                         td.num { (i.version) }
-                        td { (party(&i.owner)) }
-                        td.num { (bytes(u64::from(i.size))) }
-                        td { (short(&hex::encode(i.data_digest.0))) }
+                        td { (party_id(&i.owner)) }
+                        td.num { (byte_size(u64::from(i.size))) }
+                        td { (short_hex(&hex::encode(i.data_digest.0))) }
                     }
                 }
             }
@@ -457,8 +306,7 @@ async fn card(
         .ok()
         .and_then(|b| CardId::from_slice(&b))
     else {
-        return problem(
-            &op,
+        return op.problem(
             StatusCode::NOT_FOUND,
             "No such card",
             &format!("{card_id:?} is not a card ID (16 bytes in hex)."),
@@ -525,7 +373,7 @@ async fn card(
         }
         h2 { "Applications" }
         @if registry.applications.is_empty() {
-            (empty("No applications on this card yet."))
+            (empty_panel("No applications on this card yet."))
         } @else {
             table #applications {
                 thead { tr {
@@ -538,8 +386,8 @@ async fn card(
                             td { (application.name) }
                             td { code { (aid_text(&item.item_id)) } }
                             td.num { (item.version) }
-                            td { (party(&application.provider)) }
-                            td.num { (bytes(u64::from(item.size))) }
+                            td { (party_id(&application.provider)) }
+                            td.num { (byte_size(u64::from(item.size))) }
                         }
                     }
                 }
@@ -547,20 +395,20 @@ async fn card(
         }
         h2 { "Items" }
         @if items.is_empty() {
-            (empty("The issuer's view of this card holds no items."))
+            (empty_panel("The issuer's view of this card holds no items."))
         } @else {
             (items_table(&items))
         }
         h2 #downloads-heading { "Downloads" }
         @if downloads.is_empty() {
-            (empty("No downloads for this card yet."))
+            (empty_panel("No downloads for this card yet."))
         } @else {
             (downloads_table(&downloads, false))
         }
         h2 { "Ledger of receipts" }
         @match &ledger {
-            Some((rc, entries)) => (ledger_section(issuer, rc, entries)),
-            None => (empty("The card is not registered: it has no ledger yet.")),
+            Some((rc, entries)) => (ledger_table(entries, &issuer.public_key(), "the issuer", rc)),
+            None => (empty_panel("The card is not registered: it has no ledger yet.")),
         }
     };
     op.page(&format!("Card {}", card_id.to_hex()), content)
@@ -629,7 +477,7 @@ async fn applications_page(
     let content = html! {
         @if let Some(message) = message { (message) }
         @if list.is_empty() {
-            (empty("No applications yet. Add the first one below."))
+            (empty_panel("No applications yet. Add the first one below."))
         } @else {
             (applications_table(&list))
         }
@@ -684,10 +532,10 @@ fn applications_table(list: &[Application]) -> Markup {
                         }
                         td { code { (aid_text(&a.aid)) } }
                         td.num { (a.version) }
-                        td { (party(&a.provider)) }
-                        td.num { (bytes(u64::from(a.size))) }
-                        td { (short(&hex::encode(a.digest.0))) }
-                        td { (at(a.added_at)) br; span.muted { "by " (a.added_by) } }
+                        td { (party_id(&a.provider)) }
+                        td.num { (byte_size(u64::from(a.size))) }
+                        td { (short_hex(&hex::encode(a.digest.0))) }
+                        td { (timestamp(a.added_at)) br; span.muted { "by " (a.added_by) } }
                     }
                 }
             }
@@ -918,7 +766,7 @@ async fn add_application(
                 application.name,
                 aid_text(&application.aid),
                 application.version,
-                bytes(u64::from(application.size))
+                byte_size(u64::from(application.size))
             );
             if newly {
                 tracing::info!(
@@ -931,7 +779,7 @@ async fn add_application(
                 );
             }
             let key = if newly { "added" } else { "unchanged" };
-            let query = serde_urlencoded_pair(key, &what);
+            let query = query_pair(key, &what);
             Redirect::to(&format!("{APPLICATIONS_PATH}?{query}")).into_response()
         }
         Err(e) => {
@@ -954,33 +802,6 @@ async fn add_application(
     }
 }
 
-/// `key=value` with the value percent-encoded for a query string.
-fn serde_urlencoded_pair(key: &str, value: &str) -> String {
-    let mut out = format!("{key}=");
-    for b in value.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
-/// A service message as a sentence: capitalised, ending with a full stop.
-fn sentence(message: &str) -> String {
-    let mut chars = message.chars();
-    let mut out: String = match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => return String::new(),
-    };
-    if !out.ends_with('.') {
-        out.push('.');
-    }
-    out
-}
-
 // ---- downloads --------------------------------------------------------------------------------
 
 #[derive(Debug, Default, Deserialize)]
@@ -998,8 +819,7 @@ async fn downloads(
         Some(text) => match DownloadState::parse(text) {
             Some(s) => Some(s),
             None => {
-                return problem(
-                    &op,
+                return op.problem(
                     StatusCode::BAD_REQUEST,
                     "Downloads",
                     &format!("{text:?} is not a download state: opened, installed or expired."),
@@ -1032,7 +852,7 @@ async fn downloads(
             " · " (filter("expired", Some(DownloadState::Expired)))
         }
         @if rows.is_empty() {
-            (empty(match wanted {
+            (empty_panel(match wanted {
                 None => "No downloads yet.",
                 Some(DownloadState::Opened) => "No download is open.",
                 Some(DownloadState::Installed) => "No download has been installed yet.",
@@ -1077,7 +897,7 @@ async fn notifications(
         }
         h2 { "Waiting" }
         @if waiting.is_empty() {
-            (empty("Nothing waiting: every notification was delivered."))
+            (empty_panel("Nothing waiting: every notification was delivered."))
         } @else {
             table #waiting {
                 thead { tr {
@@ -1088,11 +908,11 @@ async fn notifications(
                     @for n in &waiting {
                         @let op_hex = n.operation_id.to_hex();
                         tr {
-                            td { (short(&op_hex)) }
-                            td { (party(&n.provider)) }
+                            td { (short_hex(&op_hex)) }
+                            td { (party_id(&n.provider)) }
                             td { (notification_badge(n.state)) }
                             td.num { (n.attempts) }
-                            td { (at(n.next_attempt_at)) }
+                            td { (timestamp(n.next_attempt_at)) }
                             td {
                                 @match &n.last_error {
                                     Some(e) => (e),
@@ -1115,7 +935,7 @@ async fn notifications(
         }
         h2 { "Delivered" }
         @if delivered.is_empty() {
-            (empty("No notification delivered yet."))
+            (empty_panel("No notification delivered yet."))
         } @else {
             table #delivered {
                 thead { tr {
@@ -1125,12 +945,12 @@ async fn notifications(
                 tbody {
                     @for n in &delivered {
                         tr {
-                            td { (short(&n.operation_id.to_hex())) }
-                            td { (party(&n.provider)) }
+                            td { (short_hex(&n.operation_id.to_hex())) }
+                            td { (party_id(&n.provider)) }
                             td { (notification_badge(n.state)) }
                             td.num { (n.attempts) }
-                            td { (at(n.created_at)) }
-                            td { (when(n.delivered_at)) }
+                            td { (timestamp(n.created_at)) }
+                            td { (timestamp_or_dash(n.delivered_at)) }
                         }
                     }
                 }
@@ -1146,8 +966,7 @@ async fn retry_notification(
     Path(operation_id): Path<String>,
 ) -> Response {
     let Ok(operation_id) = OperationId::from_hex(&operation_id) else {
-        return problem(
-            &op,
+        return op.problem(
             StatusCode::NOT_FOUND,
             "Notifications",
             &format!("{operation_id:?} is not an operation ID (16 bytes in hex)."),
@@ -1187,7 +1006,7 @@ async fn providers(State(state): State<AppState>, op: ConsoleOperator) -> Respon
     }
     let content = html! {
         @if policies.is_empty() {
-            (empty("No providers yet. A provider's items reach this issuer's cards once its \
+            (empty_panel("No providers yet. A provider's items reach this issuer's cards once its \
                     policy allows them."))
         } @else {
             (providers_table(&policies, &counts))
@@ -1207,19 +1026,19 @@ fn providers_table(policies: &[ProviderPolicy], counts: &BTreeMap<&str, u64>) ->
             tbody {
                 @for p in policies {
                     tr {
-                        td { (party(&p.provider)) }
+                        td { (party_id(&p.provider)) }
                         td { @match p.status {
                             ProviderStatus::Allowed => (badge(Tone::Good, "allowed")),
                             ProviderStatus::Blocked => (badge(Tone::Bad, "blocked")),
                         } }
-                        td.num { (bytes(u64::from(p.quota_bytes))) }
+                        td.num { (byte_size(u64::from(p.quota_bytes))) }
                         td { @match &p.url {
                             Some(url) => code { (url.as_str()) },
                             None => (badge(Tone::Warning, "not set")),
                         } }
                         @let count = counts.get(p.provider.as_str()).copied().unwrap_or(0);
                         td.num { (group_digits(count)) }
-                        td { (at(p.updated_at)) }
+                        td { (timestamp(p.updated_at)) }
                     }
                 }
             }
@@ -1265,14 +1084,5 @@ Content-Type: application/octet-stream\r\n\r\n\x00\r\n--X\x01\r\n--XyZ--\r\n";
             "application/x-www-form-urlencoded".parse().unwrap(),
         );
         assert_eq!(boundary_of(&headers), None);
-    }
-
-    #[test]
-    fn words() {
-        assert_eq!(
-            sentence("provider x has no policy"),
-            "Provider x has no policy."
-        );
-        assert_eq!(serde_urlencoded_pair("a", "T p (1)"), "a=T%20p%20%281%29");
     }
 }

@@ -20,11 +20,13 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 use maud::{html, Markup};
-use pki::{CardId, Certificate, PartyId, UnixTime};
-use protocol::{ItemId, LedgerEntry, Operation, Receipt, ReceiptResult, ServiceId, SignedObject};
+use pki::{CardId, Certificate, PartyId};
+use protocol::{ItemId, ServiceId};
 use serde::Deserialize;
 use server_kit::console::{
-    self, badge, group_digits, notice, utc, Console, ConsoleForm, ConsoleOperator, Tone, Transport,
+    self, badge, byte_size, counted, empty_panel, group_digits, ledger_table, notice, party_id,
+    query_pair, sentence, short_hex, timestamp, timestamp_or_dash, utc, Console, ConsoleForm,
+    ConsoleOperator, Tone, Transport,
 };
 use server_kit::ApiError;
 
@@ -65,97 +67,27 @@ pub fn router(console: &Console) -> Router<AppState> {
 
 // ---- small pieces -----------------------------------------------------------------------------
 
-fn problem(op: &ConsoleOperator, status: StatusCode, title: &str, message: &str) -> Response {
-    let page = op.page(
-        title,
-        html! {
-            (notice(Tone::Bad, message))
-            p { a href=(SERVICES_PATH) { "Back to the services" } }
-        },
-    );
-    (status, page).into_response()
-}
-
 /// A service error in words: the service's own message for 4xx, a plain apology for the
 /// server's own failures (logged with their cause).
 fn words_of(op: &ConsoleOperator, title: &str, error: ServiceError) -> (StatusCode, String) {
-    let api = ApiError::from(error);
-    if api.status == StatusCode::INTERNAL_SERVER_ERROR {
-        tracing::error!(operator = %op.name(), cause = %api.message, "console: {title} failed");
-        return (
-            api.status,
-            "The console could not do this just now. Try again in a moment; if it keeps \
-             happening, the server's log says why."
-                .to_string(),
-        );
-    }
-    (api.status, sentence(&api.message))
+    let (status, words) = op.failure_words(title, &ApiError::from(error));
+    (status, sentence(&words))
 }
 
 fn failure(op: &ConsoleOperator, title: &str, error: ServiceError) -> Response {
     let (status, words) = words_of(op, title, error);
-    problem(op, status, title, &words)
-}
-
-/// A message as a sentence: capitalised, ending with a full stop.
-fn sentence(message: &str) -> String {
-    let mut chars = message.chars();
-    let mut out: String = match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => return String::new(),
-    };
-    if !out.ends_with('.') {
-        out.push('.');
-    }
-    out
-}
-
-fn bytes(n: u64) -> String {
-    format!("{} bytes", group_digits(n))
-}
-
-fn short(hex: &str) -> Markup {
-    let head: String = hex.chars().take(12).collect();
-    html! { code title=(hex) { (head) @if hex.len() > 12 { "…" } } }
+    op.problem(status, title, &words)
 }
 
 fn ledger_link(card_id: &CardId, full: bool) -> Markup {
     let hex = card_id.to_hex();
     html! { a href={ (LEDGERS_PATH) "/" (hex) } {
-        @if full { code { (hex) } } @else { (short(&hex)) }
+        @if full { code { (hex) } } @else { (short_hex(&hex)) }
     } }
 }
 
 fn aid_text(aid: &ItemId) -> String {
     hex::encode(aid.as_bytes())
-}
-
-/// `n` things, grouped: "1 member", "12 480 members".
-fn count(n: usize, one: &str, many: &str) -> String {
-    let n = n as u64;
-    format!("{} {}", group_digits(n), if n == 1 { one } else { many })
-}
-
-/// A time that stays on one line (in tables).
-fn at(t: UnixTime) -> Markup {
-    html! { span.num { (utc(t)) } }
-}
-
-/// A party ID that stays on one line (they hold hyphens).
-fn party(id: &PartyId) -> Markup {
-    html! { span.num { (id.as_str()) } }
-}
-
-/// A time, or a dash when there is none.
-fn when(t: Option<UnixTime>) -> Markup {
-    match t {
-        Some(t) => at(t),
-        None => html! { span.muted { "—" } },
-    }
-}
-
-fn empty(text: &str) -> Markup {
-    html! { div.panel.empty { (text) } }
 }
 
 fn stage_badge(stage: DownloadStage) -> Markup {
@@ -164,20 +96,6 @@ fn stage_badge(stage: DownloadStage) -> Markup {
         DownloadStage::Granted => badge(Tone::Warning, "granted"),
         DownloadStage::Member => badge(Tone::Good, "member"),
     }
-}
-
-/// `key=value` with the value percent-encoded for a query string.
-fn query_pair(key: &str, value: &str) -> String {
-    let mut out = format!("{key}=");
-    for b in value.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 // ---- services ---------------------------------------------------------------------------------
@@ -250,7 +168,7 @@ async fn services_page(
     let content = html! {
         @if let Some(message) = message { (message) }
         @if catalog.is_empty() {
-            (empty("No services yet. Add the first one below."))
+            (empty_panel("No services yet. Add the first one below."))
         } @else {
             (catalog_table(&catalog, &counts))
         }
@@ -304,14 +222,14 @@ fn catalog_table(catalog: &[ServiceRecord], counts: &[u64]) -> Markup {
                         td { (s.application_name) }
                         td { code { (aid_text(&s.aid)) } }
                         td.num { (s.version) }
-                        td.num { (bytes(u64::from(s.size))) }
-                        td { (party(&s.issuer)) }
+                        td.num { (byte_size(u64::from(s.size))) }
+                        td { (party_id(&s.issuer)) }
                         td.num {
                             a href={ (MEMBERS_PATH) "/" (s.service_id.as_str()) } {
                                 (group_digits(*count))
                             }
                         }
-                        td { (at(s.created_at)) }
+                        td { (timestamp(s.created_at)) }
                     }
                 }
             }
@@ -447,7 +365,7 @@ async fn terms_page(
                 h3 { "Text" }
                 div #terms-text { @for line in t.text.lines() { (line) br; } }
             },
-            None => (empty("No terms published yet: users cannot start a download until \
+            None => (empty_panel("No terms published yet: users cannot start a download until \
                             there are.")),
         }
         h2 { "Publish a new version" }
@@ -519,7 +437,7 @@ async fn members_index(State(state): State<AppState>, op: ConsoleOperator) -> Re
     }
     let content = html! {
         @if rows.is_empty() {
-            (empty("No services yet, so no members."))
+            (empty_panel("No services yet, so no members."))
         } @else {
             table #member-counts {
                 thead { tr { th { "Service" } th.num { "Members" } th { "Latest member" } } }
@@ -529,7 +447,7 @@ async fn members_index(State(state): State<AppState>, op: ConsoleOperator) -> Re
                             td { a href={ (MEMBERS_PATH) "/" (s.service_id.as_str()) } { (s.name) }
                                  " " code { (s.service_id.as_str()) } }
                             td.num { (group_digits(*count)) }
-                            td { (when(*latest)) }
+                            td { (timestamp_or_dash(*latest)) }
                         }
                     }
                 }
@@ -552,8 +470,8 @@ fn members_table(members: &[MemberRecord]) -> Markup {
                         td { (ledger_link(&m.card_id, true)) }
                         td { (m.user.name) br; span.muted { (m.user.user_id) } }
                         td { (m.user.email) }
-                        td { (at(m.member_since)) }
-                        td { (short(&m.operation_id.to_hex())) }
+                        td { (timestamp(m.member_since)) }
+                        td { (short_hex(&m.operation_id.to_hex())) }
                         @let tone = if m.state == "active" { Tone::Good } else { Tone::Neutral };
                         td { (badge(tone, &m.state)) }
                     }
@@ -569,8 +487,7 @@ async fn members(
     Path(service_id): Path<String>,
 ) -> Response {
     let Ok(id) = ServiceId::new(&service_id) else {
-        return problem(
-            &op,
+        return op.problem(
             StatusCode::NOT_FOUND,
             "Members",
             &format!("{service_id:?} is not a service ID."),
@@ -592,10 +509,10 @@ async fn members(
             (service.issuer.as_str())
         }
         @if list.is_empty() {
-            (empty("No members yet. A card becomes a member when its issuer tells us it \
+            (empty_panel("No members yet. A card becomes a member when its issuer tells us it \
                     installed the application."))
         } @else {
-            p.muted { (count(list.len(), "member", "members")) }
+            p.muted { (counted(list.len() as u64, "member", "members")) }
             (members_table(&list))
         }
         p { a href=(MEMBERS_PATH) { "All services" } }
@@ -625,7 +542,7 @@ async fn downloads(State(state): State<AppState>, op: ConsoleOperator) -> Respon
              consented to the store (S11) · member: the issuer reported the installation (S16)."
         }
         @if rows.is_empty() {
-            (empty("No downloads yet."))
+            (empty_panel("No downloads yet."))
         } @else {
             table #downloads {
                 thead { tr {
@@ -636,14 +553,14 @@ async fn downloads(State(state): State<AppState>, op: ConsoleOperator) -> Respon
                     @for s in &rows {
                         @let d = &s.download;
                         tr {
-                            td { (short(&d.operation_id.to_hex())) }
+                            td { (short_hex(&d.operation_id.to_hex())) }
                             td { (ledger_link(&d.card_id, false)) }
                             td { code { (d.service_id.as_str()) } }
-                            td { (party(&d.issuer)) }
+                            td { (party_id(&d.issuer)) }
                             td { (stage_badge(d.stage)) }
-                            td { (at(d.created_at)) }
-                            td { (at(d.not_after)) }
-                            td { (when(s.member_since)) }
+                            td { (timestamp(d.created_at)) }
+                            td { (timestamp(d.not_after)) }
+                            td { (timestamp_or_dash(s.member_since)) }
                         }
                     }
                 }
@@ -714,40 +631,12 @@ async fn ledgers_index(
         }
         h2 { "Members' cards" }
         @if cards.is_empty() {
-            (empty("No members yet."))
+            (empty_panel("No members yet."))
         } @else {
             ul #member-cards { @for c in &cards { li { (ledger_link(c, true)) } } }
         }
     };
     (status, op.page("Ledgers", content)).into_response()
-}
-
-struct EntryRow {
-    seq: u64,
-    counter: u64,
-    operation: &'static str,
-    item: String,
-    result: &'static str,
-    recorded_at: UnixTime,
-}
-
-fn entry_row(object: &SignedObject) -> Option<EntryRow> {
-    let entry: LedgerEntry = object.body_unverified().ok()?;
-    let receipt: Receipt = entry.receipt.body_unverified().ok()?;
-    Some(EntryRow {
-        seq: entry.seq,
-        counter: receipt.counter,
-        operation: match receipt.operation {
-            Operation::Store => "store",
-            Operation::Delete => "delete",
-        },
-        item: aid_text(&receipt.item_id),
-        result: match receipt.result {
-            ReceiptResult::Stored => "stored",
-            ReceiptResult::Deleted => "deleted",
-        },
-        recorded_at: entry.recorded_at,
-    })
 }
 
 async fn ledger(
@@ -756,8 +645,7 @@ async fn ledger(
     Path(card_id): Path<String>,
 ) -> Response {
     let Some(card) = parse_card(&card_id) else {
-        return problem(
-            &op,
+        return op.problem(
             StatusCode::NOT_FOUND,
             "Ledger",
             &format!("{card_id:?} is not a card ID (16 bytes in hex)."),
@@ -772,8 +660,7 @@ async fn ledger(
         Ok(rc) => rc,
         Err(e) => {
             tracing::error!(card_id = %card, cause = %e, "console: the stored RC is unreadable");
-            return problem(
-                &op,
+            return op.problem(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Ledger",
                 "The card's RC kept here cannot be read, so its ledger cannot be checked.",
@@ -791,36 +678,6 @@ fn ledger_content(
     rc: &Certificate,
     records: &[LedgerRecord],
 ) -> Markup {
-    let mut objects = Vec::new();
-    let mut unreadable = None;
-    for (index, record) in records.iter().enumerate() {
-        match SignedObject::from_der(&record.entry_der) {
-            Ok(object) => objects.push(object),
-            Err(e) => {
-                unreadable = Some(format!("Broken at entry {index}: it cannot be read ({e})."));
-                break;
-            }
-        }
-    }
-    let verdict =
-        match unreadable {
-            Some(words) => notice(Tone::Bad, &words),
-            None => {
-                match protocol::verify_ledger(&objects, &provider.dpr().public_key(), rc) {
-                    Ok(summary) => notice(
-                        Tone::Good,
-                        &format!(
-                    "Verified, {} {}: every entry signed by this provider, chained to the one \
-                     before, each receipt signed by the card; last counter {}.",
-                    group_digits(summary.entries as u64),
-                    if summary.entries == 1 { "entry" } else { "entries" },
-                    group_digits(summary.last_counter)
-                ),
-                    ),
-                    Err(e) => notice(Tone::Bad, &format!("Broken: {e}.")),
-                }
-            }
-        };
     html! {
         div.panel {
             dl.facts {
@@ -828,32 +685,12 @@ fn ledger_content(
                 dt { "RC" } dd { "serial " (rc.serial()) " · valid until " (utc(rc.not_after())) }
             }
         }
-        div #ledger-verdict { (verdict) }
-        @if objects.is_empty() {
-            (empty("No receipts recorded for this card yet."))
-        } @else {
-            table #ledger {
-                thead { tr {
-                    th.num { "Seq" } th.num { "Counter" } th { "Operation" } th { "Item" }
-                    th { "Result" } th { "Recorded" }
-                } }
-                tbody {
-                    @for object in &objects {
-                        @match entry_row(object) {
-                            Some(row) => tr {
-                                td.num { (row.seq) }
-                                td.num { (group_digits(row.counter)) }
-                                td { (row.operation) }
-                                td { code { (row.item) } }
-                                td { (row.result) }
-                                td { (at(row.recorded_at)) }
-                            },
-                            None => tr { td colspan="6" { "An entry that cannot be read." } },
-                        }
-                    }
-                }
-            }
-        }
+        (ledger_table(
+            records.iter().map(|r| r.entry_der.as_slice()),
+            &provider.dpr().public_key(),
+            "this provider",
+            rc,
+        ))
         p { a href=(LEDGERS_PATH) { "Another card" } }
     }
 }
@@ -885,7 +722,5 @@ mod tests {
             ..form
         };
         assert!(new_service(&bad).unwrap_err().contains("AID"));
-        assert_eq!(query_pair("added", "a b"), "added=a%20b");
-        assert_eq!(sentence("unknown issuer"), "Unknown issuer.");
     }
 }

@@ -8,7 +8,12 @@
 //! (303 to the first page), `GET /console/style.css` (the one stylesheet). What a party adds:
 //! its own pages, handlers that take a [`ConsoleOperator`] (no session: 303 to the sign-in
 //! page) and answer with [`ConsoleOperator::page`]; forms that include
-//! [`ConsoleOperator::csrf_field`] and are read with [`ConsoleForm`].
+//! [`ConsoleOperator::csrf_field`] and are read with [`ConsoleForm`]. The pieces every
+//! party's pages are made of are here too: [`badge`], [`notice`], [`capacity_bar`],
+//! [`empty_panel`], [`timestamp`], [`party_id`], [`short_hex`], the words [`group_digits`],
+//! [`byte_size`], [`counted`], [`sentence`], [`utc`], redirects' [`query_pair`], a card's
+//! ledger of receipts checked ([`ledger_table`]) and the page saying what went wrong
+//! ([`ConsoleOperator::problem`], [`ConsoleOperator::failure_words`]).
 //!
 //! ```text
 //! // at start, once per database (with the party's own migrations):
@@ -48,10 +53,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use maud::{html, Markup, DOCTYPE};
+use pki::{Certificate, PartyId, UnixTime};
+use protocol::{LedgerEntry, Operation, Receipt, ReceiptResult, SignedObject};
 use serde::de::DeserializeOwned;
 use sqlx::Row;
 
-use crate::{on_pool, Clock, Db, DbError, Kit, Migration, MigrationSet, OperatorToken, Route};
+use crate::{
+    on_pool, ApiError, Clock, Db, DbError, Kit, Migration, MigrationSet, OperatorToken, Route,
+};
 
 /// How long a console session lasts from sign-in.
 pub const SESSION_LIFETIME_SECS: u64 = 8 * 60 * 60;
@@ -85,6 +94,10 @@ pub const CONTENT_SECURITY_POLICY: &str =
     "default-src 'self'; form-action 'self'; frame-ancestors 'none'";
 /// The largest request body a console POST may have (forms, and file uploads of applications).
 pub const MAX_FORM_BYTES: usize = 8 * 1024 * 1024;
+
+/// What a page says when the server itself failed (a 5xx): the cause goes to the log only.
+pub const SERVER_FAILURE: &str = "The console could not do this just now. Try again in a moment; \
+                                  if it keeps happening, the server's log says why.";
 
 const SESSION_ID_LEN: usize = 32;
 const CSRF_TOKEN_LEN: usize = 32;
@@ -566,8 +579,7 @@ fn internal(console: &Console, doing: &str, cause: &dyn std::fmt::Display) -> Re
         Some(console),
         StatusCode::INTERNAL_SERVER_ERROR,
         "Something went wrong",
-        "The console could not do this just now. Try again in a moment; if it keeps happening, \
-         the server's log says why.",
+        SERVER_FAILURE,
     ))
 }
 
@@ -903,6 +915,40 @@ impl ConsoleOperator {
             content,
         )
     }
+
+    /// A page titled `title` saying what went wrong, answered with `status`: `message` in a
+    /// [`Tone::Bad`] notice and a link back to the console's first page, named after it
+    /// ("Back to the cards" when its label is "Cards"; "Back to the console" without one).
+    pub fn problem(&self, status: StatusCode, title: &str, message: &str) -> Response {
+        let (back_path, back_name) = match self.console.nav().first() {
+            Some(link) => (link.path.as_str(), link.label.to_lowercase()),
+            None => (CONSOLE_PATH, "console".to_string()),
+        };
+        let page = self.page(
+            title,
+            html! {
+                (notice(Tone::Bad, message))
+                p { a href=(back_path) { "Back to the " (back_name) } }
+            },
+        );
+        (status, page).into_response()
+    }
+
+    /// What a page says about a failed operation (`doing`, for the log) and with which
+    /// status: the error's own message for the operator's mistakes and the state of things
+    /// (4xx); for the server's own failures (5xx) [`SERVER_FAILURE`], the cause logged with
+    /// the operator's name.
+    pub fn failure_words(&self, doing: &str, error: &ApiError) -> (StatusCode, String) {
+        if error.status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(
+                operator = %self.name(),
+                cause = %error.message,
+                "console: {doing} failed"
+            );
+            return (error.status, SERVER_FAILURE.to_string());
+        }
+        (error.status, error.message.clone())
+    }
 }
 
 /// Why a console extractor refused a request.
@@ -1106,6 +1152,183 @@ pub fn utc(t: pki::UnixTime) -> String {
     )
 }
 
+/// A time that stays on one line (in tables): [`utc`] in `<span class="num">`.
+pub fn timestamp(t: UnixTime) -> Markup {
+    html! { span.num { (utc(t)) } }
+}
+
+/// [`timestamp`], or a muted dash when there is none (not yet delivered, never a member).
+pub fn timestamp_or_dash(t: Option<UnixTime>) -> Markup {
+    match t {
+        Some(t) => timestamp(t),
+        None => html! { span.muted { "—" } },
+    }
+}
+
+/// A party ID that stays on one line (party IDs hold hyphens).
+pub fn party_id(id: &PartyId) -> Markup {
+    html! { span.num { (id.as_str()) } }
+}
+
+/// A long hex identifier (an operation ID, a digest) cut to its first 12 digits and "…",
+/// the whole in its `title`: `<code title="00112233445566778899">001122334455…</code>`.
+pub fn short_hex(hex: &str) -> Markup {
+    const SHOWN: usize = 12;
+    let head: String = hex.chars().take(SHOWN).collect();
+    let cut = hex.chars().nth(SHOWN).is_some();
+    html! { code title=(hex) { (head) @if cut { "…" } } }
+}
+
+/// The panel standing for a list with nothing in it, saying why: `<div class="panel empty">`.
+pub fn empty_panel(text: &str) -> Markup {
+    html! { div.panel.empty { (text) } }
+}
+
+/// A size in words, digits grouped: `8192` → `"8 192 bytes"`.
+pub fn byte_size(n: u64) -> String {
+    format!("{} bytes", group_digits(n))
+}
+
+/// `n` things, digits grouped, the noun singular for one: `counted(1, "card", "cards")` →
+/// `"1 card"`, `counted(12_480, "card", "cards")` → `"12 480 cards"`.
+pub fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", group_digits(n), if n == 1 { one } else { many })
+}
+
+/// A message (a service's, written as a clause) as a sentence: its first letter capitalised,
+/// ending with a full stop: `"unknown issuer"` → `"Unknown issuer."`; `""` stays empty.
+pub fn sentence(message: &str) -> String {
+    let mut chars = message.chars();
+    let mut out: String = match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => return String::new(),
+    };
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
+}
+
+/// `key=value` for the query string of a redirect after a form (`?added=…`): the value
+/// percent-encoded, every byte but ASCII letters, digits and `-_.~` (RFC 3986 §2.3) as `%XX`.
+pub fn query_pair(key: &str, value: &str) -> String {
+    let mut out = format!("{key}=");
+    for b in value.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// A card's ledger of receipts (each entry the DER of a signed `LedgerEntry`, oldest first),
+/// checked: a `#ledger-verdict` saying what [`protocol::verify_ledger`] found with the key of
+/// the party keeping the ledger (`keeper_key`, named `keeper` in the verdict: "the issuer",
+/// "this provider") and the card's `rc`, or the first entry that cannot be read; then the
+/// `#ledger` table, a row per entry (seq, counter, operation, item, result, when recorded),
+/// or an empty panel.
+pub fn ledger_table<I>(
+    entries: I,
+    keeper_key: &crypto::VerifyingKey,
+    keeper: &str,
+    rc: &Certificate,
+) -> Markup
+where
+    I: IntoIterator,
+    I::Item: AsRef<[u8]>,
+{
+    let mut objects = Vec::new();
+    let mut unreadable = None;
+    for (index, der) in entries.into_iter().enumerate() {
+        match SignedObject::from_der(der.as_ref()) {
+            Ok(object) => objects.push(object),
+            Err(e) => {
+                unreadable = Some(format!("Broken at entry {index}: it cannot be read ({e})."));
+                break;
+            }
+        }
+    }
+    let verdict = match unreadable {
+        Some(words) => notice(Tone::Bad, &words),
+        None => match protocol::verify_ledger(&objects, keeper_key, rc) {
+            Ok(summary) => notice(
+                Tone::Good,
+                &format!(
+                    "Verified, {}: every entry signed by {keeper}, chained to the one before, \
+                     each receipt signed by the card; last counter {}.",
+                    counted(summary.entries as u64, "entry", "entries"),
+                    group_digits(summary.last_counter)
+                ),
+            ),
+            Err(e) => notice(Tone::Bad, &format!("Broken: {e}.")),
+        },
+    };
+    html! {
+        div #ledger-verdict { (verdict) }
+        @if objects.is_empty() {
+            (empty_panel("No receipts recorded for this card yet."))
+        } @else {
+            table #ledger {
+                thead { tr {
+                    th.num { "Seq" } th.num { "Counter" } th { "Operation" } th { "Item" }
+                    th { "Result" } th { "Recorded" }
+                } }
+                tbody {
+                    @for object in &objects {
+                        @match LedgerRow::of(object) {
+                            Some(row) => tr {
+                                td.num { (row.seq) }
+                                td.num { (group_digits(row.counter)) }
+                                td { (row.operation) }
+                                td { code { (row.item) } }
+                                td { (row.result) }
+                                td { (timestamp(row.recorded_at)) }
+                            },
+                            None => tr { td colspan="6" { "An entry that cannot be read." } },
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One ledger entry as [`ledger_table`] shows it.
+struct LedgerRow {
+    seq: u64,
+    counter: u64,
+    operation: &'static str,
+    item: String,
+    result: &'static str,
+    recorded_at: UnixTime,
+}
+
+impl LedgerRow {
+    /// The row of `object`, if it holds a readable entry and receipt (their signatures are
+    /// [`protocol::verify_ledger`]'s to check).
+    fn of(object: &SignedObject) -> Option<LedgerRow> {
+        let entry: LedgerEntry = object.body_unverified().ok()?;
+        let receipt: Receipt = entry.receipt.body_unverified().ok()?;
+        Some(LedgerRow {
+            seq: entry.seq,
+            counter: receipt.counter,
+            operation: match receipt.operation {
+                Operation::Store => "store",
+                Operation::Delete => "delete",
+            },
+            item: hex::encode(receipt.item_id.as_bytes()),
+            result: match receipt.result {
+                ReceiptResult::Stored => "stored",
+                ReceiptResult::Deleted => "deleted",
+            },
+            recorded_at: entry.recorded_at,
+        })
+    }
+}
+
 /// The proleptic Gregorian date `days` after 1970-01-01 (H. Hinnant's civil_from_days).
 fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let z = days + 719_468;
@@ -1196,6 +1419,148 @@ Content-Disposition: form-data; name=\"_csrf\"\r\n\r\nabc123\r\n--XyZ--\r\n";
         assert_eq!(utc(pki::UnixTime(0)), "1970-01-01 00:00 UTC");
         assert_eq!(utc(pki::UnixTime(951_782_400)), "2000-02-29 00:00 UTC");
         assert_eq!(utc(pki::UnixTime(1_800_000_000)), "2027-01-15 08:00 UTC");
+    }
+
+    #[test]
+    fn says_sizes_counts_and_sentences() {
+        assert_eq!(byte_size(0), "0 bytes");
+        assert_eq!(byte_size(32_768), "32 768 bytes");
+        assert_eq!(counted(0, "card", "cards"), "0 cards");
+        assert_eq!(counted(1, "card", "cards"), "1 card");
+        assert_eq!(counted(2, "entry", "entries"), "2 entries");
+        assert_eq!(counted(12_480, "card", "cards"), "12 480 cards");
+        assert_eq!(sentence("unknown issuer"), "Unknown issuer.");
+        assert_eq!(sentence("Done."), "Done.");
+        assert_eq!(sentence("état inconnu"), "État inconnu.");
+        assert_eq!(sentence(""), "");
+    }
+
+    #[test]
+    fn encodes_query_pairs() {
+        assert_eq!(query_pair("added", "a b"), "added=a%20b");
+        assert_eq!(query_pair("a", "T p (1)"), "a=T%20p%20%281%29");
+        assert_eq!(query_pair("id", "Az09-_.~"), "id=Az09-_.~");
+        assert_eq!(query_pair("x", "é&="), "x=%C3%A9%26%3D");
+    }
+
+    #[test]
+    fn shortens_long_hex_and_keeps_the_whole_in_the_title() {
+        assert_eq!(
+            short_hex("00112233445566778899").into_string(),
+            "<code title=\"00112233445566778899\">001122334455…</code>"
+        );
+        // Twelve digits or fewer are shown whole, without an ellipsis.
+        assert_eq!(
+            short_hex("001122334455").into_string(),
+            "<code title=\"001122334455\">001122334455</code>"
+        );
+        assert_eq!(short_hex("").into_string(), "<code title=\"\"></code>");
+    }
+
+    #[test]
+    fn times_party_ids_and_empty_lists() {
+        assert_eq!(
+            timestamp(pki::UnixTime(0)).into_string(),
+            "<span class=\"num\">1970-01-01 00:00 UTC</span>"
+        );
+        assert_eq!(
+            timestamp_or_dash(Some(pki::UnixTime(0))).into_string(),
+            timestamp(pki::UnixTime(0)).into_string()
+        );
+        assert_eq!(
+            timestamp_or_dash(None).into_string(),
+            "<span class=\"muted\">—</span>"
+        );
+        let id = PartyId::new("issuer-1").unwrap();
+        assert_eq!(
+            party_id(&id).into_string(),
+            "<span class=\"num\">issuer-1</span>"
+        );
+        assert_eq!(
+            empty_panel("No cards <yet>.").into_string(),
+            "<div class=\"panel empty\">No cards &lt;yet&gt;.</div>"
+        );
+    }
+
+    /// A registered test card's RC and its receipt of one store of item A0 00.
+    fn one_receipt(world: &testkit::world::World) -> (Certificate, SignedObject) {
+        let (mut client, rc) = world.registered();
+        let data = b"d0";
+        let sdi = world.sdi(Operation::Store, &[0xA0, 0x00], 1, data);
+        let challenge = protocol::Challenge(client.get_challenge().unwrap());
+        let sa = world.sa(testkit::world::Path::ViaIssuer, &sdi, challenge, &rc);
+        let receipt = client.store(&sa, None, data).unwrap();
+        (rc, receipt)
+    }
+
+    #[test]
+    fn ledger_table_shows_the_verdict_and_the_entries() {
+        let world = testkit::world::World::new(7);
+        let (rc, receipt) = one_receipt(&world);
+        let issuer = &world.pki.issuer;
+        let body: Receipt = receipt.body_unverified().unwrap();
+        let entry = LedgerEntry {
+            party: issuer.id.clone(),
+            card_id: world.card_id,
+            seq: 0,
+            prev: LedgerEntry::GENESIS_PREV,
+            receipt: receipt.clone(),
+            view_digest: body.listing_digest,
+            recorded_at: pki::UnixTime(1_800_000_000),
+        }
+        .sign(&issuer.key)
+        .to_der();
+
+        let text = ledger_table([&entry], &issuer.public_key(), "the issuer", &rc).into_string();
+        for expected in [
+            "Verified, 1 entry: every entry signed by the issuer, chained to the one before",
+            &format!("last counter {}.", group_digits(body.counter)),
+            "<td>store</td><td><code>a000</code></td><td>stored</td>",
+            "2027-01-15 08:00 UTC",
+        ] {
+            assert!(text.contains(expected), "{expected} in {text}");
+        }
+        assert!(!text.contains("No receipts"), "{text}");
+
+        // Checked with another party's key: broken, the entries still listed.
+        let text = ledger_table(
+            [&entry],
+            &world.pki.provider.public_key(),
+            "this provider",
+            &rc,
+        )
+        .into_string();
+        assert!(
+            text.contains("notice bad") && text.contains("Broken: "),
+            "{text}"
+        );
+        assert!(text.contains("<td>stored</td>"), "{text}");
+
+        // An empty ledger verifies and says there is nothing yet.
+        let none: [Vec<u8>; 0] = [];
+        let text = ledger_table(none, &issuer.public_key(), "this provider", &rc).into_string();
+        assert!(
+            text.contains("Verified, 0 entries: every entry signed by this provider"),
+            "{text}"
+        );
+        assert!(
+            text.contains("No receipts recorded for this card yet."),
+            "{text}"
+        );
+
+        // Bytes that are no signed object: broken at that entry, nothing listed after it.
+        let text = ledger_table(
+            [entry.clone(), b"not DER".to_vec()],
+            &issuer.public_key(),
+            "the issuer",
+            &rc,
+        )
+        .into_string();
+        assert!(
+            text.contains("Broken at entry 1: it cannot be read"),
+            "{text}"
+        );
+        assert!(text.contains("<td>stored</td>"), "{text}");
     }
 
     #[test]

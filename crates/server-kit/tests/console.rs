@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use axum::http::Method;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
@@ -17,7 +17,7 @@ use server_kit::console::{
 use server_kit::testing::{
     request_for_tests, Backend, PlaceForTests, ResponseForTests, ServerForTests,
 };
-use server_kit::{Db, Kit, ManualClock, Metrics, OperatorToken};
+use server_kit::{ApiError, Db, Kit, ManualClock, Metrics, OperatorToken};
 
 const NOW: pki::UnixTime = pki::UnixTime(1_800_000_000);
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -75,6 +75,12 @@ async fn added(op: ConsoleOperator) -> maud::Markup {
     op.page("Added", html! { p { "added" } })
 }
 
+/// A page whose operation failed with `error`, in the console's words.
+async fn failed(op: ConsoleOperator, error: ApiError) -> Response {
+    let (status, words) = op.failure_words("counting things", &error);
+    op.problem(status, "Counting things", &words)
+}
+
 fn console_for(db: &Db, clock: &ManualClock, transport: Transport) -> Console {
     Console::new(db.clone(), "Issuer <One>", transport)
         .with_clock(Arc::new(clock.clone()))
@@ -85,7 +91,15 @@ fn console_for(db: &Db, clock: &ManualClock, transport: Transport) -> Console {
 fn app(console: &Console, db: &Db) -> Router {
     let pages = Router::new()
         .route("/console/things", get(things).post(add_thing))
-        .route("/console/added", get(added));
+        .route("/console/added", get(added))
+        .route(
+            "/console/busy",
+            get(|op| failed(op, ApiError::conflict("busy", "the thing is <busy>"))),
+        )
+        .route(
+            "/console/fire",
+            get(|op| failed(op, ApiError::internal("the disk is on fire"))),
+        );
     let api = vec![(Method::GET, "/v1/ping", get(|| async { "pong" }))];
     console::api_router(
         api,
@@ -512,6 +526,39 @@ on_both_backends!(
     without_a_session_pages_lead_to_sign_in_postgres
 );
 
+#[tokio::test]
+async fn problem_pages_say_what_went_wrong_and_lead_back() {
+    let Some(s) = setup(Backend::Sqlite, "console_problem", Transport::Http).await else {
+        return;
+    };
+    let addr = s.server.addr;
+    let mut jar = Jar::default();
+    sign_in(addr, &mut jar, s.alice.expose()).await;
+    // The operator's mistake or the state of things: the error's own words, its status.
+    let busy = get_page(addr, "/console/busy", &mut jar).await;
+    assert_eq!(busy.status, 409, "{}", busy.text());
+    assert_secure_headers(&busy);
+    let text = busy.text();
+    for expected in [
+        "<h1>Counting things</h1>",
+        "<div class=\"notice bad\" role=\"status\">the thing is &lt;busy&gt;</div>",
+        "<a href=\"/console/things\">Back to the things</a>",
+        "<span class=\"operator\">alice</span>",
+    ] {
+        assert!(text.contains(expected), "{expected} in {text}");
+    }
+    // The server's own failure: an apology, never the cause.
+    let fire = get_page(addr, "/console/fire", &mut jar).await;
+    assert_eq!(fire.status, 500, "{}", fire.text());
+    let text = fire.text();
+    assert!(
+        text.contains("The console could not do this just now."),
+        "{text}"
+    );
+    assert!(!text.contains("on fire"), "{text}");
+    s.finish().await;
+}
+
 async fn sign_out_ends_the_session(backend: Backend) {
     let Some(s) = setup(backend, "console_out", Transport::Http).await else {
         return;
@@ -735,6 +782,15 @@ async fn a_console_without_pages_shows_who_is_signed_in() {
     let home = get_page(server.addr, "/console", &mut jar).await;
     assert_eq!(home.status, 200, "{}", home.text());
     assert!(home.text().contains("Signed in as alice."));
+    // Without pages, a problem page leads back to the console itself.
+    let oops = get_page(server.addr, "/console/oops", &mut jar).await;
+    assert_eq!(oops.status, 404, "{}", oops.text());
+    assert!(
+        oops.text()
+            .contains("<a href=\"/console\">Back to the console</a>"),
+        "{}",
+        oops.text()
+    );
     // A page outside the console's layer cannot find a session: a wiring bug, said as such.
     let stray = get_page(server.addr, "/stray", &mut jar).await;
     assert_eq!(stray.status, 500);
@@ -748,9 +804,15 @@ fn app_without_pages(console: &Console, db: &Db) -> Router {
         "/stray",
         get(|op: ConsoleOperator| async move { op.page("Stray", html! {}) }),
     )];
+    let pages = Router::new().route(
+        "/console/oops",
+        get(|op: ConsoleOperator| async move {
+            op.problem(StatusCode::NOT_FOUND, "Oops", "Nothing here.")
+        }),
+    );
     console::api_router(
         stray,
-        console::router(console, Router::new()),
+        console::router(console, pages),
         (),
         &Kit {
             db: db.clone(),
