@@ -438,6 +438,9 @@ pub async fn finish<C: CardChannel>(
     const NOTIFY: &str = "the provider starts the service";
     let deadline =
         std::time::Instant::now() + std::time::Duration::from_millis(NOTIFICATION_WAIT_MS);
+    // The issuer's notifier is woken by the receipt, so the member usually follows within
+    // milliseconds: poll soon, then less often.
+    let mut pause_ms = 5;
     let member_since = loop {
         let at_provider = parties
             .provider
@@ -453,7 +456,8 @@ pub async fn finish<C: CardChannel>(
                 "the issuer has not yet told the provider; it keeps trying, check again later",
             ));
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
+        pause_ms = (pause_ms * 2).min(200);
     };
     at(Step::Notified)?;
     journal
