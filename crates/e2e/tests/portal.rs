@@ -325,7 +325,7 @@ async fn every_screen() {
         .unwrap();
 
     // (b) terms: Continue without ticking is refused in words.
-    let text = see(&browser, "membership terms").await;
+    let text = see(&browser, "Please read the terms.").await;
     assert_shows(
         &text,
         &["Version 1", "The service is provided to the holder"],
@@ -566,7 +566,7 @@ async fn does_not_fit() {
         .click()
         .await
         .unwrap();
-    see(&browser, "membership terms").await;
+    see(&browser, "Please read the terms.").await;
     browser.find("#agree").await.unwrap().click().await.unwrap();
     browser
         .find("#continue")
@@ -679,7 +679,7 @@ async fn wrong_pin_then_right() {
         .click()
         .await
         .unwrap();
-    see(&browser, "membership terms").await;
+    see(&browser, "Please read the terms.").await;
     browser.find("#agree").await.unwrap().click().await.unwrap();
     browser
         .find("#continue")
@@ -722,7 +722,9 @@ async fn wrong_pin_then_right() {
     );
     camera.shoot(&browser, "11-wrong-pin").await;
     browser.find("#next").await.unwrap().click().await.unwrap();
-    see(&browser, "2 tries left").await;
+    // The problem page also says "2 tries left": wait for the PIN page's own words.
+    let text = see(&browser, "Enter your card's PIN").await;
+    assert_shows(&text, &["2 tries left"]);
     browser.find("#pin").await.unwrap().fill(PIN).await.unwrap();
     browser.find("#sign").await.unwrap().click().await.unwrap();
     see(&browser, &format!("{} has started", TRANSIT.name)).await;
@@ -749,7 +751,7 @@ async fn card_pulled_out() {
         .click()
         .await
         .unwrap();
-    see(&browser, "membership terms").await;
+    see(&browser, "Please read the terms.").await;
     browser.find("#agree").await.unwrap().click().await.unwrap();
     browser
         .find("#continue")
@@ -834,7 +836,7 @@ async fn up_to_the_application(browser: &Browser, portal: &RunningPortal) {
         .click()
         .await
         .unwrap();
-    see(browser, "membership terms").await;
+    see(browser, "Please read the terms.").await;
     browser.find("#agree").await.unwrap().click().await.unwrap();
     browser
         .find("#continue")
@@ -888,7 +890,7 @@ async fn journal_lost() {
         .click()
         .await
         .unwrap();
-    see(&browser, "membership terms").await;
+    see(&browser, "Please read the terms.").await;
     browser.find("#agree").await.unwrap().click().await.unwrap();
     browser
         .find("#continue")
