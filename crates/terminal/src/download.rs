@@ -21,12 +21,12 @@
 use party_api::issuer_download::{DownloadResponse, StandingResponse};
 use party_api::provider_download::{ServiceResponse, TermsResponse};
 use pki::{CardId, PartyId};
-use protocol::{
-    verify_listing, verify_receipt, DownloadRequest, Nonce, OperationId, ReceiptResult,
-    SignedObject,
-};
+use protocol::{verify_receipt, DownloadRequest, OperationId, ReceiptResult, SignedObject};
 
-use crate::flows::{identity, CardIdentity, FlowError, Parties};
+use crate::flows::{
+    card_step, field, identity, invalid, party_step, signed_listing, signed_listing_over,
+    CardIdentity, FlowError, Parties,
+};
 use crate::journal::{Journal, JournalEntry};
 use crate::{CardChannel, CardClient};
 
@@ -36,25 +36,6 @@ pub const SIGN_STEP: &str = "the card signs the download application";
 
 /// The step [`finish`] reports the card's INSTALL and LOAD refusals under.
 pub const INSTALL_STEP: &str = "the card installs the application";
-
-fn card_step(step: &'static str) -> impl Fn(crate::ClientError) -> FlowError {
-    move |source| FlowError::Card { step, source }
-}
-
-fn party_step(step: &'static str) -> impl Fn(party_api::ClientError) -> FlowError {
-    move |source| FlowError::Party { step, source }
-}
-
-fn invalid(step: &'static str, detail: impl std::fmt::Display) -> FlowError {
-    FlowError::Invalid {
-        step,
-        detail: detail.to_string(),
-    }
-}
-
-fn field(step: &'static str) -> impl Fn(party_api::issuer::FieldError) -> FlowError {
-    move |e| invalid(step, e)
-}
 
 fn journal_step(step: &'static str) -> impl Fn(crate::journal::JournalError) -> FlowError {
     move |e| invalid(step, e)
@@ -101,12 +82,10 @@ pub async fn check<C: CardChannel>(
         .await
         .map_err(party_step(STEP))?;
     let nonce = nonce_answer.nonce_value().map_err(field(STEP))?;
-    let listing = card.listing(nonce.as_bytes()).map_err(card_step(STEP))?;
-    verify_listing(&listing, &who.rc, &nonce)
-        .map_err(|e| invalid(STEP, format!("the card's listing: {e}")))?;
+    let listing = signed_listing_over(card, &who, nonce, STEP)?;
     let answer: StandingResponse = parties
         .issuer
-        .standing(&who.card_id, &nonce, &listing)
+        .standing(&who.card_id, &listing.nonce, &listing.object)
         .await
         .map_err(party_step(STEP))?;
     Ok(Standing {
@@ -562,13 +541,7 @@ fn kept_receipt<C: CardChannel>(
     state: &DownloadResponse,
 ) -> Result<Option<SignedObject>, FlowError> {
     const STEP: &str = "reading what the card holds";
-    let mut nonce = [0u8; 16];
-    crypto::Rng::fill(&mut crypto::OsRng, &mut nonce);
-    // Invariant: 16 bytes is within a nonce's 0..=32.
-    let nonce = Nonce::new(&nonce).expect("16-byte nonce");
-    let listing = card.listing(nonce.as_bytes()).map_err(card_step(STEP))?;
-    let listing = verify_listing(&listing, &who.rc, &nonce)
-        .map_err(|e| invalid(STEP, format!("the card's listing: {e}")))?;
+    let listing = signed_listing(card, who, STEP)?.listing;
     let holds = listing.contents.items().iter().any(|i| {
         i.item_id == request.item_id
             && i.version == request.version

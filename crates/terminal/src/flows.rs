@@ -60,15 +60,15 @@ impl FlowError {
     }
 }
 
-fn card_step(step: &'static str) -> impl Fn(crate::ClientError) -> FlowError {
+pub(crate) fn card_step(step: &'static str) -> impl Fn(crate::ClientError) -> FlowError {
     move |source| FlowError::Card { step, source }
 }
 
-fn party_step(step: &'static str) -> impl Fn(party_api::ClientError) -> FlowError {
+pub(crate) fn party_step(step: &'static str) -> impl Fn(party_api::ClientError) -> FlowError {
     move |source| FlowError::Party { step, source }
 }
 
-fn invalid(step: &'static str, detail: impl std::fmt::Display) -> FlowError {
+pub(crate) fn invalid(step: &'static str, detail: impl std::fmt::Display) -> FlowError {
     FlowError::Invalid {
         step,
         detail: detail.to_string(),
@@ -76,7 +76,7 @@ fn invalid(step: &'static str, detail: impl std::fmt::Display) -> FlowError {
 }
 
 /// Maps a party's answer field that does not decode (party-api's own decoders) into the step.
-fn field(step: &'static str) -> impl Fn(party_api::issuer::FieldError) -> FlowError {
+pub(crate) fn field(step: &'static str) -> impl Fn(party_api::issuer::FieldError) -> FlowError {
     move |e| invalid(step, e)
 }
 
@@ -294,13 +294,14 @@ async fn sdi_for<C: CardChannel>(
 
 /// The card's signed listing over a fresh nonce, verified under its RC: the signed object
 /// (for a party's reconciliation), what it says, and the nonce it answers.
-struct SignedListing {
-    object: SignedObject,
-    listing: protocol::Listing,
-    nonce: Nonce,
+pub(crate) struct SignedListing {
+    pub(crate) object: SignedObject,
+    pub(crate) listing: protocol::Listing,
+    pub(crate) nonce: Nonce,
 }
 
-fn signed_listing<C: CardChannel>(
+/// The card's signed listing over a fresh nonce of the terminal's own.
+pub(crate) fn signed_listing<C: CardChannel>(
     card: &mut CardClient<C>,
     card_identity: &CardIdentity,
     step: &'static str,
@@ -309,6 +310,16 @@ fn signed_listing<C: CardChannel>(
     crypto::Rng::fill(&mut crypto::OsRng, &mut nonce);
     // Invariant: 16 bytes is within a nonce's 0..=32.
     let nonce = Nonce::new(&nonce).expect("16-byte nonce");
+    signed_listing_over(card, card_identity, nonce, step)
+}
+
+/// The card's signed listing over `nonce` (a party's, when that party must see it fresh).
+pub(crate) fn signed_listing_over<C: CardChannel>(
+    card: &mut CardClient<C>,
+    card_identity: &CardIdentity,
+    nonce: Nonce,
+    step: &'static str,
+) -> Result<SignedListing, FlowError> {
     let object = card.listing(nonce.as_bytes()).map_err(card_step(step))?;
     let listing = verify_listing(&object, &card_identity.rc, &nonce)
         .map_err(|e| invalid(step, format!("the card's listing: {e}")))?;
