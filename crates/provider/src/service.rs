@@ -1191,6 +1191,25 @@ impl Provider {
 
     // ---- receipts and records -----------------------------------------------------------
 
+    /// A card's RC: chains through `irc` to the Issuer Registrar root at `now` with the CRLs
+    /// held (the issuer's CRL of RCs included).
+    fn check_rc(
+        &self,
+        rc: &Certificate,
+        irc: &Certificate,
+        now: UnixTime,
+    ) -> Result<(), ServiceError> {
+        pki::verify_chain(
+            &[rc.clone(), irc.clone()],
+            slice::from_ref(&self.issuer_root),
+            &self.crls(),
+            now,
+            Role::Card,
+        )
+        .map(|_| ())
+        .map_err(|source| ServiceError::UntrustedRc { source })
+    }
+
     /// STO-7, REC-1: verifies a card receipt under its RC (which must chain through `irc` to
     /// the Issuer Registrar root now), matches it to an SDI this provider consented to for the
     /// card, and records it: counter strictly above the last, view updated, ledger entry
@@ -1202,14 +1221,7 @@ impl Provider {
         irc: &Certificate,
     ) -> Result<RecordedReceipt, ServiceError> {
         let now = self.clock.now();
-        pki::verify_chain(
-            &[rc.clone(), irc.clone()],
-            slice::from_ref(&self.issuer_root),
-            &self.crls(),
-            now,
-            Role::Card,
-        )
-        .map_err(|source| ServiceError::UntrustedRc { source })?;
+        self.check_rc(rc, irc, now)?;
         let receipt = protocol::verify_receipt(receipt_object, rc).map_err(|source| {
             ServiceError::InvalidReceipt {
                 source: Box::new(source),

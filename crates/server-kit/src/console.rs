@@ -58,6 +58,7 @@ use protocol::{LedgerEntry, Operation, Receipt, ReceiptResult, SignedObject};
 use serde::de::DeserializeOwned;
 use sqlx::Row;
 
+use crate::operator::to_db_time;
 use crate::{
     on_pool, ApiError, Clock, Db, DbError, Kit, Migration, MigrationSet, OperatorToken, Route,
 };
@@ -555,10 +556,6 @@ fn random_hex(len: usize) -> String {
 
 fn sha256_hex(text: &str) -> String {
     hex::encode(crypto::sha256(text.as_bytes()).as_bytes())
-}
-
-fn to_db_time(t: pki::UnixTime) -> i64 {
-    i64::try_from(t.0).unwrap_or(i64::MAX)
 }
 
 fn see_other(location: &str) -> Response {

@@ -72,7 +72,8 @@ fn record_from(name: String, created_at: i64, disabled_at: Option<i64>) -> Opera
     }
 }
 
-fn to_db_time(t: pki::UnixTime) -> i64 {
+/// A time as the databases keep it (seconds; far-future times saturate).
+pub(crate) fn to_db_time(t: pki::UnixTime) -> i64 {
     i64::try_from(t.0).unwrap_or(i64::MAX)
 }
 

@@ -10,10 +10,8 @@
 //! gave out; the member notification carries the application and the card's receipt, which
 //! must name an SA granted here for that operation.
 
-use std::slice;
-
 use crypto::Digest;
-use pki::{CardId, Certificate, PartyId, Role, UnixTime};
+use pki::{CardId, Certificate, PartyId, UnixTime};
 use protocol::{
     verify_download_application, DownloadApplication, DownloadError, DownloadRequest,
     ExpectedDownload, ItemId, Operation, OperationId, PartyRole, ReceiptResult, Sa, SaBasis, Sar,
@@ -642,25 +640,6 @@ impl Provider {
             not_after: recorded.not_after,
             new: false,
         })
-    }
-
-    /// A card's RC: chains through `irc` to the Issuer Registrar root at `now` with the CRLs
-    /// held (the issuer's CRL of RCs included).
-    fn check_rc(
-        &self,
-        rc: &Certificate,
-        irc: &Certificate,
-        now: UnixTime,
-    ) -> Result<(), ServiceError> {
-        pki::verify_chain(
-            &[rc.clone(), irc.clone()],
-            slice::from_ref(&self.issuer_root),
-            &self.crls(),
-            now,
-            Role::Card,
-        )
-        .map(|_| ())
-        .map_err(|source| ServiceError::UntrustedRc { source })
     }
 
     // ---- the member notification (S15–S16) ----------------------------------------------

@@ -117,6 +117,10 @@ pub(super) fn item_id_from_db(bytes: Vec<u8>) -> Result<ItemId, StoreError> {
     })
 }
 
+pub(super) fn party_from_db(what: &'static str, text: String) -> Result<PartyId, StoreError> {
+    PartyId::new(&text).map_err(|_| StoreError::Corrupt { what, value: text })
+}
+
 pub(super) fn card_id_from_db(bytes: Vec<u8>) -> Result<CardId, StoreError> {
     CardId::from_slice(&bytes).ok_or_else(|| StoreError::Corrupt {
         what: "card ID",
@@ -201,10 +205,7 @@ fn delegation_from_row(row: DelegationRow) -> Result<DelegationRecord, StoreErro
     let (digest, issuer, card_id, not_after, delegation_der, stored_at) = row;
     Ok(DelegationRecord {
         digest: digest_from_db("delegation digest", digest)?,
-        issuer: PartyId::new(&issuer).map_err(|_| StoreError::Corrupt {
-            what: "delegation issuer",
-            value: issuer.clone(),
-        })?,
+        issuer: party_from_db("delegation issuer", issuer)?,
         card_id: card_id.map(card_id_from_db).transpose()?,
         not_after: UnixTime(from_db("not_after", not_after)?),
         delegation_der,
@@ -219,10 +220,7 @@ fn registrar_sdci_from_row(row: RegistrarSdciRow) -> Result<RegistrarSdciRecord,
     let (sdi_digest, registrar, sdci_der, obtained_at) = row;
     Ok(RegistrarSdciRecord {
         sdi_digest: digest_from_db("SDI digest", sdi_digest)?,
-        registrar: PartyId::new(&registrar).map_err(|_| StoreError::Corrupt {
-            what: "SDCI' registrar",
-            value: registrar.clone(),
-        })?,
+        registrar: party_from_db("SDCI' registrar", registrar)?,
         sdci_der,
         obtained_at: UnixTime(from_db("obtained_at", obtained_at)?),
     })

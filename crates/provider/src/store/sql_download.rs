@@ -6,13 +6,13 @@
 
 use async_trait::async_trait;
 use crypto::Digest;
-use pki::{CardId, PartyId, UnixTime};
+use pki::{CardId, UnixTime};
 use protocol::{LedgerEntry, OperationId, ServiceId};
 use server_kit::on_pool;
 
 use super::sql::{
     append_receipt, card_id_from_db, digest_from_db, from_db, item_id_from_db, ledger_from_row,
-    policy_from_db, to_db, u32_from_db, view_from_row, ViewRow,
+    party_from_db, policy_from_db, to_db, u32_from_db, view_from_row, ViewRow,
 };
 use super::{
     DownloadGrantRecord, DownloadRecord, DownloadStage, DownloadStore, EntrySigner, GrantOutcome,
@@ -38,10 +38,6 @@ fn service_id_from_db(text: String) -> Result<ServiceId, StoreError> {
         what: "service ID",
         value: text,
     })
-}
-
-fn party_from_db(what: &'static str, text: String) -> Result<PartyId, StoreError> {
-    PartyId::new(&text).map_err(|_| StoreError::Corrupt { what, value: text })
 }
 
 type TermsRow = (i64, String, Vec<u8>, i64);
