@@ -52,7 +52,7 @@ pub enum IssuerCommandKind {
 }
 
 /// The largest LOAD block the client sends.
-const LOAD_BLOCK: usize = 240;
+pub(crate) const LOAD_BLOCK: usize = 240;
 
 /// Speaks to a card's card manager over any [`CardChannel`].
 pub struct CardClient<C: CardChannel> {

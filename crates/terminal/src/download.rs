@@ -450,6 +450,34 @@ pub async fn finish<C: CardChannel>(
     })
 }
 
+/// Whether `error` means this download can never finish, so a new one must start: the issuer
+/// says its application expired, or the card refuses to sign the journalled request (expired at
+/// the card's time floor, `6984`, or not for this card, `6A80`).
+pub fn is_dead(error: &FlowError) -> bool {
+    let unsignable = matches!(error, FlowError::Card { step, .. } if *step == SIGN_STEP)
+        && matches!(
+            error.card_status(),
+            Some(apdu::Status::INCORRECT_DATA | apdu::Status::REFERENCE_DATA_NOT_USABLE)
+        );
+    unsignable || error.party_code() == Some("application_expired")
+}
+
+/// Removes `download` from the journal if the journal's entry for its card is still that
+/// operation (a newer one, begun elsewhere, is kept): after [`is_dead`], so the next start
+/// begins a new operation instead of resuming this one.
+pub fn forget(journal: &Journal, download: &Download) -> Result<(), FlowError> {
+    const STEP: &str = "forgetting the download that cannot complete";
+    let journalled = journal
+        .read(&download.card_id)
+        .map_err(journal_step(STEP))?;
+    if journalled.is_some_and(|e| e.operation_id == download.entry.operation_id) {
+        journal
+            .remove(&download.card_id)
+            .map_err(journal_step(STEP))?;
+    }
+    Ok(())
+}
+
 /// What the card must end up holding: from the provider's request when this terminal asked for
 /// it, else (a download adopted from the issuer) from the issuer's record and package.
 struct Target {

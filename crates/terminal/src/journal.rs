@@ -75,10 +75,6 @@ impl Journal {
         Journal { dir: dir.into() }
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn path(&self, card_id: &CardId) -> PathBuf {
         self.dir.join(format!("{}.json", card_id.to_hex()))
     }

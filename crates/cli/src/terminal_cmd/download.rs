@@ -147,44 +147,26 @@ pub async fn run(args: DownloadArgs) -> anyhow::Result<()> {
             request.not_after.0
         );
         if let Err(e) = download::sign(&mut card, &journal, &args.pin, &mut d) {
-            return Err(forget_if_dead(&journal, d.card_id, d.operation_id, e));
+            return Err(forget_if_dead(&journal, &d, e));
         }
     }
-    let card_id = d.card_id;
-    let op = d.operation_id;
-    finish(&mut card, &parties, &journal, &args.pin, d, &who)
-        .await
-        .map_err(|e| match e.downcast::<terminal::flows::FlowError>() {
-            Ok(flow) => forget_if_dead(&journal, card_id, op, flow),
-            Err(other) => other,
-        })
+    finish(&mut card, &parties, &journal, &args.pin, d, &who).await
 }
 
-/// A download that can never finish (its application expired, or the card will not sign the
-/// provider's request) is forgotten, so running the command again starts a new one.
+/// A download that can never finish (`download::is_dead`) is forgotten, so running the command
+/// again starts a new one.
 fn forget_if_dead(
     journal: &Journal,
-    card_id: pki::CardId,
-    op: protocol::OperationId,
+    d: &download::Download,
     e: terminal::flows::FlowError,
 ) -> anyhow::Error {
-    let expired = e.party_code() == Some("application_expired");
-    let unsignable = matches!(&e, terminal::flows::FlowError::Card { step, .. }
-        if *step == download::SIGN_STEP)
-        && matches!(
-            e.card_status(),
-            Some(apdu::Status::INCORRECT_DATA | apdu::Status::REFERENCE_DATA_NOT_USABLE)
-        );
-    if !(expired || unsignable) {
+    if !download::is_dead(&e) {
         return e.into();
     }
-    if let Ok(Some(entry)) = journal.read(&card_id) {
-        if entry.operation_id == op.to_hex() {
-            let _ = journal.remove(&card_id);
-        }
-    }
+    let _ = download::forget(journal, d);
     anyhow::Error::new(e).context(format!(
-        "download {op} cannot be finished and is forgotten: run the command again to start a new one"
+        "download {} cannot be finished and is forgotten: run the command again to start a new one",
+        d.operation_id
     ))
 }
 
@@ -196,11 +178,15 @@ async fn finish(
     mut d: download::Download,
     who: &terminal::flows::CardIdentity,
 ) -> anyhow::Result<()> {
-    let finished = download::finish(card, parties, journal, pin, &mut d, &mut |s| {
+    let finished = match download::finish(card, parties, journal, pin, &mut d, &mut |s| {
         println!("  … {}", step_line(s));
         Control::Continue
     })
-    .await?;
+    .await
+    {
+        Ok(f) => f,
+        Err(e) => return Err(forget_if_dead(journal, &d, e)),
+    };
     println!(
         "service {} started for card {} (member since {}; receipt #{}{})",
         d.entry.service_id,

@@ -32,6 +32,7 @@ use crate::download::{self, Download, Finished, Offer, Standing, Step};
 use crate::flows::Parties;
 use crate::journal::Journal;
 use crate::{CardChannel, CardClient};
+use card::wire::{INS_GET_STATUS, INS_INSTALL, INS_LOAD};
 
 /// Whether the card has nothing left to sign for `download`: it signed the application, or the
 /// download was adopted from the issuer ([`download::adopt`]: neither request nor terms are
@@ -343,13 +344,10 @@ impl Portal {
 }
 
 /// The bytes per LOAD command [`CardClient::load`] sends (its block size).
-const LOAD_BLOCK_BYTES: u32 = 240;
-/// GlobalPlatform INSTALL and LOAD (GP CS §11.5, §11.6), proprietary class.
+const LOAD_BLOCK_BYTES: u32 = crate::client::LOAD_BLOCK as u32;
+/// The proprietary class the card manager's GlobalPlatform commands use.
 const CLA_GP: u8 = 0x80;
-const INS_INSTALL: u8 = 0xE6;
-const INS_LOAD: u8 = 0xE8;
-/// GET STATUS (GP CS §11.4) with P1 0x40: the card's signed listing, S1's proof.
-const INS_GET_STATUS: u8 = 0xF2;
+/// GET STATUS with P1 0x40: the card's signed listing, S1's proof.
 const P1_LISTING: u8 = 0x40;
 /// LOAD's P1 bit: last block.
 const P1_LAST_BLOCK: u8 = 0x80;
@@ -1189,7 +1187,7 @@ async fn finish(State(portal): State<Portal>) -> Response {
         _ => None,
     };
     if let Some(download) = dead {
-        if let Err(e) = forget(&portal.0.journal, &download) {
+        if let Err(e) = download::forget(&portal.0.journal, &download) {
             let stage = session.screen.stage();
             let problem = messages::explain(&e, &portal.situation(&session));
             portal.fail(&mut session, stage, problem);
@@ -1198,21 +1196,6 @@ async fn finish(State(portal): State<Portal>) -> Response {
     }
     *session = Session::new();
     see_other(Screen::Insert.path())
-}
-
-/// Removes `download` from the journal, if the journal's entry for its card is still that
-/// operation (a newer one, begun elsewhere, is kept).
-fn forget(journal: &Journal, download: &Download) -> Result<(), crate::flows::FlowError> {
-    const STEP: &str = "forgetting the download that cannot complete";
-    let failed = |e: crate::journal::JournalError| crate::flows::FlowError::Invalid {
-        step: STEP,
-        detail: e.to_string(),
-    };
-    let journalled = journal.read(&download.card_id).map_err(failed)?;
-    if journalled.is_some_and(|e| e.operation_id == download.entry.operation_id) {
-        journal.remove(&download.card_id).map_err(failed)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
