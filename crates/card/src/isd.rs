@@ -884,12 +884,7 @@ fn get_status<N: Nvm>(card: &mut Card<N>, cmd: &Command) -> Result<Vec<u8>, Refu
                 Refusal::WrongP1P2
             });
         }
-        let key = &s
-            .card_key
-            .as_ref()
-            .filter(|_| s.registration.is_some())
-            .ok_or(Refusal::ConditionsNotSatisfied)?
-            .key;
+        let key = registered_key(s)?;
         let listing = Listing {
             card_id: s.card_id.ok_or(Refusal::ConditionsNotSatisfied)?,
             nonce: Nonce::new(nonce).map_err(|_| Refusal::WrongData)?,

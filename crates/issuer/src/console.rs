@@ -337,7 +337,7 @@ async fn card(
         .as_ref()
         .map(|v| v.items.clone())
         .unwrap_or_default();
-    let used: u64 = items.iter().map(|i| u64::from(i.size)).sum();
+    let free = u64::from(crate::service::free_of(&items, c.capacity));
     let capacity = u64::from(c.capacity);
     let registration = registry.card.registration.as_ref();
     let revocation = registry.card.revocation.as_ref();
@@ -362,7 +362,7 @@ async fn card(
                     }
                 }
                 dt { "Personalised" } dd { (utc(c.personalised_at)) " by " (c.personalised_by) }
-                dt { "Capacity" } dd { (capacity_bar(capacity.saturating_sub(used), capacity)) }
+                dt { "Capacity" } dd { (capacity_bar(free, capacity)) }
                 dt { "Receipt counter" } dd {
                     @match &registry.view {
                         Some(v) => (group_digits(v.last_counter)),

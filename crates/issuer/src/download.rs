@@ -15,7 +15,7 @@ use protocol::{
 };
 
 use crate::provider_link::DownloadGrant;
-use crate::service::{Issuer, ServiceError};
+use crate::service::{free_of, Issuer, ServiceError};
 use crate::store::{
     Application, AttemptOutcome, AttemptRecord, AuthorizationRecord, CheckInsert, CheckRecord,
     Direction, DownloadCompletion, DownloadRecord, DownloadState, NotificationRecord,
@@ -143,11 +143,6 @@ fn as_of(mut download: DownloadRecord, now: UnixTime) -> Result<DownloadRecord, 
 }
 
 /// Free bytes of `items` on a card of `capacity` (as the card counts them).
-fn free_of(items: &[ListedItem], capacity: u32) -> u32 {
-    let used: u64 = items.iter().map(|i| u64::from(i.size)).sum();
-    u32::try_from(u64::from(capacity).saturating_sub(used)).unwrap_or(0)
-}
-
 impl Issuer {
     // ---- the application DB (APP-1) -------------------------------------------------------
 

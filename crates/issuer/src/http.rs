@@ -711,8 +711,7 @@ async fn contents(
 ) -> Result<Json<ContentsResponse>, ApiError> {
     let card_id = parse_card_id(&card_id)?;
     let (view, capacity) = state.issuer.contents(&card_id).await?;
-    let used: u64 = view.items.iter().map(|i| u64::from(i.size)).sum();
-    let free = u32::try_from(u64::from(capacity).saturating_sub(used)).unwrap_or(0);
+    let free = crate::service::free_of(&view.items, capacity);
     let view_digest = crate::service::view_digest(&view.items, capacity)?;
     Ok(Json(ContentsResponse {
         card_id: card_id.to_hex(),

@@ -1846,11 +1846,15 @@ pub fn view_after(
     view_digest(&items, capacity)
 }
 
-/// The listing digest of `items` on a card of `capacity`.
-pub fn view_digest(items: &[ListedItem], capacity: u32) -> Result<Digest, ServiceError> {
+/// The free bytes of a card of `capacity` holding `items` (`free <= capacity` fits u32).
+pub(crate) fn free_of(items: &[ListedItem], capacity: u32) -> u32 {
     let used: u64 = items.iter().map(|i| u64::from(i.size)).sum();
-    let free = u64::from(capacity).saturating_sub(used);
-    // `free <= capacity` fits u32; item IDs are unique in a view (primary key).
-    let free = u32::try_from(free).unwrap_or(0);
-    protocol::listing_digest(items, capacity, free).map_err(ServiceError::StoredObject)
+    u32::try_from(u64::from(capacity).saturating_sub(used)).unwrap_or(0)
+}
+
+/// The listing digest of `items` on a card of `capacity` (item IDs are unique in a view: its
+/// primary key).
+pub fn view_digest(items: &[ListedItem], capacity: u32) -> Result<Digest, ServiceError> {
+    protocol::listing_digest(items, capacity, free_of(items, capacity))
+        .map_err(ServiceError::StoredObject)
 }

@@ -18,6 +18,19 @@ pub struct FieldError {
     pub detail: String,
 }
 
+/// A SHA-256 digest answered as hex.
+pub(crate) fn digest_field(field: &'static str, text: &str) -> Result<crypto::Digest, FieldError> {
+    const EXPECTED: &str = "a hex SHA-256 digest";
+    let bytes = hex_field(field, EXPECTED, text)?;
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map(crypto::Digest)
+        .map_err(|_| FieldError {
+            field,
+            expected: EXPECTED,
+            detail: format!("{} bytes", bytes.len()),
+        })
+}
+
 pub(crate) fn hex_field(
     field: &'static str,
     expected: &'static str,

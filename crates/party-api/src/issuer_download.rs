@@ -9,7 +9,7 @@ use pki::{CardId, Certificate};
 use protocol::{Challenge, ItemId, Nonce, OperationId, SignedObject};
 use serde::{Deserialize, Serialize};
 
-use crate::answers::{get, hex_field, object_field, post, FieldError};
+use crate::answers::{digest_field, get, hex_field, object_field, post, FieldError};
 use crate::issuer::{IssuerClient, ReceiptResponse};
 use crate::{Auth, ClientError, Method};
 
@@ -351,18 +351,6 @@ impl PackageResponse {
     pub fn digest_value(&self) -> Result<crypto::Digest, FieldError> {
         digest_field("digest", &self.digest)
     }
-}
-
-fn digest_field(field: &'static str, text: &str) -> Result<crypto::Digest, FieldError> {
-    const EXPECTED: &str = "a hex SHA-256 digest";
-    let bytes = hex_field(field, EXPECTED, text)?;
-    <[u8; 32]>::try_from(bytes.as_slice())
-        .map(crypto::Digest)
-        .map_err(|_| FieldError {
-            field,
-            expected: EXPECTED,
-            detail: format!("{} bytes", bytes.len()),
-        })
 }
 
 fn operation_field(field: &'static str, text: &str) -> Result<OperationId, FieldError> {

@@ -11,7 +11,7 @@ use protocol::{Challenge, ItemId, Policy, Sdi, SignedObject};
 use serde::{Deserialize, Serialize};
 
 pub use crate::answers::FieldError;
-use crate::answers::{certificate_field, get, hex_field, object_field, post};
+use crate::answers::{certificate_field, digest_field, get, hex_field, object_field, post};
 use crate::{Auth, ClientError, HttpClient, Method, PartySigner};
 
 /// `GET /v1/provider`: who this provider is (its DPR carries the key its SAs, SDCIs and
@@ -337,15 +337,7 @@ impl ItemResponse {
 
     /// SHA-256 of the item's data, as an SDI names it.
     pub fn data_digest_value(&self) -> Result<Digest, FieldError> {
-        const EXPECTED: &str = "32 bytes of hex";
-        let bytes = hex_field("data_digest", EXPECTED, &self.data_digest)?;
-        <[u8; 32]>::try_from(bytes.as_slice())
-            .map(Digest)
-            .map_err(|_| FieldError {
-                field: "data_digest",
-                expected: EXPECTED,
-                detail: format!("{} bytes", bytes.len()),
-            })
+        digest_field("data_digest", &self.data_digest)
     }
 
     pub fn policy_value(&self) -> Result<Policy, FieldError> {

@@ -12,7 +12,7 @@ use protocol::{OperationId, ServiceId, SignedObject};
 use serde::{Deserialize, Serialize};
 
 pub use crate::answers::FieldError;
-use crate::answers::{get, hex_field, object_field};
+use crate::answers::{digest_field, get, hex_field, object_field};
 use crate::provider::{ProviderClient, SaResponse};
 use crate::{Auth, ClientError, Method, PartySigner};
 
@@ -222,18 +222,6 @@ impl DownloadOpened {
     pub fn request_der(&self) -> Result<Vec<u8>, FieldError> {
         hex_field("request", "a hex DER DownloadRequest", &self.request)
     }
-}
-
-fn digest_field(field: &'static str, text: &str) -> Result<Digest, FieldError> {
-    const EXPECTED: &str = "32 bytes of hex";
-    let bytes = hex_field(field, EXPECTED, text)?;
-    <[u8; 32]>::try_from(bytes.as_slice())
-        .map(Digest)
-        .map_err(|_| FieldError {
-            field,
-            expected: EXPECTED,
-            detail: format!("{} bytes", bytes.len()),
-        })
 }
 
 impl ServiceMember {

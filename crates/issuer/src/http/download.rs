@@ -385,7 +385,6 @@ pub(super) async fn registry(
     let r = state.issuer.registry(&card_id).await?;
     let capacity = r.card.card.capacity;
     let items = r.view.as_ref().map(|v| v.items.clone()).unwrap_or_default();
-    let used: u64 = items.iter().map(|i| u64::from(i.size)).sum();
     let mut downloads = Vec::new();
     for d in &r.downloads {
         let status = state.issuer.download_status(&d.operation_id).await?;
@@ -405,7 +404,7 @@ pub(super) async fn registry(
             email: reg.user_email.clone(),
         }),
         capacity,
-        free: u32::try_from(u64::from(capacity).saturating_sub(used)).unwrap_or(0),
+        free: crate::service::free_of(&items, capacity),
         last_counter: r.view.as_ref().map_or(0, |v| v.last_counter),
         applications: installed(&r.applications),
         items: items.iter().map(item_body).collect(),

@@ -765,7 +765,7 @@ impl Store for SqlStore {
     }
 
     async fn provider(&self, provider: &PartyId) -> Result<Option<ProviderPolicy>, StoreError> {
-        let row: Option<(String, String, i64, i64, Option<String>)> = on_pool!(&self.db, |pool| {
+        let row: Option<ProviderRow> = on_pool!(&self.db, |pool| {
             sqlx::query_as(
                 "SELECT provider, status, quota_bytes, updated_at, url FROM providers \
                  WHERE provider = $1",
@@ -774,26 +774,7 @@ impl Store for SqlStore {
             .fetch_optional(pool)
             .await?
         });
-        row.map(|(provider, status, quota, at, url)| {
-            Ok(ProviderPolicy {
-                provider: party_from_db("provider", provider)?,
-                status: ProviderStatus::parse(&status).ok_or(StoreError::Corrupt {
-                    what: "provider status",
-                    value: status,
-                })?,
-                quota_bytes: small_from_db("quota", quota)?,
-                updated_at: time_from_db("updated_at", at)?,
-                url: url
-                    .map(|u| {
-                        ProviderUrl::parse(&u).map_err(|_| StoreError::Corrupt {
-                            what: "provider url",
-                            value: u,
-                        })
-                    })
-                    .transpose()?,
-            })
-        })
-        .transpose()
+        row.map(provider_from_row).transpose()
     }
 
     async fn insert_authorization(&self, a: &AuthorizationRecord) -> Result<bool, StoreError> {
